@@ -1,0 +1,106 @@
+/* include/journeyd/engine.h -- partitions, the committer, shard threads, snapshots.
+ *
+ * Owns the write path after parsing: a write transaction (the records of one
+ * request) goes to the committer thread, which drops duplicate messageIds,
+ * appends to the log, fsyncs once for every transaction that arrived meanwhile
+ * (group commit), then hands each record to the shard that owns its partition
+ * and completes the transactions. Shards own the partitions' state (profiles
+ * now; journeys, segments and timers later) and answer reads sent as messages.
+ * Snapshots are a consistent cut at one lsn (docs/architecture.md).
+ * Threading: eng_submit and eng_profile_get may be called from any thread;
+ * their callbacks run on the committer or a shard thread and must not block.
+ * Not here: parsing (ingest), HTTP (http, api), what an event does to a
+ * profile (profile).
+ */
+#ifndef JOURNEYD_ENGINE_H
+#define JOURNEYD_ENGINE_H
+
+#include "journeyd/base.h"
+#include "journeyd/ingest.h"
+#include "journeyd/log.h"
+#include "journeyd/profile.h"
+
+/* Record types in the log. A new kind of record is a new row here and in
+ * shard.c's apply table. */
+enum { ENG_REC_EVENT = 1 };
+
+typedef struct eng eng;   /* opaque */
+
+typedef struct eng_opts {
+    const char *data_dir;
+    uint32_t    partitions;       /* power of two; fixed for a data folder */
+    uint32_t    shards;           /* 0: one per core */
+    uint32_t    max_pending;      /* transactions queued for the log before JD_EBUSY */
+    uint64_t    snapshot_every;   /* records between automatic snapshots */
+    uint64_t    dedupe_window_us;
+    uint64_t    dedupe_max_entries;
+    log_opts    log;
+    prof_limits prof;
+} eng_opts;
+
+/* What the engine found at start: for the "recovered ..." log line. */
+typedef struct eng_recovery {
+    log_recovery log;
+    uint64_t snapshot_lsn;        /* 0: no snapshot */
+    uint64_t replayed;            /* records applied after the snapshot */
+    uint64_t profiles;
+    double   seconds;
+} eng_recovery;
+
+/* Opens the data folder, loads the newest snapshot, replays the log after it
+ * and starts the threads. Returns when state equals what it was before the
+ * last stop. Returns owned *out (eng_close). rec may be NULL. */
+int  eng_open(eng **out, const eng_opts *o, eng_recovery *rec, jd_err *err);
+/* Drains queued transactions, fsyncs, writes a snapshot, stops threads. */
+void eng_close(eng *e);
+uint32_t eng_shards(const eng *e);
+
+/* ---- writes ------------------------------------------------------------- */
+
+typedef struct eng_txn eng_txn;   /* opaque: the records of one request */
+
+/* status: JD_OK (durable), JD_EIO (the log refused: err says why), JD_EBUSY
+ * (shutting down). Runs on the committer thread. */
+typedef void (*eng_done_fn)(void *ctx, int status, const jd_err *err);
+
+eng_txn *eng_txn_create(void);
+/* Encodes msg as an event record (borrows msg). */
+void eng_txn_add_event(eng_txn *t, const eng *e, const ingest_msg *msg);
+size_t eng_txn_count(const eng_txn *t);
+void eng_txn_destroy(eng_txn *t);   /* only for a transaction never submitted */
+/* Takes t. done is called exactly once: at once with JD_EBUSY when more than
+ * max_pending transactions wait (err names engine.max_pending) or the engine is
+ * closing, else after the log made t durable (or refused it). */
+void eng_submit(eng *e, eng_txn *t, eng_done_fn done, void *ctx);
+
+/* ---- reads (messages to shards) ----------------------------------------- */
+
+/* rc JD_OK with the profile's JSON (valid during the call), or JD_ENOTFOUND.
+ * Runs on a shard thread. */
+typedef void (*eng_read_fn)(void *ctx, int rc, const char *json, size_t n);
+void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx);
+
+/* ---- observation --------------------------------------------------------- */
+
+typedef struct eng_stats {
+    uint64_t events_accepted;     /* made durable and handed to shards */
+    uint64_t events_duplicate;    /* dropped by messageId dedupe */
+    uint64_t txns_refused_io;     /* groups the log refused */
+    uint64_t fsyncs;
+    uint64_t log_bytes;
+    uint64_t durable_lsn;
+    uint64_t dedupe_entries, dedupe_evicted_early;
+    uint64_t snapshots, snapshot_lsn;
+    bool     log_failed;
+    uint32_t shards;
+    uint64_t pending_txns;
+} eng_stats;
+void eng_get_stats(const eng *e, eng_stats *out);
+/* Per-shard queue depth (records and reads waiting). */
+size_t eng_shard_queue_depth(const eng *e, uint32_t shard);
+/* fsync latency histogram: bucket upper bounds in seconds and cumulative
+ * counts, for the Prometheus exposition. Returns the number of buckets. */
+size_t eng_fsync_histogram(const eng *e, const double **bounds, uint64_t *counts,
+                           size_t max, uint64_t *count, double *sum_s);
+
+#endif

@@ -1,0 +1,45 @@
+/* include/journeyd/limits.h -- every default ceiling in one place.
+ *
+ * Each limit has a config key (in parentheses) that overrides it, and the error
+ * that reports hitting it names that key. docs/operations.md lists them all.
+ */
+#ifndef JOURNEYD_LIMITS_H
+#define JOURNEYD_LIMITS_H
+
+/* Ingest (Segment's own limits: segment.com/docs/connections/sources/catalog/libraries/server/http-api) */
+#define JD_DEF_MAX_MESSAGE_BYTES   (32u * 1024)        /* limits.max_message_bytes */
+#define JD_DEF_MAX_BATCH_BYTES     (500u * 1024)       /* limits.max_batch_bytes */
+#define JD_DEF_MAX_BATCH_MESSAGES  2500u               /* limits.max_batch_messages */
+/* A gzip body may not inflate past this (a zip bomb is refused, not decoded). */
+#define JD_DEF_MAX_INFLATED_BYTES  (4u * 1024 * 1024)  /* limits.max_inflated_bytes */
+#define JD_DEF_MAX_JSON_DEPTH      64                  /* limits.max_json_depth */
+
+/* Deduplication by messageId */
+#define JD_DEF_DEDUPE_WINDOW_US    (24ull * 3600 * 1000000)   /* dedupe.window */
+#define JD_DEF_DEDUPE_MAX_ENTRIES  (8u * 1024 * 1024)         /* dedupe.max_entries */
+
+/* HTTP */
+#define JD_DEF_MAX_CONNECTIONS     4096                /* http.max_connections */
+#define JD_DEF_CONNECTION_TIMEOUT_S 60                 /* http.connection_timeout */
+#define JD_DEF_HTTP_THREADS        1                   /* http.threads */
+
+/* Log */
+#define JD_DEF_SEGMENT_BYTES       (64ull * 1024 * 1024)    /* log.segment_bytes */
+#define JD_DEF_GROUP_MAX_BYTES     (8u * 1024 * 1024)       /* log.group_max_bytes */
+#define JD_MAX_RECORD_BYTES        (16u * 1024 * 1024)      /* fixed: a record body */
+
+/* Engine */
+#define JD_DEF_PARTITIONS          64      /* engine.partitions (power of two, fixed per data dir) */
+#define JD_MAX_PARTITIONS          4096
+#define JD_MAX_SHARDS              256
+#define JD_DEF_INGEST_QUEUE_TXNS   65536   /* engine.max_pending (requests waiting for fsync) */
+#define JD_DEF_SNAPSHOT_EVERY      2000000 /* engine.snapshot_every (records between snapshots) */
+
+/* Profiles */
+#define JD_DEF_MAX_TRAITS_BYTES    (64u * 1024)   /* profiles.max_traits_bytes */
+#define JD_DEF_MAX_ANON_IDS        100            /* profiles.max_anonymous_ids */
+
+/* Keys */
+#define JD_MAX_KEYS                64
+
+#endif

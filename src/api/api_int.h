@@ -1,0 +1,38 @@
+/* src/api/api_int.h -- private to src/api/. */
+#ifndef JOURNEYD_API_INT_H
+#define JOURNEYD_API_INT_H
+
+#include "journeyd/api.h"
+#include "journeyd/ingest.h"
+
+#include <stdatomic.h>
+
+/* Why a request was refused: the label of journeyd_events_refused_total. */
+enum { R_INVALID, R_UNAUTHORIZED, R_TOO_LARGE, R_UNAVAILABLE, R_COUNT };
+extern const char *const api__refused_names[R_COUNT];
+
+struct api_ctx {
+    const jd_config *cfg;
+    eng             *e;
+    http_route      *routes;
+    size_t           nroutes;
+    ingest_limits    lim;
+    atomic_bool      stopping;
+    atomic_int       inside;               /* handlers currently using the engine */
+    atomic_uint_fast64_t refused[R_COUNT];
+    atomic_uint_fast64_t requests_ok, bytes_in;
+};
+
+/* Enter/leave the engine: false means stopping (reply 503 and return). */
+bool api__enter(api_ctx *a);
+void api__leave(api_ctx *a);
+bool api__admin_ok(api_ctx *a, http_req *r);
+void api__refuse(api_ctx *a, http_req *r, int reason, int status, const char *msg, const char *at);
+
+/* Handlers, one file per family. */
+void api__ingest(http_req *r, void *ctx);
+void api__profile_get(http_req *r, void *ctx);
+void api__healthz(http_req *r, void *ctx);
+void api__metrics(http_req *r, void *ctx);
+
+#endif

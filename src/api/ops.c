@@ -1,0 +1,77 @@
+/* src/api/ops.c -- GET /healthz and GET /metrics (no token: probes and
+ * Prometheus scrapers run without one; neither shows customer data). */
+#include "api_int.h"
+#include "journeyd/analytics.h"
+
+#include <stdio.h>
+
+void api__healthz(http_req *r, void *ctx)
+{
+    api_ctx *a = ctx;
+    eng_stats s;
+    eng_get_stats(a->e, &s);
+    jd_buf b;
+    jd_buf_init(&b, 4096);
+    /* 503 when writes cannot be stored, so a load balancer moves traffic away;
+     * reads are still served meanwhile. */
+    jd_buf_addf(&b, "{\"status\":\"%s\",\"log\":\"%s\",\"durable_lsn\":%llu,\"refused_writes\":%llu,"
+                    "\"pending\":%llu,\"shards\":%u}",
+                s.log_failed ? "degraded" : "ok", s.log_failed ? "failed" : "ok",
+                (unsigned long long)s.durable_lsn, (unsigned long long)s.txns_refused_io,
+                (unsigned long long)s.pending_txns, s.shards);
+    http_reply(r, s.log_failed ? 503 : 200, "application/json", b.data, b.len);
+    jd_buf_release(&b);
+}
+
+void api__metrics(http_req *r, void *ctx)
+{
+    api_ctx *a = ctx;
+    eng_stats s;
+    eng_get_stats(a->e, &s);
+    jd_buf b;
+    jd_buf_init(&b, 1 << 20);
+    anl_prom_family(&b, "journeyd_events_accepted_total", "counter", "events made durable and applied");
+    anl_prom_sample(&b, "journeyd_events_accepted_total", NULL, NULL, (double)s.events_accepted);
+    anl_prom_family(&b, "journeyd_events_duplicate_total", "counter", "events dropped as a repeated messageId");
+    anl_prom_sample(&b, "journeyd_events_duplicate_total", NULL, NULL, (double)s.events_duplicate);
+    anl_prom_family(&b, "journeyd_events_refused_total", "counter", "ingest requests refused, by reason");
+    for (int i = 0; i < R_COUNT; i++)
+        anl_prom_sample(&b, "journeyd_events_refused_total", "reason", api__refused_names[i],
+                        (double)atomic_load_explicit(&a->refused[i], memory_order_relaxed));
+    anl_prom_family(&b, "journeyd_ingest_requests_total", "counter", "ingest requests acknowledged");
+    anl_prom_sample(&b, "journeyd_ingest_requests_total", NULL, NULL,
+                    (double)atomic_load_explicit(&a->requests_ok, memory_order_relaxed));
+    anl_prom_family(&b, "journeyd_ingest_bytes_total", "counter", "request body bytes received by ingest routes");
+    anl_prom_sample(&b, "journeyd_ingest_bytes_total", NULL, NULL,
+                    (double)atomic_load_explicit(&a->bytes_in, memory_order_relaxed));
+    anl_prom_family(&b, "journeyd_log_bytes", "gauge", "bytes in the log's segment files");
+    anl_prom_sample(&b, "journeyd_log_bytes", NULL, NULL, (double)s.log_bytes);
+    anl_prom_family(&b, "journeyd_log_durable_lsn", "gauge", "highest durable log sequence number");
+    anl_prom_sample(&b, "journeyd_log_durable_lsn", NULL, NULL, (double)s.durable_lsn);
+    anl_prom_family(&b, "journeyd_log_failed", "gauge", "1 after an fsync error: writes refused until restart");
+    anl_prom_sample(&b, "journeyd_log_failed", NULL, NULL, s.log_failed ? 1 : 0);
+    anl_prom_family(&b, "journeyd_log_refused_requests_total", "counter", "requests the log could not store");
+    anl_prom_sample(&b, "journeyd_log_refused_requests_total", NULL, NULL, (double)s.txns_refused_io);
+    const double *bounds;
+    uint64_t cum[32], count;
+    double sum;
+    size_t nb = eng_fsync_histogram(a->e, &bounds, cum, 32, &count, &sum);
+    anl_prom_histogram(&b, "journeyd_fsync_seconds", "time of each group commit's fsync", bounds, cum, nb, count, sum);
+    anl_prom_family(&b, "journeyd_pending_requests", "gauge", "requests waiting for the log");
+    anl_prom_sample(&b, "journeyd_pending_requests", NULL, NULL, (double)s.pending_txns);
+    anl_prom_family(&b, "journeyd_shard_queue_depth", "gauge", "messages waiting for each shard thread");
+    for (uint32_t i = 0; i < s.shards; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%u", i);
+        anl_prom_sample(&b, "journeyd_shard_queue_depth", "shard", id, (double)eng_shard_queue_depth(a->e, i));
+    }
+    anl_prom_family(&b, "journeyd_dedupe_entries", "gauge", "messageIds remembered for deduplication");
+    anl_prom_sample(&b, "journeyd_dedupe_entries", NULL, NULL, (double)s.dedupe_entries);
+    anl_prom_family(&b, "journeyd_dedupe_evicted_early_total", "counter",
+                    "messageIds forgotten before the window ended because dedupe.max_entries was reached");
+    anl_prom_sample(&b, "journeyd_dedupe_evicted_early_total", NULL, NULL, (double)s.dedupe_evicted_early);
+    anl_prom_family(&b, "journeyd_snapshots_total", "counter", "snapshots written");
+    anl_prom_sample(&b, "journeyd_snapshots_total", NULL, NULL, (double)s.snapshots);
+    http_reply(r, 200, "text/plain; version=0.0.4", b.data, b.len);
+    jd_buf_release(&b);
+}

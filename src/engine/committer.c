@@ -1,0 +1,421 @@
+/*
+** src/engine/committer.c -- opening the engine, and the committer thread: the one
+** writer of the log.
+**
+** A request's records travel as one eng_txn:
+**
+**   QUEUED    -> STAGED     [stage]         duplicates dropped, records appended
+**   STAGED    -> DURABLE    [commit_group]  one log_sync for every staged txn
+**   STAGED    -> REFUSED    [commit_group]  the log refused: group discarded, dedupe undone
+**   DURABLE   -> (freed)    [commit_group]  records handed to shards, then done(JD_OK)
+**
+** Invariants:
+**  (1) A txn's done() runs after log_sync() covered all of its records, or with
+**      an error when none of them is kept (log_sync truncates a failed group).
+**  (2) Records reach each shard in lsn order (one committer, FIFO queues), and a
+**      txn's records are dispatched before its done(), so a read sent after the
+**      acknowledgement is answered after the write is applied (read-your-writes).
+**  (3) Every dedupe insert of a refused group is undone, so a retry is accepted.
+**  (4) The records of a txn are contiguous in the log and the last one carries
+**      LOG_F_TXN_END: recovery keeps a batch whole or drops it whole.
+*/
+#include "engine_int.h"
+#include "journeyd/limits.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const double fsync_bounds[FSYNC_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1e300,
+};
+
+/* ---- transactions ------------------------------------------------------- */
+
+eng_txn *eng_txn_create(void)
+{
+    eng_txn *t = jd_xcalloc(1, sizeof *t);
+    jd_buf_init(&t->recs, SIZE_MAX);
+    return t;
+}
+
+void eng_txn_destroy(eng_txn *t)
+{
+    if (!t) return;
+    jd_buf_release(&t->recs);
+    free(t);
+}
+
+size_t eng_txn_count(const eng_txn *t) { return t->n; }
+
+static uint16_t partition_of(const eng *e, jd_str key)
+{
+    return (uint16_t)(jd_hash64(key.p, key.n) & (e->nparts - 1));
+}
+
+static void txn_add(eng_txn *t, uint16_t type, uint16_t partition, uint64_t dkey, int64_t received_us,
+                    const void *body, uint32_t len)
+{
+    static const char zeros[8];
+    rec_hdr h = { 0, dkey, received_us, len, partition, type, 0, 0 };
+    jd_buf_add(&t->recs, &h, sizeof h);
+    jd_buf_add(&t->recs, body, len);
+    jd_buf_add(&t->recs, zeros, REC_ALIGN(len) - len);
+    t->n++;
+}
+
+void eng_txn_add_event(eng_txn *t, const eng *e, const ingest_msg *m)
+{
+    jd_buf body;
+    jd_buf_init(&body, JD_MAX_RECORD_BYTES);
+    ingest_event_encode(m, &body);
+    ingest_event view = { .user_id = m->user_id, .anonymous_id = m->anonymous_id };
+    uint16_t p = partition_of(e, prof_event_key(&view));
+    txn_add(t, ENG_REC_EVENT, p, ingest_dedupe_key(m->message_id), m->received_us, body.data,
+            (uint32_t)body.len);
+    jd_buf_release(&body);
+}
+
+void eng_submit(eng *e, eng_txn *t, eng_done_fn done, void *ctx)
+{
+    t->done = done;
+    t->ctx = ctx;
+    jd_err err;
+    if (atomic_load(&e->closing)) {
+        jd_err_set(&err, JD_EBUSY, "", "journeyd is shutting down");
+        goto refuse;
+    }
+    if (atomic_load_explicit(&e->st_pending, memory_order_relaxed) >= e->o.max_pending) {
+        jd_err_set(&err, JD_EBUSY, "", "more than %u requests are waiting for the log (engine.max_pending)",
+                   e->o.max_pending);
+        goto refuse;
+    }
+    atomic_fetch_add_explicit(&e->st_pending, 1, memory_order_relaxed);
+    if (jd_queue_push(&e->cq, &t->node)) return;
+    atomic_fetch_sub_explicit(&e->st_pending, 1, memory_order_relaxed);
+    jd_err_set(&err, JD_EBUSY, "", "journeyd is shutting down");
+refuse:
+    done(ctx, JD_EBUSY, &err);
+    eng_txn_destroy(t);
+}
+
+/* ---- the committer ------------------------------------------------------ */
+
+typedef struct group {
+    eng_txn **txns;
+    size_t    n, cap;
+    size_t    dedupe_inserts;
+    int       rc;                 /* first append error */
+    jd_err    err;
+} group;
+
+static void stage(eng *e, group *g, eng_txn *t)
+{
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 64;
+        g->txns = jd_xrealloc(g->txns, g->cap * sizeof *g->txns);
+    }
+    g->txns[g->n++] = t;
+    if (g->rc != JD_OK) return;
+    rec_hdr *h = (rec_hdr *)t->recs.data, *last = NULL;
+    for (uint32_t i = 0; i < t->n; i++, h = REC_NEXT(h)) {
+        if (h->dedupe_key && ingest_dedupe_seen(e->dedupe, h->dedupe_key, h->received_us)) {
+            h->dup = 1;
+            continue;
+        }
+        if (h->dedupe_key) g->dedupe_inserts++;
+        last = h;
+    }
+    h = (rec_hdr *)t->recs.data;
+    for (uint32_t i = 0; i < t->n; i++, h = REC_NEXT(h)) {
+        if (h->dup) continue;
+        int rc = log_append(e->log, h->type, h->partition, h == last ? LOG_F_TXN_END : 0, h + 1, h->len, &h->lsn);
+        if (rc != JD_OK) {
+            g->rc = rc;
+            jd_err_set(&g->err, rc, "", "%s", rc == JD_ELIMIT ? "record too large for the log" : "the log refused the write");
+            return;
+        }
+    }
+}
+
+static void observe_fsync(eng *e, uint64_t ns)
+{
+    double s = (double)ns / 1e9;
+    for (size_t i = 0; i < FSYNC_BUCKETS; i++)
+        if (s <= fsync_bounds[i]) { atomic_fetch_add_explicit(&e->fsync_buckets[i], 1, memory_order_relaxed); break; }
+    atomic_fetch_add_explicit(&e->fsync_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->fsync_sum_ns, ns, memory_order_relaxed);
+}
+
+/* Hands durable records to their shards: one batch message per shard. */
+static uint64_t dispatch(eng *e, eng_txn **txns, size_t n)
+{
+    shard_batch **b = jd_xcalloc(e->nshards, sizeof *b);
+    uint64_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        rec_hdr *h = (rec_hdr *)txns[i]->recs.data;
+        for (uint32_t j = 0; j < txns[i]->n; j++, h = REC_NEXT(h)) {
+            if (h->dup) continue;
+            uint32_t s = eng__shard_of(e, h->partition);
+            if (!b[s]) b[s] = eng__batch_create();
+            eng__batch_add(b[s], h->lsn, h->type, h->partition, h + 1, h->len);
+            count++;
+        }
+    }
+    for (uint32_t s = 0; s < e->nshards; s++)
+        if (b[s]) eng__shard_push(e, s, &b[s]->m);
+    free(b);
+    return count;
+}
+
+static void commit_group(eng *e, group *g)
+{
+    if (g->n == 0) return;
+    int rc = g->rc;
+    if (rc == JD_OK) {
+        uint64_t t0 = jd_monotonic_ns();
+        rc = log_sync(e->log, &g->err);
+        observe_fsync(e, jd_monotonic_ns() - t0);
+        atomic_fetch_add_explicit(&e->st_fsyncs, 1, memory_order_relaxed);
+    } else {
+        log_discard_group(e->log);
+    }
+    uint64_t dups = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        rec_hdr *h = (rec_hdr *)g->txns[i]->recs.data;
+        for (uint32_t j = 0; j < g->txns[i]->n; j++, h = REC_NEXT(h)) dups += h->dup;
+    }
+    if (rc == JD_OK) {
+        uint64_t n = dispatch(e, g->txns, g->n);
+        atomic_fetch_add_explicit(&e->st_accepted, n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st_duplicate, dups, memory_order_relaxed);
+        e->since_snapshot += n;
+    } else {
+        ingest_dedupe_undo(e->dedupe, g->dedupe_inserts);          /* invariant (3) */
+        atomic_fetch_add_explicit(&e->st_refused_io, g->n, memory_order_relaxed);
+        jd_error("log: refused %zu request(s): %s%s%s", g->n, g->err.msg, g->err.where[0] ? " at " : "", g->err.where);
+    }
+    atomic_store_explicit(&e->st_durable_lsn, log_durable_lsn(e->log), memory_order_relaxed);
+    atomic_store_explicit(&e->st_log_bytes, log_bytes(e->log), memory_order_relaxed);
+    atomic_store_explicit(&e->st_log_failed, log_failed(e->log), memory_order_relaxed);
+    atomic_store_explicit(&e->st_dedupe_entries, ingest_dedupe_count(e->dedupe), memory_order_relaxed);
+    atomic_store_explicit(&e->st_dedupe_evicted, ingest_dedupe_evicted_early(e->dedupe), memory_order_relaxed);
+    for (size_t i = 0; i < g->n; i++) {
+        eng_txn *t = g->txns[i];
+        t->done(t->ctx, rc == JD_OK ? JD_OK : JD_EIO, rc == JD_OK ? NULL : &g->err);
+        eng_txn_destroy(t);
+    }
+    atomic_fetch_sub_explicit(&e->st_pending, g->n, memory_order_relaxed);
+    g->n = 0;
+    g->dedupe_inserts = 0;
+    g->rc = JD_OK;
+    jd_err_clear(&g->err);
+}
+
+static void *committer_main(void *arg)
+{
+    eng *e = arg;
+    group g = { 0 };
+    for (;;) {
+        /* Waking every 200 ms lets a finished snapshot be sealed without traffic. */
+        jd_qnode *list = jd_queue_pop_all(&e->cq, e->snap ? 50 : 200);
+        for (jd_qnode *n = list, *next; n; n = next) {
+            next = n->next;
+            stage(e, &g, (eng_txn *)n);
+        }
+        commit_group(e, &g);
+        eng__snapshot_poll(e, false);
+        if (!e->snap && e->since_snapshot >= e->o.snapshot_every) eng__snapshot_begin(e);
+        if (!list && jd_queue_closed(&e->cq)) break;
+    }
+    free(g.txns);
+    return NULL;
+}
+
+/* ---- open, replay, close ------------------------------------------------ */
+
+typedef struct replay_ctx {
+    eng          *e;
+    shard_batch **batches;
+    uint64_t      applied;
+    jd_err       *err;
+} replay_ctx;
+
+static int replay_rec(void *arg, const log_rec *r)
+{
+    replay_ctx *rc = arg;
+    eng *e = rc->e;
+    if (r->partition >= e->nparts)
+        return jd_err_set(rc->err, JD_ECORRUPT, e->log_dir, "record %llu names partition %u of %u",
+                          (unsigned long long)r->lsn, r->partition, e->nparts);
+    if (r->lsn <= e->parts[r->partition].snap_lsn) return 0;
+    if (r->type == ENG_REC_EVENT) {
+        ingest_event ev;
+        jd_err err;
+        if (ingest_event_decode(r->body, r->len, &ev, &err) == JD_OK)
+            ingest_dedupe_seen(e->dedupe, ingest_dedupe_key(ev.message_id), ev.received_us);
+    }
+    uint32_t s = eng__shard_of(e, r->partition);
+    if (!rc->batches[s]) rc->batches[s] = eng__batch_create();
+    eng__batch_add(rc->batches[s], r->lsn, r->type, r->partition, r->body, r->len);
+    if (rc->batches[s]->n >= 4096) {
+        eng__shard_push(e, s, &rc->batches[s]->m);
+        rc->batches[s] = NULL;
+    }
+    rc->applied++;
+    return 0;
+}
+
+static int check_meta(eng *e, jd_err *err)
+{
+    char *path = jd_strfmt("%s/engine.meta", e->data_dir), *text = NULL;
+    size_t n;
+    int rc = jd_read_file(path, 4096, &text, &n, err);
+    if (rc == JD_ENOTFOUND) {
+        char line[64];
+        int len = snprintf(line, sizeof line, "partitions %u\n", e->nparts);
+        rc = jd_write_file_atomic(path, line, (size_t)len, err);
+        goto out;
+    }
+    if (rc != JD_OK) goto out;
+    unsigned parts = 0;
+    if (sscanf(text, "partitions %u", &parts) != 1) {
+        rc = jd_err_set(err, JD_ECORRUPT, path, "unreadable engine metadata");
+        goto out;
+    }
+    if (parts != e->nparts)
+        rc = jd_err_set(err, JD_EINVAL, "engine.partitions",
+                        "engine.partitions is %u but %s was created with %u; partitions are fixed per data folder",
+                        e->nparts, e->data_dir, parts);
+out:
+    free(text);
+    free(path);
+    return rc;
+}
+
+int eng_open(eng **out, const eng_opts *o, eng_recovery *rec, jd_err *err)
+{
+    int rc = JD_EINVAL;
+    uint64_t t0 = jd_monotonic_ns();
+    eng_recovery scratch;
+    if (!rec) rec = &scratch;
+    memset(rec, 0, sizeof *rec);
+    eng *e = jd_xcalloc(1, sizeof *e);
+    e->o = *o;
+    e->nparts = o->partitions;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    e->nshards = o->shards ? o->shards : (uint32_t)(cores > 0 ? cores : 1);
+    if (e->nshards > e->nparts) e->nshards = e->nparts;
+    e->data_dir = jd_xstrdup(o->data_dir);
+    e->log_dir = jd_strfmt("%s/log", o->data_dir);
+    e->snap_dir = jd_strfmt("%s/snapshot", o->data_dir);
+    jd_queue_init(&e->cq);
+    e->parts = jd_xcalloc(e->nparts, sizeof *e->parts);
+    for (uint32_t p = 0; p < e->nparts; p++) e->parts[p].profiles = prof_store_create(&o->prof);
+    e->dedupe = ingest_dedupe_create(o->dedupe_window_us, o->dedupe_max_entries);
+
+    if ((rc = jd_mkdir_p(e->log_dir, err)) || (rc = jd_mkdir_p(e->snap_dir, err))) goto fail;
+    if ((rc = check_meta(e, err)) != JD_OK) goto fail;
+    if ((rc = log_open(&e->log, e->log_dir, &o->log, &rec->log, err)) != JD_OK) goto fail;
+    if ((rc = eng__snapshot_load(e, &rec->snapshot_lsn, err)) != JD_OK) goto fail;
+    if (log_next_lsn(e->log) <= rec->snapshot_lsn) {
+        rc = jd_err_set(err, JD_ECORRUPT, e->log_dir, "the log ends at lsn %llu but the snapshot covers up to %llu",
+                        (unsigned long long)log_next_lsn(e->log) - 1, (unsigned long long)rec->snapshot_lsn);
+        goto fail;
+    }
+    if (rec->log.first_lsn > rec->snapshot_lsn + 1) {
+        rc = jd_err_set(err, JD_ECORRUPT, e->log_dir, "the log starts at lsn %llu, after the snapshot's %llu: records are missing",
+                        (unsigned long long)rec->log.first_lsn, (unsigned long long)rec->snapshot_lsn);
+        goto fail;
+    }
+    if ((rc = eng__shards_start(e, err)) != JD_OK) goto fail;
+
+    replay_ctx rctx = { e, jd_xcalloc(e->nshards, sizeof(shard_batch *)), 0, err };
+    rc = log_replay(e->log, rec->snapshot_lsn + 1, replay_rec, &rctx, err);
+    for (uint32_t s = 0; s < e->nshards; s++)
+        if (rctx.batches[s]) eng__shard_push(e, s, &rctx.batches[s]->m);
+    free(rctx.batches);
+    eng__shards_barrier(e);   /* state now equals the log */
+    if (rc != JD_OK) goto fail;
+    rec->replayed = rctx.applied;
+    e->since_snapshot = rctx.applied;
+    for (uint32_t p = 0; p < e->nparts; p++) rec->profiles += prof_store_count(e->parts[p].profiles);
+    atomic_store(&e->st_durable_lsn, log_durable_lsn(e->log));
+    atomic_store(&e->st_log_bytes, log_bytes(e->log));
+    atomic_store(&e->st_snapshot_lsn, rec->snapshot_lsn);
+
+    if (pthread_create(&e->committer, NULL, committer_main, e) != 0) {
+        rc = jd_err_errno(err, "", "cannot start the committer thread");
+        goto fail;
+    }
+    e->committer_running = true;
+    rec->seconds = (double)(jd_monotonic_ns() - t0) / 1e9;
+    *out = e;
+    return JD_OK;
+fail:
+    eng_close(e);
+    return rc;
+}
+
+void eng_close(eng *e)
+{
+    if (!e) return;
+    atomic_store(&e->closing, true);
+    jd_queue_close(&e->cq);
+    if (e->committer_running) {
+        pthread_join(e->committer, NULL);   /* drained every queued txn */
+        eng__snapshot_poll(e, true);
+        if (e->since_snapshot > 0 && !log_failed(e->log)) {
+            eng__snapshot_begin(e);
+            eng__snapshot_poll(e, true);
+        }
+    }
+    eng__shards_stop(e);
+    if (e->log) log_close(e->log);
+    ingest_dedupe_destroy(e->dedupe);
+    if (e->parts)
+        for (uint32_t p = 0; p < e->nparts; p++) prof_store_destroy(e->parts[p].profiles);
+    free(e->parts);
+    jd_queue_release(&e->cq);
+    free(e->data_dir);
+    free(e->log_dir);
+    free(e->snap_dir);
+    free(e);
+}
+
+uint32_t eng_shards(const eng *e) { return e->nshards; }
+
+void eng_get_stats(const eng *e, eng_stats *s)
+{
+    eng *m = (eng *)e;   /* atomics need non-const */
+    s->events_accepted = atomic_load_explicit(&m->st_accepted, memory_order_relaxed);
+    s->events_duplicate = atomic_load_explicit(&m->st_duplicate, memory_order_relaxed);
+    s->txns_refused_io = atomic_load_explicit(&m->st_refused_io, memory_order_relaxed);
+    s->fsyncs = atomic_load_explicit(&m->st_fsyncs, memory_order_relaxed);
+    s->log_bytes = atomic_load_explicit(&m->st_log_bytes, memory_order_relaxed);
+    s->durable_lsn = atomic_load_explicit(&m->st_durable_lsn, memory_order_relaxed);
+    s->dedupe_entries = atomic_load_explicit(&m->st_dedupe_entries, memory_order_relaxed);
+    s->dedupe_evicted_early = atomic_load_explicit(&m->st_dedupe_evicted, memory_order_relaxed);
+    s->snapshots = atomic_load_explicit(&m->st_snapshots, memory_order_relaxed);
+    s->snapshot_lsn = atomic_load_explicit(&m->st_snapshot_lsn, memory_order_relaxed);
+    s->log_failed = atomic_load_explicit(&m->st_log_failed, memory_order_relaxed);
+    s->shards = e->nshards;
+    s->pending_txns = atomic_load_explicit(&m->st_pending, memory_order_relaxed);
+}
+
+size_t eng_fsync_histogram(const eng *e, const double **bounds, uint64_t *counts, size_t max,
+                           uint64_t *count, double *sum_s)
+{
+    eng *m = (eng *)e;
+    *bounds = fsync_bounds;
+    uint64_t cum = 0;
+    size_t n = JD_MIN_OF(max, (size_t)FSYNC_BUCKETS);
+    for (size_t i = 0; i < n; i++) {
+        cum += atomic_load_explicit(&m->fsync_buckets[i], memory_order_relaxed);
+        counts[i] = cum;
+    }
+    *count = atomic_load_explicit(&m->fsync_count, memory_order_relaxed);
+    *sum_s = (double)atomic_load_explicit(&m->fsync_sum_ns, memory_order_relaxed) / 1e9;
+    return n;
+}

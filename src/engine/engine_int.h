@@ -1,0 +1,136 @@
+/* src/engine/engine_int.h -- private to src/engine/. */
+#ifndef JOURNEYD_ENGINE_INT_H
+#define JOURNEYD_ENGINE_INT_H
+
+#include "journeyd/engine.h"
+
+#include <stdatomic.h>
+
+/* One record inside a transaction or a shard batch buffer; body follows,
+ * padded to 8 bytes. */
+typedef struct rec_hdr {
+    uint64_t lsn;          /* set by the committer */
+    uint64_t dedupe_key;   /* 0: not deduplicated */
+    int64_t  received_us;
+    uint32_t len;
+    uint16_t partition;
+    uint16_t type;
+    uint32_t dup;          /* committer: dropped as a duplicate */
+    uint32_t _pad;
+} rec_hdr;
+
+#define REC_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
+#define REC_NEXT(h) ((rec_hdr *)((char *)((h) + 1) + REC_ALIGN((h)->len)))
+
+enum { CM_TXN = 1 };
+
+struct eng_txn {
+    jd_qnode    node;      /* in the committer queue */
+    jd_buf      recs;      /* rec_hdr + body, repeated */
+    uint32_t    n;
+    eng_done_fn done;
+    void       *ctx;
+};
+
+/* Messages to a shard: a table in shard.c maps kind -> handler. */
+enum { SM_BATCH, SM_READ, SM_SNAPSHOT, SM_BARRIER, SM_KIND_COUNT };
+
+typedef struct shard_msg {
+    jd_qnode node;
+    int      kind;
+} shard_msg;
+
+typedef struct shard_batch {      /* SM_BATCH: records in lsn order */
+    shard_msg m;
+    jd_buf    recs;
+    uint32_t  n;
+} shard_batch;
+
+/* A countdown that one thread waits on or polls (snapshot parts, barriers). */
+typedef struct countdown {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    uint32_t        pending;
+    int             rc;
+    jd_err          err;
+} countdown;
+void eng__countdown_init(countdown *c, uint32_t n);
+void eng__countdown_release(countdown *c);
+void eng__countdown_done(countdown *c, int rc, const jd_err *err);
+int  eng__countdown_wait(countdown *c, jd_err *err);
+bool eng__countdown_finished(countdown *c);
+
+typedef struct snap_job {          /* one snapshot in flight */
+    uint64_t  lsn;
+    char     *tmp_dir;             /* data/snapshot/tmp-<lsn> */
+    countdown cd;
+} snap_job;
+
+typedef struct shard_snap {        /* SM_SNAPSHOT */
+    shard_msg  m;
+    snap_job  *job;
+} shard_snap;
+
+typedef struct shard_barrier {     /* SM_BARRIER */
+    shard_msg  m;
+    countdown *cd;
+} shard_barrier;
+
+typedef struct eng_part {
+    prof_store *profiles;          /* owned; touched only by the owning shard */
+    uint64_t    snap_lsn;          /* records <= this are in the loaded snapshot */
+} eng_part;
+
+typedef struct eng_shard {
+    eng       *e;
+    uint32_t   id;
+    pthread_t  th;
+    jd_queue   q;
+} eng_shard;
+
+#define FSYNC_BUCKETS 14
+
+struct eng {
+    eng_opts     o;
+    char        *data_dir, *log_dir, *snap_dir;
+    log_store   *log;              /* committer thread only (and eng_open before it starts) */
+    ingest_dedupe *dedupe;         /* committer thread only */
+    eng_part    *parts;
+    uint32_t     nparts, nshards;
+    eng_shard   *shards;
+    jd_queue     cq;               /* committer input */
+    pthread_t    committer;
+    bool         committer_running;
+    atomic_bool  closing;
+    uint64_t     since_snapshot;   /* committer: records since the last snapshot */
+    snap_job    *snap;             /* committer: the snapshot in flight, or NULL */
+    /* statistics, written by one thread, read by any (relaxed atomics) */
+    atomic_uint_fast64_t st_accepted, st_duplicate, st_refused_io, st_fsyncs, st_pending;
+    atomic_uint_fast64_t st_durable_lsn, st_log_bytes, st_dedupe_entries, st_dedupe_evicted;
+    atomic_uint_fast64_t st_snapshots, st_snapshot_lsn;
+    atomic_bool          st_log_failed;
+    atomic_uint_fast64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, fsync_sum_ns;
+};
+
+/* shard.c */
+int  eng__shards_start(eng *e, jd_err *err);
+void eng__shards_stop(eng *e);
+void eng__shard_push(eng *e, uint32_t shard, shard_msg *m);
+uint32_t eng__shard_of(const eng *e, uint32_t partition);
+/* A new empty batch buffer, and appending one record to it. */
+shard_batch *eng__batch_create(void);
+void eng__batch_add(shard_batch *b, uint64_t lsn, uint16_t type, uint16_t partition, const void *body, uint32_t len);
+/* Sends a barrier to every shard and waits until each has applied what came before it. */
+void eng__shards_barrier(eng *e);
+
+/* snapshot.c */
+int  eng__snapshot_load(eng *e, uint64_t *lsn, jd_err *err);
+/* Starts a snapshot at the committer's current durable lsn (committer thread). */
+void eng__snapshot_begin(eng *e);
+/* Finishes the snapshot in flight if every shard has written its part;
+ * with wait, blocks until they have. Committer thread. */
+void eng__snapshot_poll(eng *e, bool wait);
+/* Shard side: writes the partitions this shard owns. */
+void eng__snapshot_write_parts(eng *e, uint32_t shard, snap_job *job);
+
+#endif

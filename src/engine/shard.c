@@ -1,0 +1,303 @@
+/*
+** src/engine/shard.c -- shard threads: each owns the partitions p with
+** p % nshards == id and is the only thread that touches their state.
+**
+** A shard sleeps on its queue and handles messages in arrival order through
+** the `handlers` table (batch of records, read, snapshot, barrier).
+**
+** Invariants:
+**  (1) A partition's records are applied in lsn order, each exactly once per
+**      process life (the committer dispatches each durable record once).
+**  (2) Applying a record is a function of the record and the partition state:
+**      no clock, no randomness (DESIGN.md).
+**  (3) A read is answered from the state after every record dispatched before it.
+*/
+#include "engine_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+uint32_t eng__shard_of(const eng *e, uint32_t partition) { return partition % e->nshards; }
+
+shard_batch *eng__batch_create(void)
+{
+    shard_batch *b = jd_xcalloc(1, sizeof *b);
+    b->m.kind = SM_BATCH;
+    jd_buf_init(&b->recs, SIZE_MAX);
+    return b;
+}
+
+void eng__batch_add(shard_batch *b, uint64_t lsn, uint16_t type, uint16_t partition, const void *body, uint32_t len)
+{
+    static const char zeros[8];
+    rec_hdr h = { lsn, 0, 0, len, partition, type, 0, 0 };
+    jd_buf_add(&b->recs, &h, sizeof h);
+    jd_buf_add(&b->recs, body, len);
+    jd_buf_add(&b->recs, zeros, REC_ALIGN(len) - len);
+    b->n++;
+}
+
+void eng__shard_push(eng *e, uint32_t s, shard_msg *m)
+{
+    JD_ASSERT(s < e->nshards);
+    bool ok = jd_queue_push(&e->shards[s].q, &m->node);
+    JD_ASSERT(ok);   /* shard queues close only after the committer stopped */
+    (void)ok;
+}
+
+/* ---- record application: one row per record type ----------------------- */
+
+typedef int (*apply_fn)(eng_part *p, const rec_hdr *h, jd_err *err);
+
+static int apply_event(eng_part *p, const rec_hdr *h, jd_err *err)
+{
+    ingest_event ev;
+    int rc = ingest_event_decode(h + 1, h->len, &ev, err);
+    if (rc != JD_OK) return rc;
+    return prof_apply(p->profiles, &ev, err);
+}
+
+static const struct { uint16_t type; apply_fn apply; } appliers[] = {
+    { ENG_REC_EVENT, apply_event },
+};
+
+static void on_batch(eng_shard *sh, shard_msg *m)
+{
+    shard_batch *b = (shard_batch *)m;
+    rec_hdr *h = (rec_hdr *)b->recs.data;
+    for (uint32_t i = 0; i < b->n; i++, h = REC_NEXT(h)) {
+        eng_part *p = &sh->e->parts[h->partition];
+        apply_fn fn = NULL;
+        for (size_t k = 0; k < JD_ARRAY_LEN(appliers); k++)
+            if (appliers[k].type == h->type) fn = appliers[k].apply;
+        jd_err err;
+        jd_err_clear(&err);
+        /* The record is durable; a record we cannot apply is logged and skipped
+         * (the same on every replay), never allowed to stop the shard. */
+        if (!fn) jd_warn("shard %u: skipping record %llu of unknown type %u", sh->id, (unsigned long long)h->lsn, h->type);
+        else if (fn(p, h, &err) != JD_OK)
+            jd_warn("shard %u: record %llu not applied: %s", sh->id, (unsigned long long)h->lsn, err.msg);
+    }
+    jd_buf_release(&b->recs);
+    free(b);
+}
+
+/* ---- reads: the home shard first, then every shard ------------------------ */
+
+typedef struct read_job {
+    pthread_mutex_t mu;
+    uint32_t        pending;
+    bool            answered;
+    char           *id;
+    size_t          id_len;
+    eng_read_fn     done;
+    void           *ctx;
+} read_job;
+
+typedef struct shard_read {
+    shard_msg m;
+    read_job *job;
+    int       phase;      /* 1: home partition only; 2: every partition of this shard */
+} shard_read;
+
+static void read_job_free(read_job *j)
+{
+    pthread_mutex_destroy(&j->mu);
+    free(j->id);
+    free(j);
+}
+
+static void send_read(eng *e, uint32_t s, read_job *j, int phase)
+{
+    shard_read *r = jd_xcalloc(1, sizeof *r);
+    r->m.kind = SM_READ;
+    r->job = j;
+    r->phase = phase;
+    eng__shard_push(e, s, &r->m);
+}
+
+void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx)
+{
+    read_job *j = jd_xcalloc(1, sizeof *j);
+    pthread_mutex_init(&j->mu, NULL);
+    j->id_len = strlen(id);
+    j->id = jd_xstrndup(id, j->id_len);
+    j->done = done;
+    j->ctx = ctx;
+    j->pending = 1;
+    uint32_t home = (uint32_t)(jd_hash64(id, j->id_len) & (e->nparts - 1));
+    send_read(e, eng__shard_of(e, home), j, 1);
+}
+
+static void on_read(eng_shard *sh, shard_msg *m)
+{
+    shard_read *r = (shard_read *)m;
+    read_job *j = r->job;
+    eng *e = sh->e;
+    jd_buf out;
+    jd_buf_init(&out, SIZE_MAX);
+    bool found = false;
+    if (r->phase == 1) {
+        uint32_t home = (uint32_t)(jd_hash64(j->id, j->id_len) & (e->nparts - 1));
+        found = prof_get_json(e->parts[home].profiles, j->id, j->id_len, &out) == JD_OK;
+    } else {
+        for (uint32_t p = sh->id; p < e->nparts && !found; p += e->nshards)
+            found = prof_get_json(e->parts[p].profiles, j->id, j->id_len, &out) == JD_OK;
+    }
+    if (r->phase == 1 && !found) {
+        /* An anonymousId may live on a userId's profile in another partition. */
+        j->pending = e->nshards;
+        for (uint32_t s = 0; s < e->nshards; s++) send_read(e, s, j, 2);
+        goto out;
+    }
+    pthread_mutex_lock(&j->mu);
+    bool answer = found && !j->answered;
+    if (answer) j->answered = true;
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (answer) j->done(j->ctx, JD_OK, out.data, out.len);
+    if (last) {
+        if (!j->answered) j->done(j->ctx, JD_ENOTFOUND, NULL, 0);
+        read_job_free(j);
+    }
+out:
+    jd_buf_release(&out);
+    free(r);
+}
+
+/* ---- snapshots and barriers -------------------------------------------- */
+
+static void on_snapshot(eng_shard *sh, shard_msg *m)
+{
+    shard_snap *s = (shard_snap *)m;
+    eng__snapshot_write_parts(sh->e, sh->id, s->job);
+    free(s);
+}
+
+static void on_barrier(eng_shard *sh, shard_msg *m)
+{
+    shard_barrier *b = (shard_barrier *)m;
+    eng__countdown_done(b->cd, JD_OK, NULL);
+    free(b);
+}
+
+static void (*const handlers[SM_KIND_COUNT])(eng_shard *, shard_msg *) = {
+    [SM_BATCH] = on_batch, [SM_READ] = on_read, [SM_SNAPSHOT] = on_snapshot, [SM_BARRIER] = on_barrier,
+};
+
+static void *shard_main(void *arg)
+{
+    eng_shard *sh = arg;
+    for (;;) {
+        jd_qnode *list = jd_queue_pop_all(&sh->q, -1);
+        if (!list) break;   /* closed and drained */
+        for (jd_qnode *n = list, *next; n; n = next) {
+            next = n->next;
+            shard_msg *m = (shard_msg *)n;
+            handlers[m->kind](sh, m);
+        }
+    }
+    return NULL;
+}
+
+int eng__shards_start(eng *e, jd_err *err)
+{
+    e->shards = jd_xcalloc(e->nshards, sizeof *e->shards);
+    for (uint32_t s = 0; s < e->nshards; s++) {
+        eng_shard *sh = &e->shards[s];
+        sh->e = e;
+        sh->id = s;
+        jd_queue_init(&sh->q);
+    }
+    for (uint32_t s = 0; s < e->nshards; s++) {
+        if (pthread_create(&e->shards[s].th, NULL, shard_main, &e->shards[s]) != 0) {
+            for (uint32_t k = 0; k < s; k++) {
+                jd_queue_close(&e->shards[k].q);
+                pthread_join(e->shards[k].th, NULL);
+            }
+            for (uint32_t k = 0; k < e->nshards; k++) jd_queue_release(&e->shards[k].q);
+            free(e->shards);
+            e->shards = NULL;
+            return jd_err_errno(err, "", "cannot start shard thread %u", s);
+        }
+    }
+    return JD_OK;
+}
+
+void eng__shards_stop(eng *e)
+{
+    if (!e->shards) return;
+    for (uint32_t s = 0; s < e->nshards; s++) jd_queue_close(&e->shards[s].q);
+    for (uint32_t s = 0; s < e->nshards; s++) {
+        pthread_join(e->shards[s].th, NULL);
+        jd_queue_release(&e->shards[s].q);
+    }
+    free(e->shards);
+    e->shards = NULL;
+}
+
+void eng__shards_barrier(eng *e)
+{
+    countdown cd;
+    eng__countdown_init(&cd, e->nshards);
+    for (uint32_t s = 0; s < e->nshards; s++) {
+        shard_barrier *b = jd_xcalloc(1, sizeof *b);
+        b->m.kind = SM_BARRIER;
+        b->cd = &cd;
+        eng__shard_push(e, s, &b->m);
+    }
+    eng__countdown_wait(&cd, NULL);
+    eng__countdown_release(&cd);
+}
+
+size_t eng_shard_queue_depth(const eng *e, uint32_t s)
+{
+    if (s >= e->nshards || !e->shards) return 0;
+    return jd_queue_len(&e->shards[s].q);
+}
+
+/* ---- countdown ---------------------------------------------------------- */
+
+void eng__countdown_init(countdown *c, uint32_t n)
+{
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->pending = n;
+    c->rc = JD_OK;
+    jd_err_clear(&c->err);
+}
+
+void eng__countdown_release(countdown *c)
+{
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+}
+
+void eng__countdown_done(countdown *c, int rc, const jd_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    if (rc != JD_OK && c->rc == JD_OK) {
+        c->rc = rc;
+        if (err) c->err = *err;
+    }
+    if (--c->pending == 0) pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int eng__countdown_wait(countdown *c, jd_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->pending) pthread_cond_wait(&c->cv, &c->mu);
+    int rc = c->rc;
+    if (rc != JD_OK && err) *err = c->err;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+bool eng__countdown_finished(countdown *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool f = c->pending == 0;
+    pthread_mutex_unlock(&c->mu);
+    return f;
+}

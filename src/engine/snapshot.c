@@ -1,0 +1,263 @@
+/*
+** src/engine/snapshot.c -- consistent snapshots at one lsn, and loading them.
+**
+** Layout under <data>/snapshot/:
+**   CURRENT              "<lsn>\n": the snapshot to load (written last, atomically)
+**   snap-<lsn>/p-NNNN    one file per partition (its profiles)
+**   snap-<lsn>/dedupe    the messageId window
+**   tmp-<lsn>/           a snapshot being written; ignored and removed at start
+**
+** How a cut is taken without stopping ingest: right after dispatching every
+** record up to lsn X, the committer encodes the dedupe window (its own state)
+** and pushes SM_SNAPSHOT to every shard. Queues are FIFO, so each shard writes
+** its partitions exactly as of X. When the last shard is done, the committer
+** renames tmp-X to snap-X, writes CURRENT, removes older snapshots and trims
+** log segments wholly below X.
+**
+** Invariants:
+**  (1) CURRENT only ever names a complete, fsynced snapshot directory.
+**  (2) Every file carries a header with its partition, lsn and an XXH3 checksum
+**      of the payload; loading checks them all (disk is input).
+*/
+#include "engine_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SNAP_MAGIC "JDSNAP01"
+
+typedef struct snap_hdr {
+    char     magic[8];
+    uint64_t lsn;
+    uint64_t len;          /* payload bytes */
+    uint64_t check;        /* XXH3-64 of the payload */
+    uint32_t partition;    /* UINT32_MAX for the dedupe file */
+    uint32_t reserved;
+} snap_hdr;
+
+static int write_snap_file(const char *path, uint64_t lsn, uint32_t partition, const jd_buf *payload, jd_err *err)
+{
+    snap_hdr h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, SNAP_MAGIC, 8);
+    h.lsn = lsn;
+    h.len = payload->len;
+    h.check = jd_hash64(payload->data ? payload->data : "", payload->len);
+    h.partition = partition;
+    jd_buf file;
+    jd_buf_init(&file, SIZE_MAX);
+    jd_buf_add(&file, &h, sizeof h);
+    jd_buf_add(&file, payload->data ? payload->data : "", payload->len);
+    int rc = jd_write_file_atomic(path, file.data, file.len, err);
+    jd_buf_release(&file);
+    return rc;
+}
+
+static int read_snap_file(const char *path, uint64_t lsn, uint32_t partition, char **data, const char **payload,
+                          size_t *len, jd_err *err)
+{
+    size_t n;
+    int rc = jd_read_file(path, SIZE_MAX / 2, data, &n, err);
+    if (rc != JD_OK) return rc == JD_ENOTFOUND ? jd_err_set(err, JD_ECORRUPT, path, "snapshot file is missing") : rc;
+    snap_hdr h;
+    if (n < sizeof h) return jd_err_set(err, JD_ECORRUPT, path, "snapshot file is truncated");
+    memcpy(&h, *data, sizeof h);
+    if (memcmp(h.magic, SNAP_MAGIC, 8) != 0) return jd_err_set(err, JD_ECORRUPT, path, "not a snapshot file");
+    if (h.lsn != lsn || h.partition != partition)
+        return jd_err_set(err, JD_ECORRUPT, path, "snapshot file belongs to lsn %llu partition %u",
+                          (unsigned long long)h.lsn, h.partition);
+    if (h.len != n - sizeof h) return jd_err_set(err, JD_ECORRUPT, path, "snapshot file is truncated");
+    if (jd_hash64(*data + sizeof h, h.len) != h.check)
+        return jd_err_set(err, JD_ECORRUPT, path, "snapshot checksum mismatch");
+    *payload = *data + sizeof h;
+    *len = h.len;
+    return JD_OK;
+}
+
+/* Removes a directory's files and the directory (snapshot dirs are flat). */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char *p = jd_strfmt("%s/%s", dir, de->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* ---- taking a snapshot --------------------------------------------------- */
+
+void eng__snapshot_write_parts(eng *e, uint32_t shard, snap_job *job)
+{
+    jd_err err;
+    int rc = JD_OK;
+    jd_buf buf;
+    jd_buf_init(&buf, SIZE_MAX);
+    for (uint32_t p = shard; p < e->nparts && rc == JD_OK; p += e->nshards) {
+        jd_buf_reset(&buf);
+        prof_store_encode(e->parts[p].profiles, &buf);
+        char *path = jd_strfmt("%s/p-%04u", job->tmp_dir, p);
+        rc = write_snap_file(path, job->lsn, p, &buf, &err);
+        free(path);
+    }
+    jd_buf_release(&buf);
+    eng__countdown_done(&job->cd, rc, rc == JD_OK ? NULL : &err);
+}
+
+void eng__snapshot_begin(eng *e)
+{
+    JD_ASSERT(!e->snap);
+    uint64_t lsn = log_durable_lsn(e->log);
+    if (lsn == 0) return;
+    jd_err err;
+    snap_job *job = jd_xcalloc(1, sizeof *job);
+    job->lsn = lsn;
+    job->tmp_dir = jd_strfmt("%s/tmp-%llu", e->snap_dir, (unsigned long long)lsn);
+    remove_dir(job->tmp_dir);
+    if (jd_mkdir_p(job->tmp_dir, &err) != JD_OK) goto fail;
+    /* The committer's own part, at the same cut. */
+    jd_buf buf;
+    jd_buf_init(&buf, SIZE_MAX);
+    ingest_dedupe_encode(e->dedupe, &buf);
+    char *path = jd_strfmt("%s/dedupe", job->tmp_dir);
+    int rc = write_snap_file(path, lsn, UINT32_MAX, &buf, &err);
+    free(path);
+    jd_buf_release(&buf);
+    if (rc != JD_OK) goto fail;
+    eng__countdown_init(&job->cd, e->nshards);
+    for (uint32_t s = 0; s < e->nshards; s++) {
+        shard_snap *m = jd_xcalloc(1, sizeof *m);
+        m->m.kind = SM_SNAPSHOT;
+        m->job = job;
+        eng__shard_push(e, s, &m->m);
+    }
+    e->snap = job;
+    e->since_snapshot = 0;
+    return;
+fail:
+    jd_error("snapshot at lsn %llu failed: %s%s%s", (unsigned long long)lsn, err.msg, err.where[0] ? " at " : "", err.where);
+    remove_dir(job->tmp_dir);
+    free(job->tmp_dir);
+    free(job);
+    e->since_snapshot = 0;   /* retry after another snapshot_every records */
+}
+
+static void seal(eng *e, snap_job *job)
+{
+    jd_err err;
+    int rc = eng__countdown_wait(&job->cd, &err);
+    char *final = jd_strfmt("%s/snap-%llu", e->snap_dir, (unsigned long long)job->lsn);
+    if (rc == JD_OK && (rc = jd_fsync_dir(job->tmp_dir, &err)) == JD_OK) {
+        remove_dir(final);
+        if (rename(job->tmp_dir, final) != 0) rc = jd_err_errno(&err, final, "cannot rename snapshot into place");
+    }
+    if (rc == JD_OK) rc = jd_fsync_dir(e->snap_dir, &err);
+    if (rc == JD_OK) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)job->lsn);
+        char *cur = jd_strfmt("%s/CURRENT", e->snap_dir);
+        rc = jd_write_file_atomic(cur, line, (size_t)n, &err);
+        free(cur);
+    }
+    if (rc == JD_OK) {
+        /* Older snapshots and stray temporary folders go; so do log segments
+         * that lie wholly below the new cut. */
+        DIR *d = opendir(e->snap_dir);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (strncmp(de->d_name, "snap-", 5) && strncmp(de->d_name, "tmp-", 4)) continue;
+            char *p = jd_strfmt("%s/%s", e->snap_dir, de->d_name);
+            if (strcmp(p, final) != 0) remove_dir(p);
+            free(p);
+        }
+        if (d) closedir(d);
+        int trimmed = log_trim(e->log, job->lsn + 1, &err);
+        atomic_fetch_add(&e->st_snapshots, 1);
+        atomic_store(&e->st_snapshot_lsn, job->lsn);
+        jd_info("snapshot written at lsn %llu%s", (unsigned long long)job->lsn,
+                trimmed > 0 ? ", old log segments removed" : "");
+    } else {
+        jd_error("snapshot at lsn %llu failed: %s%s%s", (unsigned long long)job->lsn, err.msg,
+                 err.where[0] ? " at " : "", err.where);
+        remove_dir(job->tmp_dir);
+    }
+    free(final);
+    eng__countdown_release(&job->cd);
+    free(job->tmp_dir);
+    free(job);
+}
+
+void eng__snapshot_poll(eng *e, bool wait)
+{
+    snap_job *job = e->snap;
+    if (!job) return;
+    if (!wait && !eng__countdown_finished(&job->cd)) return;
+    e->snap = NULL;
+    seal(e, job);
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+int eng__snapshot_load(eng *e, uint64_t *lsn_out, jd_err *err)
+{
+    int rc = JD_OK;
+    char *cur = jd_strfmt("%s/CURRENT", e->snap_dir), *text = NULL, *dir = NULL, *data = NULL;
+    size_t n;
+    *lsn_out = 0;
+    /* Half-written snapshots from a crash are never loaded. */
+    DIR *d = opendir(e->snap_dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strncmp(de->d_name, "tmp-", 4)) continue;
+        char *p = jd_strfmt("%s/%s", e->snap_dir, de->d_name);
+        remove_dir(p);
+        free(p);
+    }
+    if (d) closedir(d);
+
+    rc = jd_read_file(cur, 64, &text, &n, err);
+    if (rc == JD_ENOTFOUND) { rc = JD_OK; goto out; }
+    if (rc != JD_OK) goto out;
+    char *end;
+    unsigned long long lsn = strtoull(text, &end, 10);
+    if (end == text || (*end && *end != '\n')) { rc = jd_err_set(err, JD_ECORRUPT, cur, "unreadable CURRENT"); goto out; }
+    dir = jd_strfmt("%s/snap-%llu", e->snap_dir, lsn);
+
+    const char *payload;
+    size_t len;
+    char *path = jd_strfmt("%s/dedupe", dir);
+    rc = read_snap_file(path, lsn, UINT32_MAX, &data, &payload, &len, err);
+    if (rc == JD_OK) rc = ingest_dedupe_decode(e->dedupe, payload, len, err);
+    free(path);
+    free(data);
+    data = NULL;
+    if (rc != JD_OK) goto out;
+    for (uint32_t p = 0; p < e->nparts; p++) {
+        path = jd_strfmt("%s/p-%04u", dir, p);
+        rc = read_snap_file(path, lsn, p, &data, &payload, &len, err);
+        if (rc == JD_OK) {
+            rc = prof_store_decode(e->parts[p].profiles, payload, len, err);
+            if (rc != JD_OK && !err->where[0]) snprintf(err->where, sizeof err->where, "%s", path);
+        }
+        free(path);
+        free(data);
+        data = NULL;
+        if (rc != JD_OK) goto out;
+        e->parts[p].snap_lsn = lsn;
+    }
+    *lsn_out = lsn;
+out:
+    free(cur);
+    free(text);
+    free(dir);
+    return rc;
+}

@@ -1,0 +1,313 @@
+/* src/main.c -- the `journeyd` command: a table of subcommands.
+ *
+ * `serve` wires the parts together in the order data flows (DESIGN.md):
+ * config -> engine (recover: snapshot + log) -> API routes -> HTTP server.
+ * Shutdown runs it backwards: stop accepting, stop handlers reaching the
+ * engine, drain and fsync and snapshot (eng_close), then stop HTTP.
+ */
+#include "journeyd/api.h"
+#include "journeyd/config.h"
+#include "journeyd/engine.h"
+#include "journeyd/http.h"
+#include "journeyd/limits.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JOURNEYD_VERSION "0.1.0"
+
+static int cmd_serve(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+static const struct jd_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} cmds[] = {
+    { "serve",   cmd_serve,   "run the server: Segment-compatible ingest, durable log, profiles" },
+    { "version", cmd_version, "print the version" },
+    { "help",    cmd_help,    "show this help, or a command's: journeyd help serve" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: journeyd COMMAND [OPTIONS]\n\n"
+               "journeyd is a real-time customer journey orchestration engine.\n\ncommands:\n");
+    for (size_t i = 0; i < JD_ARRAY_LEN(cmds); i++) fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+    fprintf(f, "\n`journeyd COMMAND --help` explains a command's options.\n");
+}
+
+static const char serve_help[] =
+    "usage: journeyd serve [OPTIONS]\n\n"
+    "Runs journeyd in the foreground until SIGTERM or SIGINT, which drain, fsync\n"
+    "and snapshot before exiting. Flags override the config file.\n\n"
+    "options:\n"
+    "  --config FILE        YAML config file (settings below)\n"
+    "  --data DIR           data folder: log and snapshots (default: data)\n"
+    "  --listen HOST:PORT   address to serve HTTP on (default: 127.0.0.1:8080; port 0: any free)\n"
+    "  --write-key KEY      a Segment write key to accept; repeatable; replaces the config's list\n"
+    "  --admin-token TOKEN  a token for the admin API; repeatable; replaces the config's list\n"
+    "  --shards N           shard threads (default: one per core)\n"
+    "  --log-level LEVEL    debug, info, warn or error (default: info)\n"
+    "  --set KEY=VALUE      any setting below, e.g. --set dedupe.window=1h\n"
+    "  -h, --help           this help\n\n"
+    "With no write key and no admin token configured, journeyd creates one of each\n"
+    "on first start, keeps them in DATA/credentials (mode 0600) and prints them.\n\n"
+    "settings (config file keys; nested keys may be written as YAML maps):\n";
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc > 1) {
+        for (size_t i = 0; i < JD_ARRAY_LEN(cmds); i++)
+            if (strcmp(argv[1], cmds[i].name) == 0) {
+                char *args[] = { argv[1], "--help", NULL };
+                return cmds[i].run(2, args);
+            }
+        fprintf(stderr, "journeyd: unknown command '%s'\n", argv[1]);
+        return 2;
+    }
+    usage(stdout);
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("journeyd %s\n", JOURNEYD_VERSION);
+    return 0;
+}
+
+/* The first start without configured credentials creates them (an edge: the
+ * random bytes are drawn once and stored). */
+static int ensure_credentials(jd_config *c, jd_err *err)
+{
+    if (c->n_write_keys && c->n_admin_tokens) return JD_OK;
+    char *path = jd_strfmt("%s/credentials", c->data_dir), *text = NULL;
+    size_t n;
+    int rc = jd_read_file(path, 4096, &text, &n, err);
+    char wk[65] = "", at[65] = "";
+    if (rc == JD_OK) {
+        if (sscanf(text, "write_key %64s\nadmin_token %64s", wk, at) != 2) {
+            rc = jd_err_set(err, JD_ECORRUPT, path, "unreadable credentials file");
+            goto out;
+        }
+    } else if (rc == JD_ENOTFOUND) {
+        unsigned char r[32];
+        static const char hex[] = "0123456789abcdef";
+        jd_random_bytes(r, sizeof r);
+        for (int i = 0; i < 16; i++) { wk[2 * i] = hex[r[i] >> 4]; wk[2 * i + 1] = hex[r[i] & 15]; }
+        for (int i = 0; i < 16; i++) { at[2 * i] = hex[r[16 + i] >> 4]; at[2 * i + 1] = hex[r[16 + i] & 15]; }
+        wk[32] = at[32] = '\0';
+        char line[200];
+        int len = snprintf(line, sizeof line, "write_key %s\nadmin_token %s\n", wk, at);
+        if ((rc = jd_mkdir_p(c->data_dir, err)) != JD_OK) goto out;
+        if ((rc = jd_write_file_atomic(path, line, (size_t)len, err)) != JD_OK) goto out;
+        chmod(path, 0600);
+        jd_info("created credentials in %s", path);
+    } else {
+        goto out;
+    }
+    if (!c->n_write_keys) jd_config_set(c, "write_keys", wk, path, err);
+    if (!c->n_admin_tokens) jd_config_set(c, "admin_tokens", at, path, err);
+    rc = JD_OK;
+out:
+    free(text);
+    free(path);
+    return rc;
+}
+
+static void fail_line(const char *what, const jd_err *err)
+{
+    fprintf(stderr, "journeyd: %s%s%s%s\n", what, err->where[0] ? err->where : "", err->where[0] ? ": " : "", err->msg);
+}
+
+static int parse_serve_args(int argc, char **argv, jd_config *c)
+{
+    enum { O_CONFIG = 1, O_DATA, O_LISTEN, O_WKEY, O_ATOKEN, O_SHARDS, O_LEVEL, O_SET, O_HELP };
+    static const struct option opts[] = {
+        { "config", required_argument, 0, O_CONFIG }, { "data", required_argument, 0, O_DATA },
+        { "listen", required_argument, 0, O_LISTEN }, { "write-key", required_argument, 0, O_WKEY },
+        { "admin-token", required_argument, 0, O_ATOKEN }, { "shards", required_argument, 0, O_SHARDS },
+        { "log-level", required_argument, 0, O_LEVEL }, { "set", required_argument, 0, O_SET },
+        { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 },
+    };
+    /* Flags map to settings; the row says which. */
+    static const struct { int opt; const char *key; const char *flag; } flag_keys[] = {
+        { O_DATA, "data", "--data" }, { O_LISTEN, "listen", "--listen" },
+        { O_WKEY, "write_keys", "--write-key" }, { O_ATOKEN, "admin_tokens", "--admin-token" },
+        { O_SHARDS, "engine.shards", "--shards" }, { O_LEVEL, "log_level", "--log-level" },
+    };
+    jd_err err;
+    /* First pass: only --config and --help, so the file is loaded before flags override it. */
+    opterr = 0;
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == O_HELP || ch == 'h') {
+            jd_buf b;
+            jd_buf_init(&b, 1 << 16);
+            jd_config_describe(&b);
+            printf("%s%s", serve_help, b.data);
+            jd_buf_release(&b);
+            return 1;
+        }
+        if (ch == '?') {
+            fprintf(stderr, "journeyd: unknown or incomplete option '%s' (see journeyd serve --help)\n", argv[optind - 1]);
+            return 2;
+        }
+        if (ch == O_CONFIG && jd_config_load_file(c, optarg, &err) != JD_OK) {
+            fail_line("", &err);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "journeyd: unexpected argument '%s' (see journeyd serve --help)\n", argv[optind]);
+        return 2;
+    }
+    bool cleared_wk = false, cleared_at = false;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *key = NULL, *flag = NULL, *value = optarg;
+        char setkey[128];
+        if (ch == O_SET) {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof setkey) {
+                fprintf(stderr, "journeyd: --set: expected KEY=VALUE, got '%s'\n", optarg);
+                return 2;
+            }
+            memcpy(setkey, optarg, (size_t)(eq - optarg));
+            setkey[eq - optarg] = '\0';
+            key = setkey;
+            flag = "--set";
+            value = eq + 1;
+        }
+        for (size_t i = 0; i < JD_ARRAY_LEN(flag_keys); i++)
+            if (flag_keys[i].opt == ch) { key = flag_keys[i].key; flag = flag_keys[i].flag; }
+        if (!key) continue;
+        if (ch == O_WKEY && !cleared_wk) {   /* flags replace the file's list */
+            for (uint32_t i = 0; i < c->n_write_keys; i++) free(c->write_keys[i]);
+            c->n_write_keys = 0;
+            cleared_wk = true;
+        }
+        if (ch == O_ATOKEN && !cleared_at) {
+            for (uint32_t i = 0; i < c->n_admin_tokens; i++) free(c->admin_tokens[i]);
+            c->n_admin_tokens = 0;
+            cleared_at = true;
+        }
+        if (jd_config_set(c, key, value, flag, &err) != JD_OK) {
+            fail_line("", &err);
+            return 2;
+        }
+    }
+    if (jd_config_check(c, &err) != JD_OK) {
+        fail_line("", &err);
+        return 2;
+    }
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    int rc = 1;
+    jd_config c;
+    jd_config_init(&c);
+    eng *e = NULL;
+    api_ctx *api = NULL;
+    http_server *srv = NULL;
+    jd_err err;
+    jd_err_clear(&err);
+
+    int prc = parse_serve_args(argc, argv, &c);
+    if (prc != 0) { rc = prc == 1 ? 0 : 2; goto out; }
+    jd_log_set_level(c.log_level);
+
+    /* Signals: SIGTERM/SIGINT are taken by sigwait in this thread only (every
+     * thread created below inherits the mask). A write past a file-size limit
+     * must be an error the log reports, not a death. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+
+    if (ensure_credentials(&c, &err) != JD_OK) { fail_line("", &err); rc = 2; goto out; }
+    jd_info("journeyd %s starting: data %s, %u partitions, %u shard(s)%s%s", JOURNEYD_VERSION, c.data_dir,
+            c.partitions, c.shards ? c.shards : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN),
+            c.config_path ? ", config " : "", c.config_path ? c.config_path : "");
+
+    eng_opts eo = {
+        .data_dir = c.data_dir, .partitions = c.partitions, .shards = c.shards, .max_pending = c.max_pending,
+        .snapshot_every = c.snapshot_every, .dedupe_window_us = c.dedupe_window_us,
+        .dedupe_max_entries = c.dedupe_max_entries, .log = { .segment_bytes = c.segment_bytes },
+    };
+    prof_limits_default(&eo.prof);
+    eo.prof.max_traits_bytes = c.max_traits_bytes;
+    eo.prof.max_anonymous_ids = c.max_anonymous_ids;
+    eng_recovery rec;
+    if (eng_open(&e, &eo, &rec, &err) != JD_OK) { fail_line("cannot open the data folder: ", &err); goto out; }
+    if (rec.log.truncated_bytes)
+        jd_warn("recovery: torn log tail truncated (%llu bytes, %llu unfinished records): %s",
+                (unsigned long long)rec.log.truncated_bytes, (unsigned long long)rec.log.dropped_records, rec.log.torn_at);
+    jd_info("recovered: snapshot at lsn %llu, replayed %llu records, %llu profiles, in %.3f s",
+            (unsigned long long)rec.snapshot_lsn, (unsigned long long)rec.replayed, (unsigned long long)rec.profiles,
+            rec.seconds);
+
+    api = api_create(&c, e);
+    size_t nroutes;
+    const http_route *routes = api_routes(api, &nroutes);
+    http_opts ho = {
+        .host = c.listen_host, .port = c.listen_port, .threads = c.http_threads,
+        .max_connections = c.max_connections, .connection_timeout_s = c.connection_timeout_s,
+        .max_inflated = c.max_inflated_bytes,
+    };
+    if (http_server_create(&srv, &ho, routes, nroutes, api, &err) != JD_OK) {
+        fail_line("cannot listen: ", &err);
+        goto out;
+    }
+    bool v6 = strchr(c.listen_host, ':') != NULL;
+    jd_info("write key: %s", c.write_keys[0]);
+    jd_info("admin token: %s", c.admin_tokens[0]);
+    jd_info("listening on http://%s%s%s:%u", v6 ? "[" : "", c.listen_host, v6 ? "]" : "", http_server_port(srv));
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    jd_info("shutting down (%s): draining, fsync, snapshot", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_server_quiesce(srv);
+    api_stop(api);
+    eng_close(e);      /* answers every deferred write, fsyncs, snapshots */
+    e = NULL;
+    http_server_destroy(srv);
+    srv = NULL;
+    jd_info("stopped");
+    rc = 0;
+out:
+    if (api) api_stop(api);
+    eng_close(e);
+    http_server_destroy(srv);
+    api_destroy(api);
+    jd_config_release(&c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) return cmd_help(1, argv);
+    if (strcmp(argv[1], "--version") == 0) return cmd_version(1, argv);
+    for (size_t i = 0; i < JD_ARRAY_LEN(cmds); i++)
+        if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "journeyd: unknown command '%s' (see journeyd --help)\n", argv[1]);
+    return 2;
+}

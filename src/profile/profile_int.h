@@ -1,0 +1,132 @@
+/* src/profile/profile_int.h -- private to src/profile/: the in-memory layout
+ * that profile.c (apply, JSON) and snapshot.c (codec) share.
+ *
+ * docs/internals/profile.md draws these layouts with byte offsets. In short:
+ *   prof        fixed 48 bytes + 2 pointers + the key inline (one allocation)
+ *   vec         anonymousIds and per-name event counts (one allocation, NULL
+ *               while both are empty)
+ *   prof_rich   traits and groups (NULL until an identify or group carries any)
+ * Every multi-byte integer inside a blob is little-endian, so the snapshot
+ * writes blobs as they are.
+ */
+#ifndef JOURNEYD_PROFILE_INT_H
+#define JOURNEYD_PROFILE_INT_H
+
+#include "journeyd/limits.h"
+#include "journeyd/profile.h"
+
+#include <json-c/json.h>
+#include <string.h>
+
+#define PROF_NTYPES 6            /* track .. alias, in ingest_type order */
+#define PROF_VEC_MAX 0xffffu     /* vec counts are u16: limits are clamped to it */
+
+enum {
+    PROF_F_USER = 1,       /* the key is the userId */
+    PROF_F_KEY_ANON = 2,   /* the key is an anonymousId (shown first in anonymousIds) */
+    PROF_F_ALL = 3,
+};
+
+/* Traits and groups: rare, so kept out of the fixed part.
+ * traits: a "tset" blob, entries of
+ *     u32 klen | u32 vlen | i64 set_us | key[klen] | 0 | value[vlen]
+ *   value is compact JSON text; vlen 0 is a tombstone (removed by null at set_us).
+ * groups: entries of
+ *     u32 gid_len | u32 tset_len | gid[gid_len] | tset[tset_len]          */
+struct prof_rich {
+    uint8_t *traits, *groups;   /* NULL when the length is 0 */
+    uint32_t traits_len, groups_len;
+};
+
+/* vec: u16 n_ids | u16 n_evs | n_ids x (uv len | bytes) | n_evs x (u32 count | uv len | bytes)
+ * (uv = LEB128 varint, one byte for lengths under 128). */
+typedef struct prof {
+    int64_t  first_us, last_us;
+    uint32_t counts[PROF_NTYPES];
+    uint32_t limited;
+    uint32_t key_len : 30;
+    uint32_t flags : 2;
+    uint8_t *vec;
+    struct prof_rich *rich;
+    char     key[];             /* key_len bytes, then a NUL */
+} prof;
+
+struct prof_store {
+    prof_limits lim;
+    jd_map *by_key;       /* key -> prof (key bytes: prof.key) */
+    jd_map *by_anon;      /* anonymousId -> first prof that recorded it (bytes: its vec) */
+    size_t  heap;         /* estimated heap bytes of all profiles (prof__alloc_size) */
+    json_tokener *tok;    /* reused: the store belongs to one thread */
+    jd_buf  scratch;      /* reused for building blobs */
+};
+
+/* ---- little-endian and varint helpers (blobs are trusted in memory) ---- */
+
+static inline uint32_t prof__rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void prof__wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline uint16_t prof__rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline void prof__wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline int64_t prof__rd64(const uint8_t *p)
+{
+    return (int64_t)((uint64_t)prof__rd32(p) | (uint64_t)prof__rd32(p + 4) << 32);
+}
+static inline void prof__wr64(uint8_t *p, int64_t v)
+{
+    prof__wr32(p, (uint32_t)(uint64_t)v);
+    prof__wr32(p + 4, (uint32_t)((uint64_t)v >> 32));
+}
+
+static inline size_t prof__uv_len(uint32_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) { v >>= 7; n++; }
+    return n;
+}
+static inline size_t prof__uv_put(uint8_t *p, uint32_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) { p[n++] = (uint8_t)(v | 0x80); v >>= 7; }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+static inline size_t prof__uv_get(const uint8_t *p, uint32_t *v)
+{
+    uint32_t r = 0;
+    size_t n = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        uint8_t b = p[n++];
+        r |= (uint32_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) break;
+    }
+    *v = r;
+    return n;
+}
+
+#define PROF_TSET_HDR 16u   /* klen, vlen, set_us */
+#define PROF_GRP_HDR  8u    /* gid_len, tset_len */
+
+/* ---- shared between profile.c and snapshot.c ---- */
+
+/* What malloc(n) really takes (glibc chunks: 8 bytes of header, 16-byte
+ * granules, 32 minimum). An estimate: mimalloc's classes are close. */
+size_t prof__alloc_size(size_t n);
+size_t prof__vec_size(const uint8_t *vec);
+/* Creates an empty profile under key (not present yet) and indexes it. */
+prof *prof__insert(prof_store *s, const char *key, size_t kn, unsigned flags);
+/* Drops every profile: the store is empty again (decode's error path). */
+void prof__clear(prof_store *s);
+/* Replaces p's vec with `nv` (owned, or NULL) and re-points the anonymousId
+ * index at the new bytes; frees the old vec. */
+void prof__vec_replace(prof_store *s, prof *p, uint8_t *nv);
+/* Records id (bytes inside p's vec) in by_anon unless it is a key or owned (2). */
+void prof__index_anon(prof_store *s, prof *p, const char *id, size_t n);
+void prof__rich_set(prof_store *s, prof *p, uint8_t *traits, uint32_t traits_len,
+                    uint8_t *groups, uint32_t groups_len);
+
+#endif

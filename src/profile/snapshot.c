@@ -1,0 +1,345 @@
+/* src/profile/snapshot.c -- the profile store's snapshot codec.
+ *
+ * Format (all integers little-endian; docs/internals/profile.md has the table):
+ *   u8 version (1) | u64 count | count x profile
+ *   profile: u32 key_len | key | u8 flags | i64 first_us | i64 last_us
+ *            | u32 counts[6] | u32 limited
+ *            | u16 n_ids | n_ids x (u8 indexed | u32 len | id)
+ *            | u16 n_evs | n_evs x (u32 count | u32 len | name)
+ *            | u32 traits_len | traits (the in-memory tset, as it is)
+ *            | u32 groups_len | groups (the in-memory groups blob, as it is)
+ *
+ * Invariants:
+ *  (1) decode trusts nothing: every length is checked against the bytes left
+ *      before it is used, every trait value must parse as one strict JSON
+ *      value, and a failure leaves the store empty (prof__clear) with err
+ *      saying "profile snapshot: <what> at byte N" (where "byte N").
+ *  (2) "indexed" is whether by_anon points this id at this profile, so the
+ *      first-owner rule (profile.c invariant 2) survives a round trip even
+ *      though profiles are written in hash order, not creation order.
+ *  (3) encode then decode gives the same prof_get_json for every id.
+ */
+#include "profile_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SNAP_VERSION 1
+
+static void put32(jd_buf *b, uint32_t v) { uint8_t t[4]; prof__wr32(t, v); jd_buf_add(b, t, 4); }
+static void put16(jd_buf *b, uint16_t v) { uint8_t t[2]; prof__wr16(t, v); jd_buf_add(b, t, 2); }
+static void put64(jd_buf *b, int64_t v) { uint8_t t[8]; prof__wr64(t, v); jd_buf_add(b, t, 8); }
+
+static void encode_one(const prof_store *s, const prof *p, jd_buf *b)
+{
+    put32(b, p->key_len);
+    jd_buf_add(b, p->key, p->key_len);
+    uint8_t f = (uint8_t)p->flags;
+    jd_buf_add(b, &f, 1);
+    put64(b, p->first_us);
+    put64(b, p->last_us);
+    for (int i = 0; i < PROF_NTYPES; i++) put32(b, p->counts[i]);
+    put32(b, p->limited);
+
+    const uint8_t *v = p->vec, *q = v ? v + 4 : NULL;
+    unsigned n_ids = v ? prof__rd16(v) : 0, n_evs = v ? prof__rd16(v + 2) : 0;
+    put16(b, (uint16_t)n_ids);
+    for (unsigned i = 0; i < n_ids; i++) {
+        uint32_t n;
+        q += prof__uv_get(q, &n);
+        uint8_t indexed = jd_map_get(s->by_anon, (const char *)q, n) == p;
+        jd_buf_add(b, &indexed, 1);
+        put32(b, n);
+        jd_buf_add(b, q, n);
+        q += n;
+    }
+    put16(b, (uint16_t)n_evs);
+    for (unsigned i = 0; i < n_evs; i++) {
+        uint32_t n, c = prof__rd32(q);
+        q += 4;
+        q += prof__uv_get(q, &n);
+        put32(b, c);
+        put32(b, n);
+        jd_buf_add(b, q, n);
+        q += n;
+    }
+    const struct prof_rich *r = p->rich;
+    put32(b, r ? r->traits_len : 0);
+    if (r) jd_buf_add(b, r->traits, r->traits_len);
+    put32(b, r ? r->groups_len : 0);
+    if (r) jd_buf_add(b, r->groups, r->groups_len);
+}
+
+int prof_store_encode(const prof_store *s, jd_buf *out)
+{
+    /* Built aside: on JD_ELIMIT out is left as it was. */
+    jd_buf b;
+    jd_buf_init(&b, SIZE_MAX);
+    uint8_t ver = SNAP_VERSION;
+    jd_buf_add(&b, &ver, 1);
+    put64(&b, (int64_t)jd_map_len(s->by_key));
+    size_t pos = 0;
+    void *v;
+    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) encode_one(s, v, &b);
+    int rc = jd_buf_add(out, b.data, b.len);
+    jd_buf_release(&b);
+    return rc;
+}
+
+/* ---- decode ------------------------------------------------------------ */
+
+typedef struct reader {
+    const uint8_t *p;
+    size_t n, off;
+    jd_err *err;
+} reader;
+
+static int corrupt(reader *r, size_t at, const char *what)
+{
+    char where[32];
+    snprintf(where, sizeof where, "byte %zu", at);
+    return jd_err_set(r->err, JD_ECORRUPT, where, "profile snapshot: %s at byte %zu", what, at);
+}
+
+/* Takes k bytes; JD_ECORRUPT "truncated <what>" if fewer are left. */
+static int take(reader *r, size_t k, const char *what, const uint8_t **out)
+{
+    if (k > r->n - r->off) {
+        char m[96];
+        snprintf(m, sizeof m, "truncated %s", what);
+        return corrupt(r, r->off, m);
+    }
+    *out = r->p + r->off;
+    r->off += k;
+    return JD_OK;
+}
+
+static int get8(reader *r, const char *what, uint8_t *v)
+{
+    const uint8_t *q = NULL;
+    int rc = take(r, 1, what, &q);
+    if (rc == JD_OK) *v = *q;
+    return rc;
+}
+static int get16(reader *r, const char *what, uint16_t *v)
+{
+    const uint8_t *q = NULL;
+    int rc = take(r, 2, what, &q);
+    if (rc == JD_OK) *v = prof__rd16(q);
+    return rc;
+}
+static int get32(reader *r, const char *what, uint32_t *v)
+{
+    const uint8_t *q = NULL;
+    int rc = take(r, 4, what, &q);
+    if (rc == JD_OK) *v = prof__rd32(q);
+    return rc;
+}
+static int get64(reader *r, const char *what, int64_t *v)
+{
+    const uint8_t *q = NULL;
+    int rc = take(r, 8, what, &q);
+    if (rc == JD_OK) *v = prof__rd64(q);
+    return rc;
+}
+
+/* True if v is exactly one strict JSON value (what tset_merge stores). The
+ * brackets make json-c see the end of a bare number. */
+static bool json_value_ok(prof_store *s, const uint8_t *v, uint32_t n)
+{
+    jd_buf *b = &s->scratch;
+    jd_buf_reset(b);
+    jd_buf_add(b, "[", 1);
+    jd_buf_add(b, v, n);
+    jd_buf_add(b, "]", 1);
+    json_tokener_reset(s->tok);
+    json_object *o = json_tokener_parse_ex(s->tok, b->data, (int)b->len);
+    bool ok = o && json_tokener_get_error(s->tok) == json_tokener_success &&
+              json_tokener_get_parse_end(s->tok) == b->len &&
+              json_object_is_type(o, json_type_array) && json_object_array_length(o) == 1;
+    json_object_put(o);
+    return ok;
+}
+
+/* Checks a tset of n bytes starting at snapshot offset base. */
+static int check_tset(prof_store *s, reader *r, const uint8_t *t, size_t n, size_t base)
+{
+    for (size_t i = 0; i < n;) {
+        if (n - i < PROF_TSET_HDR) return corrupt(r, base + i, "truncated trait header");
+        uint64_t kl = prof__rd32(t + i), vl = prof__rd32(t + i + 4);
+        const uint8_t *k = t + i + PROF_TSET_HDR;
+        if (kl + 1 + vl > n - i - PROF_TSET_HDR) return corrupt(r, base + i, "trait length past its set");
+        if (k[kl] != 0 || memchr(k, 0, kl)) return corrupt(r, base + i, "bad trait key");
+        if (n > INT32_MAX - 2 || (vl && !json_value_ok(s, k + kl + 1, (uint32_t)vl)))
+            return corrupt(r, base + i + PROF_TSET_HDR + kl + 1, "bad trait value");
+        i += PROF_TSET_HDR + kl + 1 + vl;
+    }
+    return JD_OK;
+}
+
+static int check_groups(prof_store *s, reader *r, const uint8_t *g, size_t n, size_t base)
+{
+    for (size_t i = 0; i < n;) {
+        if (n - i < PROF_GRP_HDR) return corrupt(r, base + i, "truncated group header");
+        uint64_t gl = prof__rd32(g + i), tl = prof__rd32(g + i + 4);
+        if (gl == 0) return corrupt(r, base + i, "empty groupId");
+        if (gl + tl > n - i - PROF_GRP_HDR) return corrupt(r, base + i, "group length past its set");
+        size_t at = i + PROF_GRP_HDR + gl;
+        int rc = check_tset(s, r, g + at, tl, base + at);
+        if (rc != JD_OK) return rc;
+        i = at + tl;
+    }
+    return JD_OK;
+}
+
+/* Reads the ids and event names into a new vec (*out; NULL if both empty). */
+static int decode_vec(prof_store *s, reader *r, const prof *p, uint8_t **out, jd_buf *idx)
+{
+    uint16_t n_ids, n_evs;
+    jd_buf *b = &s->scratch;
+    jd_buf_reset(b);
+    jd_buf_reset(idx);
+    uint8_t hdr[4] = { 0 };
+    jd_buf_add(b, hdr, 4);
+    int rc = get16(r, "anonymousId count", &n_ids);
+    if (rc != JD_OK) return rc;
+    for (unsigned i = 0; i < n_ids; i++) {
+        uint8_t indexed;
+        uint32_t n;
+        const uint8_t *id = NULL;
+        size_t at = r->off;
+        if ((rc = get8(r, "anonymousId flag", &indexed)) || (rc = get32(r, "anonymousId length", &n)) ||
+            (rc = take(r, n, "anonymousId", &id)))
+            return rc;
+        if (indexed > 1) return corrupt(r, at, "bad anonymousId flag");
+        if (n == 0 || n >= (1u << 30)) return corrupt(r, at, "bad anonymousId length");
+        if (((p->flags & PROF_F_KEY_ANON) && n == p->key_len && memcmp(id, p->key, n) == 0))
+            return corrupt(r, at, "duplicate anonymousId");
+        /* Distinct ids (profile.c invariant 3): n_ids is at most 65535 and
+         * each takes 5 bytes here, so the scan is bounded by the input. */
+        const uint8_t *q = (const uint8_t *)b->data + 4;
+        for (unsigned j = 0; j < i; j++) {
+            uint32_t len;
+            q += prof__uv_get(q, &len);
+            if (len == n && memcmp(q, id, n) == 0) return corrupt(r, at, "duplicate anonymousId");
+            q += len;
+        }
+        uint8_t uv[5];
+        jd_buf_add(b, uv, prof__uv_put(uv, n));
+        jd_buf_add(b, id, n);
+        jd_buf_add(idx, &indexed, 1);
+    }
+    prof__wr16((uint8_t *)b->data, n_ids);
+    if ((rc = get16(r, "event name count", &n_evs))) return rc;
+    for (unsigned i = 0; i < n_evs; i++) {
+        uint32_t c, n;
+        const uint8_t *name = NULL;
+        size_t at = r->off;
+        if ((rc = get32(r, "event count", &c)) || (rc = get32(r, "event name length", &n)) ||
+            (rc = take(r, n, "event name", &name)))
+            return rc;
+        if (n == 0 || n >= (1u << 30)) return corrupt(r, at, "bad event name length");
+        uint8_t t[4 + 5];
+        prof__wr32(t, c);
+        jd_buf_add(b, t, 4 + prof__uv_put(t + 4, n));
+        jd_buf_add(b, name, n);
+    }
+    prof__wr16((uint8_t *)b->data + 2, n_evs);
+    *out = NULL;
+    if (n_ids || n_evs) {
+        *out = jd_xmalloc(b->len);
+        memcpy(*out, b->data, b->len);
+    }
+    return JD_OK;
+}
+
+static int decode_one(prof_store *s, reader *r, jd_buf *idx)
+{
+    uint32_t kn = 0;
+    const uint8_t *key = NULL;
+    size_t at = r->off;
+    int rc;
+    if ((rc = get32(r, "key length", &kn)) || (rc = take(r, kn, "key", &key))) return rc;
+    if (kn == 0 || kn >= (1u << 30)) return corrupt(r, at, "bad key length");
+    if (jd_map_get(s->by_key, (const char *)key, kn)) return corrupt(r, at, "duplicate key");
+    uint8_t flags;
+    at = r->off;
+    if ((rc = get8(r, "flags", &flags))) return rc;
+    if (flags != PROF_F_USER && flags != PROF_F_KEY_ANON) return corrupt(r, at, "bad flags");
+
+    int64_t first, last;
+    uint32_t counts[PROF_NTYPES], limited;
+    if ((rc = get64(r, "firstSeen", &first)) || (rc = get64(r, "lastSeen", &last))) return rc;
+    for (int i = 0; i < PROF_NTYPES; i++)
+        if ((rc = get32(r, "count", &counts[i]))) return rc;
+    if ((rc = get32(r, "limited", &limited))) return rc;
+
+    /* The profile goes in now so that an error below is cleaned up by
+     * prof__clear with everything else. */
+    prof *p = prof__insert(s, (const char *)key, kn, flags);
+    p->first_us = first;
+    p->last_us = last;
+    memcpy(p->counts, counts, sizeof counts);
+    p->limited = limited;
+
+    uint8_t *vec = NULL;
+    if ((rc = decode_vec(s, r, p, &vec, idx))) return rc;
+    prof__vec_replace(s, p, vec);
+    if (vec) {   /* (2) */
+        const uint8_t *q = vec + 4;
+        for (unsigned i = 0, n_ids = prof__rd16(vec); i < n_ids; i++) {
+            uint32_t n;
+            q += prof__uv_get(q, &n);
+            if (idx->data[i]) {
+                if (jd_map_get(s->by_anon, (const char *)q, n))
+                    return corrupt(r, at, "anonymousId owned twice");
+                jd_map_put(s->by_anon, (const char *)q, n, p);
+            }
+            q += n;
+        }
+    }
+
+    uint32_t tl, gl;
+    const uint8_t *t = NULL, *g = NULL;
+    size_t t_at, g_at;
+    if ((rc = get32(r, "traits length", &tl))) return rc;
+    t_at = r->off;
+    if ((rc = take(r, tl, "traits", &t)) || (rc = check_tset(s, r, t, tl, t_at))) return rc;
+    if ((rc = get32(r, "groups length", &gl))) return rc;
+    g_at = r->off;
+    if ((rc = take(r, gl, "groups", &g)) || (rc = check_groups(s, r, g, gl, g_at))) return rc;
+    if (tl || gl) {
+        uint8_t *nt = tl ? jd_xmalloc(tl) : NULL, *ng = gl ? jd_xmalloc(gl) : NULL;
+        if (tl) memcpy(nt, t, tl);
+        if (gl) memcpy(ng, g, gl);
+        prof__rich_set(s, p, nt, tl, ng, gl);
+    }
+    return JD_OK;
+}
+
+int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
+{
+    if (jd_map_len(s->by_key) != 0)
+        return jd_err_set(err, JD_EINVAL, "", "profile snapshot: store is not empty");
+    reader r = { data, n, 0, err };
+    uint8_t ver = 0;
+    int64_t count = 0;
+    jd_buf idx;
+    jd_buf_init(&idx, SIZE_MAX);
+    int rc = get8(&r, "version", &ver);
+    if (rc) goto out;
+    if (ver != SNAP_VERSION) { rc = corrupt(&r, 0, "unknown version"); goto out; }
+    if ((rc = get64(&r, "count", &count))) goto out;
+    /* A profile takes at least 62 bytes: a count past that is a lie. */
+    if (count < 0 || (uint64_t)count > (n - r.off) / 62) {
+        rc = corrupt(&r, 1, "count past the end");
+        goto out;
+    }
+    for (int64_t i = 0; i < count; i++)
+        if ((rc = decode_one(s, &r, &idx))) goto out;
+    if (r.off != n) rc = corrupt(&r, r.off, "trailing bytes");
+out:
+    jd_buf_release(&idx);
+    if (rc != JD_OK) prof__clear(s);
+    return rc;
+}

@@ -1,0 +1,584 @@
+/* tests/unit/profile/test_profile.c -- prof_apply, prof_get_json and the
+ * snapshot codec. Events are built by hand: an ingest_event is a plain view.
+ * Invariant numbers refer to src/profile/profile.c and snapshot.c. */
+#include "journeyd/profile.h"
+#include "journeyd/limits.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define T0 INT64_C(1767225600000000)   /* 2026-01-01T00:00:00Z */
+#define SEC INT64_C(1000000)
+
+static jd_str S(const char *s) { return s ? (jd_str){ s, (uint32_t)strlen(s) } : (jd_str){ NULL, 0 }; }
+
+static ingest_event ev_of(ingest_type t, const char *uid, const char *aid, int64_t ts, const char *json)
+{
+    ingest_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = t;
+    ev.timestamp_us = ts;
+    ev.received_us = ts;
+    ev.user_id = S(uid);
+    ev.anonymous_id = S(aid);
+    ev.message_id = S("m");
+    ev.json = S(json);
+    return ev;
+}
+
+static void apply(prof_store *s, const ingest_event *ev)
+{
+    jd_err err;
+    jd_err_clear(&err);
+    int rc = prof_apply(s, ev, &err);
+    if (rc != JD_OK) fprintf(stderr, "prof_apply: %s\n", err.msg);
+    assert_int_equal(rc, JD_OK);
+}
+
+static void identify(prof_store *s, const char *uid, const char *aid, int64_t ts, const char *traits)
+{
+    char json[4096];
+    snprintf(json, sizeof json, "{\"type\":\"identify\",\"traits\":%s}", traits);
+    ingest_event ev = ev_of(INGEST_IDENTIFY, uid, aid, ts, json);
+    apply(s, &ev);
+}
+
+static void track(prof_store *s, const char *uid, const char *aid, int64_t ts, const char *name)
+{
+    ingest_event ev = ev_of(INGEST_TRACK, uid, aid, ts, "{}");
+    ev.event = S(name);
+    apply(s, &ev);
+}
+
+static void group(prof_store *s, const char *uid, const char *gid, int64_t ts, const char *traits)
+{
+    char json[4096];
+    snprintf(json, sizeof json, "{\"type\":\"group\",\"traits\":%s}", traits);
+    ingest_event ev = ev_of(INGEST_GROUP, uid, NULL, ts, json);
+    ev.group_id = S(gid);
+    apply(s, &ev);
+}
+
+/* The profile's JSON (owned), or NULL if not found. */
+static char *get(const prof_store *s, const char *id)
+{
+    jd_buf b;
+    jd_buf_init(&b, 1 << 20);
+    int rc = prof_get_json(s, id, strlen(id), &b);
+    if (rc != JD_OK) {
+        assert_int_equal(rc, JD_ENOTFOUND);
+        jd_buf_release(&b);
+        return NULL;
+    }
+    return jd_buf_detach(&b, NULL);
+}
+
+/* Asserts that the JSON of id contains `part`. */
+static void expect_has(const prof_store *s, const char *id, const char *part)
+{
+    char *j = get(s, id);
+    assert_non_null(j);
+    if (!strstr(j, part)) fprintf(stderr, "want %s\n  in %s\n", part, j);
+    assert_non_null(strstr(j, part));
+    free(j);
+}
+
+static prof_store *store_default(void)
+{
+    prof_limits l;
+    prof_limits_default(&l);
+    return prof_store_create(&l);
+}
+
+static void test_identify_exact_json(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    identify(s, "u1", "a1", T0, "{\"email\":\"a@b.c\",\"plan\":\"pro\"}");
+    track(s, "u1", "a1", T0 + 1 * SEC, "Signed Up");
+    track(s, "u1", "a1", T0 + 2 * SEC, "Signed Up");
+    track(s, "u1", NULL, T0 + 3 * SEC, "Viewed");
+    ingest_event pg = ev_of(INGEST_PAGE, "u1", NULL, T0 + 4 * SEC, "{}");
+    apply(s, &pg);
+    char *j = get(s, "u1");
+    assert_string_equal(j,
+        "{\"key\":\"u1\",\"userId\":\"u1\",\"anonymousIds\":[\"a1\"],"
+        "\"traits\":{\"email\":\"a@b.c\",\"plan\":\"pro\"},"
+        "\"traitTimes\":{\"email\":\"2026-01-01T00:00:00.000Z\",\"plan\":\"2026-01-01T00:00:00.000Z\"},"
+        "\"groups\":{},"
+        "\"counts\":{\"total\":5,\"track\":3,\"identify\":1,\"page\":1,\"screen\":0,\"group\":0,\"alias\":0},"
+        "\"events\":{\"Signed Up\":2,\"Viewed\":1},"
+        "\"firstSeen\":\"2026-01-01T00:00:00.000Z\",\"lastSeen\":\"2026-01-01T00:00:04.000Z\","
+        "\"limited\":0}");
+    free(j);
+    assert_int_equal(prof_store_count(s), 1);
+    prof_store_destroy(s);
+}
+
+static void test_anonymous_profile_json(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    track(s, NULL, "anon-1", T0, "Opened");
+    char *j = get(s, "anon-1");
+    assert_string_equal(j,
+        "{\"key\":\"anon-1\",\"userId\":null,\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"traitTimes\":{},"
+        "\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,\"screen\":0,"
+        "\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
+        "\"lastSeen\":\"2026-01-01T00:00:00.000Z\",\"limited\":0}");
+    free(j);
+    prof_store_destroy(s);
+}
+
+static void test_later_wins_older_does_not_clobber(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    identify(s, "u1", NULL, T0 + 10 * SEC, "{\"plan\":\"pro\",\"n\":1}");
+    /* Older: plan must stay; email is new so it is taken (nothing newer set it). */
+    identify(s, "u1", NULL, T0, "{\"plan\":\"free\",\"email\":\"x@y.z\"}");
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"pro\",\"n\":1,\"email\":\"x@y.z\"}");
+    expect_has(s, "u1", "\"traitTimes\":{\"plan\":\"2026-01-01T00:00:10.000Z\","
+                        "\"n\":\"2026-01-01T00:00:10.000Z\",\"email\":\"2026-01-01T00:00:00.000Z\"}");
+    /* Newer wins, equal time wins too (log order). */
+    identify(s, "u1", NULL, T0 + 20 * SEC, "{\"plan\":\"enterprise\",\"nested\":{\"a\":[1,2.50,null]}}");
+    identify(s, "u1", NULL, T0 + 10 * SEC, "{\"n\":2}");
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"enterprise\",\"n\":2,\"email\":\"x@y.z\","
+                        "\"nested\":{\"a\":[1,2.50,null]}}");
+    prof_store_destroy(s);
+}
+
+static void test_null_removes_trait(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    identify(s, "u1", NULL, T0, "{\"email\":\"a@b.c\",\"plan\":\"pro\"}");
+    identify(s, "u1", NULL, T0 + 2 * SEC, "{\"email\":null}");
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"pro\"},\"traitTimes\":{\"plan\":\"2026-01-01T00:00:00.000Z\"}");
+    /* An older event must not bring it back (the tombstone keeps its time). */
+    identify(s, "u1", NULL, T0 + 1 * SEC, "{\"email\":\"old@b.c\"}");
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"pro\"}");
+    /* An older null does not remove a newer value. */
+    identify(s, "u1", NULL, T0 - SEC, "{\"plan\":null}");
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"pro\"}");
+    identify(s, "u1", NULL, T0 + 3 * SEC, "{\"email\":\"new@b.c\"}");
+    expect_has(s, "u1", "\"traits\":{\"email\":\"new@b.c\",\"plan\":\"pro\"}");
+    prof_store_destroy(s);
+}
+
+static void test_counts_per_type_and_name(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    static const ingest_type types[] = { INGEST_TRACK, INGEST_IDENTIFY, INGEST_PAGE, INGEST_PAGE,
+                                         INGEST_SCREEN, INGEST_GROUP, INGEST_ALIAS, INGEST_SCREEN,
+                                         INGEST_SCREEN };
+    for (size_t i = 0; i < JD_ARRAY_LEN(types); i++) {
+        ingest_event ev = ev_of(types[i], "u1", NULL, T0, "{}");
+        ev.event = S(types[i] == INGEST_TRACK ? "A" : "PageName");
+        ev.group_id = S("g");
+        ev.previous_id = S("p");
+        apply(s, &ev);
+    }
+    track(s, "u1", NULL, T0, "B");
+    track(s, "u1", NULL, T0, "A");
+    track(s, "u1", NULL, T0, "A");
+    expect_has(s, "u1", "\"counts\":{\"total\":12,\"track\":4,\"identify\":1,\"page\":2,\"screen\":3,"
+                        "\"group\":1,\"alias\":1},\"events\":{\"A\":3,\"B\":1}");
+    prof_store_destroy(s);
+}
+
+static void test_first_last_seen(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    track(s, "u1", NULL, T0 + 5 * SEC, "x");
+    track(s, "u1", NULL, T0 + 2 * SEC, "x");
+    track(s, "u1", NULL, T0 + 9 * SEC, "x");
+    track(s, "u1", NULL, T0 + 7 * SEC, "x");
+    expect_has(s, "u1", "\"firstSeen\":\"2026-01-01T00:00:02.000Z\",\"lastSeen\":\"2026-01-01T00:00:09.000Z\"");
+    prof_store_destroy(s);
+}
+
+static void test_lookup_by_anonymous_id(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    track(s, "u1", "a1", T0, "x");
+    track(s, "u1", "a2", T0, "x");
+    track(s, "u2", "a2", T0, "x");   /* a2 stays with u1, its first owner */
+    track(s, "u2", "a3", T0, "x");
+    expect_has(s, "a1", "\"key\":\"u1\"");
+    expect_has(s, "a2", "\"key\":\"u1\"");
+    expect_has(s, "a3", "\"key\":\"u2\"");
+    expect_has(s, "u2", "\"anonymousIds\":[\"a2\",\"a3\"]");
+    expect_has(s, "u1", "\"anonymousIds\":[\"a1\",\"a2\"]");
+    /* Repeats are not added twice. */
+    track(s, "u1", "a1", T0, "x");
+    expect_has(s, "u1", "\"anonymousIds\":[\"a1\",\"a2\"]");
+    /* A key wins over an anonymousId. */
+    track(s, NULL, "a1", T0, "y");
+    expect_has(s, "a1", "\"key\":\"a1\",\"userId\":null");
+    /* Growing u1's vec (a new event name) must keep the index valid (2). */
+    for (int i = 0; i < 50; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "e%d", i);
+        track(s, "u1", NULL, T0, name);
+    }
+    expect_has(s, "a2", "\"key\":\"u1\"");
+    assert_null(get(s, "nobody"));
+    assert_null(get(s, "u"));
+    prof_store_destroy(s);
+}
+
+static void test_unknown_id_not_found(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    jd_buf b;
+    jd_buf_init(&b, 1024);
+    assert_int_equal(prof_get_json(s, "x", 1, &b), JD_ENOTFOUND);
+    track(s, "u1", NULL, T0, "x");
+    assert_int_equal(prof_get_json(s, "x", 1, &b), JD_ENOTFOUND);
+    assert_int_equal(b.len, 0);
+    /* Ceiling: out unchanged on JD_ELIMIT. */
+    jd_buf small;
+    jd_buf_init(&small, 10);
+    assert_int_equal(prof_get_json(s, "u1", 2, &small), JD_ELIMIT);
+    assert_int_equal(small.len, 0);
+    jd_buf_release(&small);
+    jd_buf_release(&b);
+    prof_store_destroy(s);
+}
+
+static void test_alias_adds_previous_id(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    ingest_event ev = ev_of(INGEST_ALIAS, "u1", NULL, T0, "{}");
+    ev.previous_id = S("old-anon");
+    apply(s, &ev);
+    expect_has(s, "old-anon", "\"key\":\"u1\",\"userId\":\"u1\",\"anonymousIds\":[\"old-anon\"]");
+    expect_has(s, "u1", "\"alias\":1");
+    prof_store_destroy(s);
+}
+
+static void test_group_traits(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    group(s, "u1", "g1", T0, "{\"name\":\"Acme\",\"size\":10}");
+    group(s, "u1", "g2", T0, "{\"name\":\"Beta\"}");
+    group(s, "u1", "g1", T0 + SEC, "{\"size\":20,\"tier\":\"gold\"}");
+    group(s, "u1", "g1", T0 - SEC, "{\"name\":\"Old\"}");
+    group(s, "u1", "g3", T0, "{}");
+    expect_has(s, "u1", "\"traits\":{},\"traitTimes\":{},\"groups\":{"
+                        "\"g1\":{\"traits\":{\"name\":\"Acme\",\"size\":20,\"tier\":\"gold\"}},"
+                        "\"g2\":{\"traits\":{\"name\":\"Beta\"}},\"g3\":{\"traits\":{}}}");
+    expect_has(s, "u1", "\"group\":5");
+    prof_store_destroy(s);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    prof_limits l;
+    prof_limits_default(&l);
+    l.max_traits_bytes = 40;
+    l.max_anonymous_ids = 2;
+    l.max_event_names = 2;
+    l.max_groups = 1;
+    prof_store *s = prof_store_create(&l);
+    identify(s, "u1", "a1", T0, "{\"plan\":\"pro\"}");                     /* {"plan":"pro"}: 14 */
+    identify(s, "u1", NULL, T0 + SEC, "{\"plan\":\"free\",\"bio\":\"0123456789012345678901\"}");
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"pro\"},\"traitTimes\":{\"plan\":\"2026-01-01T00:00:00.000Z\"}");
+    expect_has(s, "u1", "\"limited\":1");
+    track(s, "u1", "a2", T0, "A");
+    track(s, "u1", "a3", T0, "B");   /* a3: past 2 ids */
+    expect_has(s, "u1", "\"anonymousIds\":[\"a1\",\"a2\"]");
+    assert_null(get(s, "a3"));
+    expect_has(s, "u1", "\"limited\":2");
+    track(s, "u1", NULL, T0, "C");   /* past 2 names */
+    track(s, "u1", NULL, T0, "A");
+    expect_has(s, "u1", "\"counts\":{\"total\":6,\"track\":4,");
+    expect_has(s, "u1", "\"events\":{\"A\":2,\"B\":1}");
+    expect_has(s, "u1", "\"limited\":3");
+    group(s, "u1", "g1", T0, "{\"n\":1}");
+    group(s, "u1", "g2", T0, "{\"n\":2}");   /* past 1 group */
+    group(s, "u1", "g1", T0, "{\"n\":\"012345678901234567890123456789012345\"}");   /* past 40 bytes */
+    expect_has(s, "u1", "\"groups\":{\"g1\":{\"traits\":{\"n\":1}}}");
+    expect_has(s, "u1", "\"limited\":5");
+    /* An anonymous key counts as one of its ids. */
+    track(s, NULL, "k1", T0, "A");
+    ingest_event al = ev_of(INGEST_ALIAS, NULL, "k1", T0, "{}");
+    al.previous_id = S("p1");
+    apply(s, &al);
+    al.previous_id = S("p2");
+    apply(s, &al);
+    expect_has(s, "k1", "\"anonymousIds\":[\"k1\",\"p1\"]");
+    expect_has(s, "k1", "\"limited\":1");
+    prof_store_destroy(s);
+}
+
+static void test_unreadable_json(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    identify(s, "u1", NULL, T0, "{\"a\":1}");
+    char *before = get(s, "u1");
+    jd_err err;
+    ingest_event ev = ev_of(INGEST_IDENTIFY, "u1", NULL, T0 + SEC, "{\"traits\":{\"a\":");
+    assert_int_equal(prof_apply(s, &ev, &err), JD_EINVAL);
+    assert_non_null(strstr(err.msg, "unreadable event json"));
+    ev = ev_of(INGEST_IDENTIFY, NULL, NULL, T0, "{}");
+    assert_int_equal(prof_apply(s, &ev, &err), JD_EINVAL);
+    char *after = get(s, "u1");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    prof_store_destroy(s);
+}
+
+/* ---- snapshot ---------------------------------------------------------- */
+
+static prof_store *store_rich(void)
+{
+    prof_store *s = store_default();
+    identify(s, "u1", "a1", T0, "{\"email\":\"a@b.c\",\"plan\":\"pro\",\"n\":1.50,\"q\":\"\\\"\\n\"}");
+    identify(s, "u1", "a2", T0 + SEC, "{\"email\":null}");
+    track(s, "u1", "a1", T0, "Signed Up");
+    track(s, "u2", "a2", T0, "Signed Up");   /* a2 owned by u1, also seen by u2 (2) */
+    track(s, NULL, "anon-only", T0 - SEC, "Opened");
+    group(s, "u2", "g1", T0, "{\"name\":\"Acme\"}");
+    group(s, "u2", "g2", T0, "{}");
+    ingest_event al = ev_of(INGEST_ALIAS, "u3", NULL, T0, "{}");
+    al.previous_id = S("prev");
+    apply(s, &al);
+    for (int i = 0; i < 300; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "user-%04d", i);
+        track(s, id, NULL, T0 + i, i % 3 ? "A" : "B");
+    }
+    return s;
+}
+
+static char *encode(const prof_store *s, size_t *n)
+{
+    jd_buf b;
+    jd_buf_init(&b, SIZE_MAX);
+    assert_int_equal(prof_store_encode(s, &b), JD_OK);
+    return jd_buf_detach(&b, n);
+}
+
+static const char *ids_all[] = { "u1", "u2", "u3", "a1", "a2", "anon-only", "prev", "user-0000", "user-0299" };
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    prof_store *s = store_rich();
+    size_t n;
+    char *blob = encode(s, &n);
+    prof_store *d = store_default();
+    jd_err err;
+    assert_int_equal(prof_store_decode(d, blob, n, &err), JD_OK);
+    assert_int_equal(prof_store_count(d), prof_store_count(s));
+    assert_int_equal(prof_store_bytes(d), prof_store_bytes(s));
+    for (size_t i = 0; i < JD_ARRAY_LEN(ids_all); i++) {
+        char *a = get(s, ids_all[i]), *b = get(d, ids_all[i]);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+    }
+    /* Every profile, through a third generation: bytes must be identical. */
+    size_t n2;
+    char *blob2 = encode(d, &n2);
+    assert_int_equal(n, n2);
+    /* The decoded store keeps applying the same way. */
+    identify(d, "u1", NULL, T0 + 5 * SEC, "{\"plan\":\"max\"}");
+    identify(s, "u1", NULL, T0 + 5 * SEC, "{\"plan\":\"max\"}");
+    char *a = get(s, "u1"), *b = get(d, "u1");
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    /* decode into a non-empty store is refused. */
+    assert_int_equal(prof_store_decode(d, blob, n, &err), JD_EINVAL);
+    free(blob);
+    free(blob2);
+    prof_store_destroy(d);
+    prof_store_destroy(s);
+}
+
+static void test_snapshot_empty(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    size_t n;
+    char *blob = encode(s, &n);
+    assert_int_equal(n, 9);
+    prof_store *d = store_default();
+    assert_int_equal(prof_store_decode(d, blob, n, NULL), JD_OK);
+    assert_int_equal(prof_store_count(d), 0);
+    free(blob);
+    prof_store_destroy(d);
+    prof_store_destroy(s);
+}
+
+static void test_snapshot_truncated(void **state)
+{
+    (void)state;
+    prof_store *s = store_rich();
+    size_t n;
+    char *blob = encode(s, &n);
+    prof_store *d = store_default();
+    for (size_t cut = 0; cut < n; cut++) {
+        /* A copy of exactly `cut` bytes, so ASan sees any read past it. */
+        char *part = jd_xmalloc(cut ? cut : 1);
+        memcpy(part, blob, cut);
+        jd_err err;
+        jd_err_clear(&err);
+        int rc = prof_store_decode(d, part, cut, &err);
+        assert_int_equal(rc, JD_ECORRUPT);
+        assert_non_null(strstr(err.msg, "profile snapshot: "));
+        assert_non_null(strstr(err.msg, " at byte "));
+        assert_int_equal(strncmp(err.where, "byte ", 5), 0);
+        assert_int_equal(prof_store_count(d), 0);
+        free(part);
+    }
+    free(blob);
+    prof_store_destroy(d);
+    prof_store_destroy(s);
+}
+
+static void test_snapshot_flipped(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    identify(s, "u1", "a1", T0, "{\"k\":\"v\"}");
+    group(s, "u1", "g", T0, "{\"x\":1}");
+    track(s, "u1", NULL, T0, "E");
+    size_t n;
+    char *blob = encode(s, &n);
+    prof_store *d = store_default();
+    jd_err err;
+    /* The key length (byte 9) made huge: named exactly. */
+    char *bad = jd_xmalloc(n);
+    memcpy(bad, blob, n);
+    bad[12] = (char)0x7f;
+    assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
+    assert_string_equal(err.msg, "profile snapshot: truncated key at byte 13");
+    assert_string_equal(err.where, "byte 13");
+    /* Every byte flipped in turn: never a crash or leak; a change to any
+     * length field (they are all checked) must be caught. */
+    int rejected = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(bad, blob, n);
+            bad[i] ^= (char)(1 << bit);
+            int rc = prof_store_decode(d, bad, n, &err);
+            assert_true(rc == JD_OK || rc == JD_ECORRUPT);
+            if (rc == JD_ECORRUPT) { rejected++; assert_int_equal(prof_store_count(d), 0); }
+            if (rc == JD_OK) {   /* a flip in a count, time or name: still well formed */
+                assert_int_equal(prof_store_count(d), 1);
+                prof_store_destroy(d);
+                d = store_default();
+            }
+        }
+    }
+    assert_true(rejected > 0);
+    /* Specific length fields: the first anonymousId length (after 9+4+2+1+16+28 = 60, +2 count, +1 flag). */
+    size_t len_at = 9 + 4 + 2 + 1 + 16 + 28 + 2 + 1;
+    for (uint32_t v = 0; v < 8; v++) {
+        if (v == 2) continue;   /* the right length */
+        memcpy(bad, blob, n);
+        bad[len_at] = (char)v;
+        assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
+    }
+    /* Wrong version, trailing bytes, duplicate key. */
+    memcpy(bad, blob, n);
+    bad[0] = 2;
+    assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
+    assert_string_equal(err.msg, "profile snapshot: unknown version at byte 0");
+    char *longer = jd_xmalloc(n + 1);
+    memcpy(longer, blob, n);
+    longer[n] = 0;
+    assert_int_equal(prof_store_decode(d, longer, n + 1, &err), JD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "trailing bytes"));
+    free(longer);
+    free(bad);
+    free(blob);
+    prof_store_destroy(d);
+    prof_store_destroy(s);
+}
+
+static void test_snapshot_bad_trait_value(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    identify(s, "u1", NULL, T0, "{\"k\":\"vv\"}");
+    size_t n;
+    char *blob = encode(s, &n);
+    char *q = memmem(blob, n, "\"vv\"", 4);
+    assert_non_null(q);
+    q[3] = 'x';   /* "vvx: no closing quote */
+    prof_store *d = store_default();
+    jd_err err;
+    assert_int_equal(prof_store_decode(d, blob, n, &err), JD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "bad trait value"));
+    free(blob);
+    prof_store_destroy(d);
+    prof_store_destroy(s);
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+static void test_bytes_per_minimal_profile(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    size_t empty = prof_store_bytes(s);
+    enum { N = 100000 };
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "user-%015d", i);   /* 20 bytes */
+        track(s, id, NULL, T0 + i, "Signed Up");
+        if (i % 2) track(s, id, NULL, T0 + i, "Signed Up");
+    }
+    double per = (double)(prof_store_bytes(s) - empty) / N;
+    printf("# prof_store_bytes: %.1f bytes per minimal profile (%d profiles)\n", per, N);
+    assert_true(per < 200);
+    assert_true(per > 100);   /* honest: a 20-byte key and a map slot are in it */
+    prof_store_destroy(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identify_exact_json),
+        cmocka_unit_test(test_anonymous_profile_json),
+        cmocka_unit_test(test_later_wins_older_does_not_clobber),
+        cmocka_unit_test(test_null_removes_trait),
+        cmocka_unit_test(test_counts_per_type_and_name),
+        cmocka_unit_test(test_first_last_seen),
+        cmocka_unit_test(test_lookup_by_anonymous_id),
+        cmocka_unit_test(test_unknown_id_not_found),
+        cmocka_unit_test(test_alias_adds_previous_id),
+        cmocka_unit_test(test_group_traits),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_unreadable_json),
+        cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_snapshot_empty),
+        cmocka_unit_test(test_snapshot_truncated),
+        cmocka_unit_test(test_snapshot_flipped),
+        cmocka_unit_test(test_snapshot_bad_trait_value),
+        cmocka_unit_test(test_bytes_per_minimal_profile),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
