@@ -53,7 +53,7 @@ $(B)/journeyd: $(MAIN_OBJ) $(B)/libjourneyd.a
 # One cmocka program per test file: tests/unit/<mod>/test_x.c -> $(B)/tests/unit/<mod>/test_x
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libjourneyd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libjourneyd.a $(LIBS) -lcmocka $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libjourneyd.a $(LIBS) -lcmocka -lcurl $(LDFLAGS)
 
 unit: $(UNIT_BIN)
 

@@ -252,6 +252,8 @@ static int cmd_serve(int argc, char **argv)
     prof_limits_default(&eo.prof);
     eo.prof.max_traits_bytes = c.max_traits_bytes;
     eo.prof.max_anonymous_ids = c.max_anonymous_ids;
+    eo.prof.max_event_names = c.max_event_names;
+    eo.prof.max_groups = c.max_groups;
     eng_recovery rec;
     if (eng_open(&e, &eo, &rec, &err) != JD_OK) { fail_line("cannot open the data folder: ", &err); goto out; }
     if (rec.log.truncated_bytes)

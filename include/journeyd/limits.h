@@ -37,7 +37,9 @@
 
 /* Profiles */
 #define JD_DEF_MAX_TRAITS_BYTES    (64u * 1024)   /* profiles.max_traits_bytes */
-#define JD_DEF_MAX_ANON_IDS        100            /* profiles.max_anonymous_ids */
+#define JD_DEF_MAX_ANON_IDS        100            /* profiles.max_anonymous_ids (at most 65535) */
+#define JD_DEF_MAX_EVENT_NAMES     1000           /* profiles.max_event_names: counted per profile (at most 65535) */
+#define JD_DEF_MAX_GROUPS          50             /* profiles.max_groups */
 
 /* Keys */
 #define JD_MAX_KEYS                64

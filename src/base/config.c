@@ -50,7 +50,9 @@ static const setting settings[] = {
     { "dedupe.max_entries", T_U64, F(dedupe_max_entries), 0, 1024, 1ull << 32, "messageIds remembered at most (16 bytes each)" },
     { "log.segment_bytes",  T_SIZE64, F(segment_bytes), 0, 4096, 1ull << 40, "log segment file size" },
     { "profiles.max_traits_bytes", T_SIZE32, F(max_traits_bytes), 0, 64, 16u << 20, "traits JSON a profile" },
-    { "profiles.max_anonymous_ids", T_U32, F(max_anonymous_ids), 0, 1, 100000, "anonymousIds a profile" },
+    { "profiles.max_anonymous_ids", T_U32, F(max_anonymous_ids), 0, 1, 65535, "anonymousIds a profile" },
+    { "profiles.max_event_names", T_U32, F(max_event_names), 0, 1, 65535, "distinct event names counted a profile" },
+    { "profiles.max_groups", T_U32, F(max_groups), 0, 1, 100000, "groups a profile belongs to" },
 };
 #undef F
 
@@ -79,6 +81,8 @@ void jd_config_init(jd_config *c)
     c->segment_bytes = JD_DEF_SEGMENT_BYTES;
     c->max_traits_bytes = JD_DEF_MAX_TRAITS_BYTES;
     c->max_anonymous_ids = JD_DEF_MAX_ANON_IDS;
+    c->max_event_names = JD_DEF_MAX_EVENT_NAMES;
+    c->max_groups = JD_DEF_MAX_GROUPS;
 }
 
 static void free_list(char **l, uint32_t n)

@@ -194,7 +194,7 @@ static void commit_group(eng *e, group *g)
     } else {
         ingest_dedupe_undo(e->dedupe, g->dedupe_inserts);          /* invariant (3) */
         atomic_fetch_add_explicit(&e->st_refused_io, g->n, memory_order_relaxed);
-        jd_error("log: refused %zu request(s): %s%s%s", g->n, g->err.msg, g->err.where[0] ? " at " : "", g->err.where);
+        jd_error("log: refused %zu request(s): %s", g->n, g->err.msg);
     }
     atomic_store_explicit(&e->st_durable_lsn, log_durable_lsn(e->log), memory_order_relaxed);
     atomic_store_explicit(&e->st_log_bytes, log_bytes(e->log), memory_order_relaxed);

@@ -48,12 +48,7 @@
  *      After a 413 at most DISCARD_MAX more bytes are read and dropped; then
  *      the connection is closed.
  */
-/* http.h writes "/\*" inside comments, which -Wcomment rejects. Until the
- * header is fixed, silence that one warning for it alone. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "journeyd/http.h"
-#pragma GCC diagnostic pop
 #include "journeyd/limits.h"
 #include "http_int.h"
 

@@ -20,13 +20,18 @@ typedef struct ingest__ctx {
     json_object  *batch_integrations;
     bool          has_batch_sent_at;
     int64_t       batch_sent_at_us;
+    /* normalize.c's: texts of whole seconds formatted, direct-mapped by the
+     * second. A request's messages share a few seconds (received, sent, the
+     * client's), and snprintf costs more than the rest of the time handling. */
+    struct { int64_t sec; char text[JD_TIME_TEXT]; } tc[8];
 } ingest__ctx;
 
 /* Checks msg (a JSON object) against the rules for `type`, rewrites it in place
  * (ids as strings, messageId, receivedAt, timestamp, originalTimestamp, sentAt,
  * batch context) and fills *out except json. `where` is the path prefix for
- * errors: "" for a single message, "batch[3]" in a batch. Pure. */
-int ingest__normalize(json_object *msg, ingest_type type, const ingest__ctx *ctx,
+ * errors: "" for a single message, "batch[3]" in a batch. Pure (ctx is written
+ * only as a cache). */
+int ingest__normalize(json_object *msg, ingest_type type, ingest__ctx *ctx,
                       const char *where, ingest_msg *out, jd_err *err);
 
 /* "expected object, got string": the JSON name of a value's type ("null" for NULL). */

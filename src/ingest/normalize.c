@@ -32,6 +32,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { TS_TIMESTAMP, TS_SENT_AT, TS_ORIGINAL, TS_COUNT_ };
@@ -86,6 +87,18 @@ static int type_error(const char *where, const char *key, const char *want, json
                       ingest__json_type_name(v));
 }
 
+/* json-c returns NULL when malloc fails; journeyd's policy is to abort (STYLE part D). */
+static json_object *must(json_object *o)
+{
+    if (!o) {
+        fprintf(stderr, "journeyd: out of memory (json-c)\n");
+        abort();
+    }
+    return o;
+}
+
+static json_object *new_string(const char *s, size_t n) { return must(json_object_new_string_len(s, (int)n)); }
+
 static jd_str str_of(json_object *s)
 {
     return (jd_str){ json_object_get_string(s), (uint32_t)json_object_get_string_len(s) };
@@ -105,7 +118,7 @@ static int check_id(json_object *msg, const field_rule *r, json_object *v, const
         int64_t i = json_object_get_int64(v);
         int len = i == INT64_MAX ? snprintf(text, sizeof text, "%" PRIu64, json_object_get_uint64(v))
                                  : snprintf(text, sizeof text, "%" PRId64, i);
-        v = json_object_new_string_len(text, len);
+        v = new_string(text, (size_t)len);
         json_object_object_add(msg, r->key, v);   /* replaces in place: the key keeps its position */
     } else if (!json_object_is_type(v, json_type_string)) {
         return type_error(where, r->key, "string", v, err);
@@ -193,7 +206,7 @@ static void merge_defaults(json_object *msg, const char *key, json_object *defau
     if (!defaults || json_object_object_length(defaults) == 0) return;
     json_object *mine = NULL;
     if (!json_object_object_get_ex(msg, key, &mine) || !mine) {
-        mine = json_object_new_object();
+        mine = must(json_object_new_object());
         json_object_object_add(msg, key, mine);
     }
     json_object_object_foreach(defaults, k, v) {
@@ -205,15 +218,32 @@ static void merge_defaults(json_object *msg, const char *key, json_object *defau
     }
 }
 
-static void put_time(json_object *msg, const char *key, int64_t us)
+/* jd_time_format's text, from a per-request cache of the whole second: only
+ * the milliseconds ("...:SS.mmmZ", bytes 20..22) change within a second. */
+static void put_time(json_object *msg, const char *key, int64_t us, ingest__ctx *ctx)
 {
     char text[JD_TIME_TEXT];
-    size_t n = jd_time_format(us, text);
-    json_object_object_add(msg, key, json_object_new_string_len(text, (int)n));
+    size_t n = 24;
+    if (us < 0 || us > INGEST__TIME_MAX_US) {
+        n = jd_time_format(us, text);
+    } else {
+        int64_t sec = us / (int64_t)JD_SEC;
+        size_t slot = (size_t)sec % JD_ARRAY_LEN(ctx->tc);
+        if (ctx->tc[slot].sec != sec + 1) {   /* + 1: a zeroed slot is empty */
+            jd_time_format(sec * (int64_t)JD_SEC, ctx->tc[slot].text);
+            ctx->tc[slot].sec = sec + 1;
+        }
+        int ms = (int)(us % (int64_t)JD_SEC / 1000);
+        memcpy(text, ctx->tc[slot].text, n + 1);
+        text[20] = (char)('0' + ms / 100);
+        text[21] = (char)('0' + ms / 10 % 10);
+        text[22] = (char)('0' + ms % 10);
+    }
+    json_object_object_add(msg, key, new_string(text, n));
 }
 
 /* (6) */
-static void normalize_time(json_object *msg, const ingest__ctx *ctx, state *st)
+static void normalize_time(json_object *msg, ingest__ctx *ctx, state *st)
 {
     int64_t rx = ctx->received_us;
     bool has_sent = st->has_time[TS_SENT_AT];
@@ -242,13 +272,13 @@ static void normalize_time(json_object *msg, const ingest__ctx *ctx, state *st)
     }
     st->msg->timestamp_us = ts;
     st->msg->received_us = rx;
-    put_time(msg, "receivedAt", rx);
-    put_time(msg, "timestamp", ts);
-    if (has_original) put_time(msg, "originalTimestamp", original);
-    if (has_sent) put_time(msg, "sentAt", sent);
+    put_time(msg, "receivedAt", rx, ctx);
+    put_time(msg, "timestamp", ts, ctx);
+    if (has_original) put_time(msg, "originalTimestamp", original, ctx);
+    if (has_sent) put_time(msg, "sentAt", sent, ctx);
 }
 
-int ingest__normalize(json_object *msg, ingest_type type, const ingest__ctx *ctx,
+int ingest__normalize(json_object *msg, ingest_type type, ingest__ctx *ctx,
                       const char *where, ingest_msg *out, jd_err *err)
 {
     int rc = JD_EINVAL;
@@ -258,7 +288,7 @@ int ingest__normalize(json_object *msg, ingest_type type, const ingest__ctx *ctx
 
     json_object *v = NULL;
     if (!json_object_object_get_ex(msg, "type", &v) || !v)
-        json_object_object_add(msg, "type", json_object_new_string(ingest_type_name(type)));
+        json_object_object_add(msg, "type", must(json_object_new_string(ingest_type_name(type))));
 
     for (size_t i = 0; i < JD_ARRAY_LEN(fields); i++) {
         const field_rule *r = &fields[i];
@@ -299,7 +329,7 @@ int ingest__normalize(json_object *msg, ingest_type type, const ingest__ctx *ctx
         if (ctx->gen_id) ctx->gen_id(ctx->gen_self, id);
         else jd_uuid4(id);
         id[36] = '\0';
-        json_object *s = json_object_new_string(id);
+        json_object *s = new_string(id, strlen(id));
         json_object_object_add(msg, "messageId", s);
         out->message_id = str_of(s);
     }

@@ -165,13 +165,20 @@ static int json_error(const char *s, size_t n, size_t at, const char *why, jd_er
                       line, at - line_start + 1, why);
 }
 
+static int too_deep(unsigned depth, jd_err *err)
+{
+    return jd_err_set(err, JD_ELIMIT, "", "JSON nested deeper than %u levels (limits.max_json_depth)", depth);
+}
+
 static int read_json(const ingest_limits *lim, const char *body, size_t n, json_object **out,
                      jd_err *err)
 {
     int rc = JD_EINVAL;
     json_object *v = NULL;
+    const char *why = NULL;
     unsigned depth = lim->max_json_depth ? lim->max_json_depth : 1;
     if (depth > DEPTH_CEILING) depth = DEPTH_CEILING;
+    /* + 1: json-c counts a value inside the innermost container as a level */
     json_tokener *tok = json_tokener_new_ex((int)depth + 1);
     if (!tok) {   /* json-c returns NULL only when malloc fails: the OOM policy */
         fprintf(stderr, "journeyd: out of memory (json_tokener_new_ex)\n");
@@ -189,9 +196,16 @@ static int read_json(const ingest_limits *lim, const char *body, size_t n, json_
         je = json_tokener_get_error(tok);
         at = n;
     }
-    if (je == json_tokener_error_depth) goto too_deep;
+    if (je == json_tokener_error_depth) {
+        rc = too_deep(depth, err);
+        goto out;
+    }
     if (je != json_tokener_success) {
-        rc = json_error(body, n, at, json_tokener_error_desc(je), err);
+        /* json-c takes a NUL byte for the end of the text and reports the byte
+         * after it: name the NUL instead. */
+        const char *nul = memchr(body, '\0', JD_MIN_OF(n, at + 1));
+        if (nul) at = (size_t)(nul - body);
+        rc = json_error(body, n, at, nul ? "unexpected character" : json_tokener_error_desc(je), err);
         goto out;
     }
     while (at < n && is_ws(body[at])) at++;
@@ -199,18 +213,13 @@ static int read_json(const ingest_limits *lim, const char *body, size_t n, json_
         rc = json_error(body, n, at, "unexpected character", err);
         goto out;
     }
-    const char *why = NULL;
     if (!strict_scan(body, n, depth, &at, &why)) {
-        if (!why) goto too_deep;
-        rc = json_error(body, n, at, why, err);
+        rc = why ? json_error(body, n, at, why, err) : too_deep(depth, err);
         goto out;
     }
     *out = v;
     v = NULL;
     rc = JD_OK;
-    goto out;
-too_deep:
-    rc = jd_err_set(err, JD_ELIMIT, "", "JSON nested deeper than %u levels (limits.max_json_depth)", depth);
 out:
     json_object_put(v);
     json_tokener_free(tok);
@@ -266,6 +275,10 @@ static int finish_msg(json_object *msg, ingest_msg *m, size_t max, const char *w
 {
     size_t len = 0;
     const char *text = json_object_to_json_string_length(msg, JSON_OUT_FLAGS, &len);
+    if (!text) {   /* only when malloc fails: the OOM policy */
+        fprintf(stderr, "journeyd: out of memory (json_object_to_json_string)\n");
+        abort();
+    }
     if (len > max)
         return jd_err_set(err, JD_ELIMIT, where,
                           "message is %zu bytes, over the %zu-byte limit (limits.max_message_bytes)",
@@ -274,8 +287,8 @@ static int finish_msg(json_object *msg, ingest_msg *m, size_t max, const char *w
     return JD_OK;
 }
 
-static int parse_single(const ingest_limits *lim, ingest_type type, owner *o,
-                        const ingest__ctx *ctx, jd_err *err)
+static int parse_single(ingest_type type, owner *o,
+                        ingest__ctx *ctx, jd_err *err)
 {
     int rc = JD_EINVAL;
     json_object *msg = o->root, *t = NULL, *wk = NULL;
@@ -322,6 +335,18 @@ static int batch_msg_type(json_object *el, const char *where, ingest_type *type,
     return JD_OK;
 }
 
+/* "batch[17]", without snprintf: it runs for every message. */
+static void batch_where(char out[96], size_t i)
+{
+    char digits[24];
+    size_t n = 0;
+    do digits[n++] = (char)('0' + i % 10); while ((i /= 10) != 0);
+    memcpy(out, "batch[", 6);
+    for (size_t k = 0; k < n; k++) out[6 + k] = digits[n - 1 - k];
+    out[6 + n] = ']';
+    out[7 + n] = '\0';
+}
+
 static int parse_batch(const ingest_limits *lim, json_object *root, ingest__ctx *ctx, owner **out,
                        jd_err *err)
 {
@@ -359,8 +384,8 @@ static int parse_batch(const ingest_limits *lim, json_object *root, ingest__ctx 
     for (size_t i = 0; i < n; i++) {
         json_object *el = json_object_array_get_idx(arr, i);
         char where[96];
-        ingest_type type;
-        snprintf(where, sizeof where, "batch[%zu]", i);
+        ingest_type type = INGEST_TRACK;
+        batch_where(where, i);
         if (!json_object_is_type(el, json_type_object)) {
             rc = jd_err_set(err, JD_EINVAL, where, "expected object, got %s", ingest__json_type_name(el));
             goto out;
@@ -413,7 +438,7 @@ int ingest_parse(const ingest_limits *lim, ingest_route route, const char *body,
         rc = parse_batch(lim, root, &ctx, &o, err);
     } else {
         o = owner_create(root, 1);
-        rc = parse_single(lim, (ingest_type)route, o, &ctx, err);
+        rc = parse_single((ingest_type)route, o, &ctx, err);
     }
     if (rc != JD_OK) goto out;
     root = NULL;   /* o owns it */

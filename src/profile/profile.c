@@ -35,10 +35,6 @@
 
 #include <stdlib.h>
 
-/* Not in limits.h yet (profile.h names no config key for them). */
-#define PROF_DEF_MAX_EVENT_NAMES 1000u
-#define PROF_DEF_MAX_GROUPS      50u
-
 static const char *const type_names[PROF_NTYPES] = {
     "track", "identify", "page", "screen", "group", "alias",
 };
@@ -47,8 +43,8 @@ void prof_limits_default(prof_limits *l)
 {
     l->max_traits_bytes = JD_DEF_MAX_TRAITS_BYTES;
     l->max_anonymous_ids = JD_DEF_MAX_ANON_IDS;
-    l->max_event_names = PROF_DEF_MAX_EVENT_NAMES;
-    l->max_groups = PROF_DEF_MAX_GROUPS;
+    l->max_event_names = JD_DEF_MAX_EVENT_NAMES;
+    l->max_groups = JD_DEF_MAX_GROUPS;
 }
 
 prof_store *prof_store_create(const prof_limits *lim)

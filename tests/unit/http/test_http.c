@@ -20,10 +20,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "journeyd/http.h"
-#pragma GCC diagnostic pop
 
 /* ---- the worker that answers deferred requests -------------------------- */
 

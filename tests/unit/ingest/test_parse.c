@@ -169,6 +169,42 @@ static void test_skew_arithmetic(void **state)
     ingest_batch_destroy(r.b);
 }
 
+/* The per-request cache of formatted seconds gives jd_time_format's text,
+ * including seconds that share a cache slot and millisecond edges. */
+static void test_time_text(void **state)
+{
+    (void)state;
+    jd_buf body;
+    jd_buf_init(&body, 1 << 20);
+    jd_buf_adds(&body, "{\"batch\":[");
+    int64_t want[300];
+    uint64_t rng = 42;
+    for (int i = 0; i < 300; i++) {
+        rng = rng * 6364136223846793005u + 1442695040888963407u;
+        int64_t base = ts("2026-01-01T00:00:00Z") + (int64_t)(i % 3) * 8 * (int64_t)JD_SEC;  /* one slot */
+        want[i] = i % 5 == 0 ? (int64_t)(rng >> 8) % ts("9999-12-31T23:59:59Z")
+                             : base + (int64_t)(rng >> 40) % 2000000;
+        char text[JD_TIME_TEXT];
+        jd_time_format(want[i], text);
+        jd_buf_addf(&body, "%s{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\",\"timestamp\":\"%.19s.%06dZ\"}",
+                    i ? "," : "", text, (int)(want[i] % 1000000));
+    }
+    jd_buf_adds(&body, "]}");
+    ingest_limits lim;
+    ingest_limits_default(&lim);
+    result r = parse_with(&lim, INGEST_ROUTE_BATCH, body.data, body.len);
+    assert_int_equal(r.rc, JD_OK);
+    for (int i = 0; i < 300; i++) {
+        char text[JD_TIME_TEXT], field[64];
+        jd_time_format(want[i], text);
+        snprintf(field, sizeof field, "\"timestamp\":\"%s\"", text);
+        assert_non_null(strstr(r.b->msgs[i].json.p, field));
+        assert_int_equal(r.b->msgs[i].timestamp_us, want[i]);
+    }
+    ingest_batch_destroy(r.b);
+    jd_buf_release(&body);
+}
+
 static void test_write_key(void **state)
 {
     (void)state;
@@ -302,6 +338,25 @@ static void test_depth_limit(void **state)
     ingest_batch_destroy(r.b);
     r = parse_with(&lim, INGEST_ROUTE_TRACK, deep, strlen(deep));
     assert_fails(r, JD_ELIMIT, "JSON nested deeper than 3 levels (limits.max_json_depth)", "");
+    /* empty containers count as levels too */
+    const char *empty = "{\"userId\":\"u\",\"event\":\"e\",\"p\":{\"q\":[[]]}}";
+    r = parse_with(&lim, INGEST_ROUTE_TRACK, empty, strlen(empty));
+    assert_fails(r, JD_ELIMIT, "JSON nested deeper than 3 levels (limits.max_json_depth)", "");
+    /* a batch's envelope counts: {"batch":[{...}]} is 3 levels before the message's own */
+    const char *batch = "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\",\"p\":{}}]}";
+    r = parse_with(&lim, INGEST_ROUTE_BATCH, batch, strlen(batch));
+    assert_fails(r, JD_ELIMIT, "JSON nested deeper than 3 levels (limits.max_json_depth)", "");
+    /* 64 levels with a value innermost pass the default limit */
+    ingest_limits_default(&lim);
+    char body[256];
+    int k = snprintf(body, sizeof body, "{\"userId\":\"u\",\"event\":\"e\",\"p\":");
+    for (int i = 0; i < 63; i++) body[k++] = '[';
+    body[k++] = '1';
+    for (int i = 0; i < 63; i++) body[k++] = ']';
+    body[k++] = '}';
+    r = parse_with(&lim, INGEST_ROUTE_TRACK, body, (size_t)k);
+    assert_int_equal(r.rc, JD_OK);
+    ingest_batch_destroy(r.b);
 }
 
 /* Bytes and layouts a one-line .case file cannot hold. */
@@ -316,18 +371,19 @@ static void test_json_errors(void **state)
         const char *msg;
     } cases[] = {
         { "{\n  \"userId\": \"u\",\n  \"event\": tru\n}", 0,
-          "invalid JSON at byte 36 (line 3, column 15): boolean expected" },
+          "invalid JSON at byte 33 (line 3, column 15): boolean expected" },
         { "{\"userId\":\"u\",\"event\":\"e\"}\0", 27,
           "invalid JSON at byte 26 (line 1, column 27): unexpected character" },
         { "{\"userId\":\"u\",\"event\":\"a\0b\"}", 28,
-          "invalid JSON at byte 24 (line 1, column 25): unexpected end of data" },
+          "invalid JSON at byte 24 (line 1, column 25): unexpected character" },
         { "{\"userId\":\"u\",\"event\":\"\xff\"}", 0,
           "invalid JSON at byte 23 (line 1, column 24): invalid utf-8 string" },
         { "\xef\xbb\xbf{}", 0, "invalid JSON at byte 0 (line 1, column 1): invalid utf-8 string" },
         { "", 0, "invalid JSON at byte 0 (line 1, column 1): unexpected end of data" },
         { " \r\n\t", 0, "invalid JSON at byte 4 (line 2, column 2): unexpected end of data" },
         { "{\"event\":\"e\",\n\"userId\":\"line\nbreak\"}", 0,
-          "invalid JSON at byte 27 (line 2, column 14): invalid string sequence" },
+          "invalid JSON at byte 28 (line 2, column 15): invalid string sequence" },
+        { "{\"userId\":\0\"u\"}", 14, "invalid JSON at byte 10 (line 1, column 11): unexpected character" },
     };
     for (size_t i = 0; i < JD_ARRAY_LEN(cases); i++) {
         size_t n = cases[i].n ? cases[i].n : strlen(cases[i].body);
@@ -396,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_msg_fields),
         cmocka_unit_test(test_skew_arithmetic),
+        cmocka_unit_test(test_time_text),
         cmocka_unit_test(test_write_key),
         cmocka_unit_test(id_from_uuid),
         cmocka_unit_test(test_size_limits),

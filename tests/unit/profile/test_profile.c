@@ -532,6 +532,14 @@ static void test_snapshot_bad_trait_value(void **state)
     jd_err err;
     assert_int_equal(prof_store_decode(d, blob, n, &err), JD_ECORRUPT);
     assert_non_null(strstr(err.msg, "bad trait value"));
+    q[3] = '"';
+    assert_int_equal(prof_store_decode(d, blob, n, &err), JD_OK);
+    prof_store_destroy(d);
+    d = store_default();
+    /* The key's NUL terminator (just before the value) overwritten. */
+    q[-1] = 'x';
+    assert_int_equal(prof_store_decode(d, blob, n, &err), JD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "bad trait key"));
     free(blob);
     prof_store_destroy(d);
     prof_store_destroy(s);
