@@ -7,7 +7,7 @@
 #   make check    include boundaries and banned functions
 
 CC       ?= cc
-PKGS     := libmicrohttpd json-c libxxhash openssl zlib yaml-0.1
+PKGS     := libmicrohttpd json-c libxxhash openssl zlib yaml-0.1 libpcre2-8 icu-uc icu-i18n
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
