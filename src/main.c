@@ -8,6 +8,8 @@
 #include "journeyd/api.h"
 #include "journeyd/config.h"
 #include "journeyd/engine.h"
+#include "journeyd/expr_cli.h"
+#include "journeyd/journey_cli.h"
 #include "journeyd/http.h"
 #include "journeyd/limits.h"
 
@@ -31,6 +33,8 @@ static const struct jd_cmd {
     const char *help;
 } cmds[] = {
     { "serve",   cmd_serve,   "run the server: Segment-compatible ingest, durable log, profiles" },
+    { "validate", jrn_cli_validate, "check journey files; every error as file:line:col with its node" },
+    { "eval",    expr_cli_eval, "evaluate a CEL expression against variables from a JSON file" },
     { "version", cmd_version, "print the version" },
     { "help",    cmd_help,    "show this help, or a command's: journeyd help serve" },
 };

@@ -41,6 +41,13 @@
 #define JD_DEF_MAX_EVENT_NAMES     1000           /* profiles.max_event_names: counted per profile (at most 65535) */
 #define JD_DEF_MAX_GROUPS          50             /* profiles.max_groups */
 
+/* Expressions (fixed for now: named in their errors; config keys to come) */
+#define JD_EXPR_MAX_SOURCE         16384    /* expr.max_source: bytes of source */
+#define JD_EXPR_MAX_DEPTH          64       /* expr.max_depth: nesting after macro expansion */
+#define JD_EXPR_MAX_NODES          4096     /* expr.max_nodes: AST nodes */
+#define JD_EXPR_MAX_COST           100000   /* expr.max_cost: comprehension steps + calls per evaluation */
+#define JD_EXPR_REGEX_MATCH_LIMIT  200000   /* expr.max_cost: PCRE2 steps per match */
+
 /* Keys */
 #define JD_MAX_KEYS                64
 
