@@ -67,7 +67,7 @@ typedef struct ingest_batch {
  * On JD_OK returns owned *out (ingest_batch_destroy). On error nothing is
  * returned and err says what and where:
  *   JD_EINVAL  "invalid JSON at byte 17 (line 1, column 18): ..."; where ""
- *              "userId or anonymousId is required";   where "batch[3]"
+ *              "userId or anonymousId is required";   where "batch[3].userId"
  *              "expected object, got string";          where "batch[3].traits"
  *   JD_ELIMIT  "message is 40213 bytes, over the 32768-byte limit (limits.max_message_bytes)"
  * A batch is all or nothing: one bad message refuses the whole request. */

@@ -302,13 +302,12 @@ int ingest__normalize(json_object *msg, ingest_type type, ingest__ctx *ctx,
     }
 
     /* (3) */
+    /* A missing id is reported at the field, like every other missing field. */
     rc = JD_EINVAL;
-    if (type == INGEST_ALIAS && out->user_id.n == 0) {
-        jd_err_set(err, rc, where, "userId is required");
-        goto out;
-    }
-    if (out->user_id.n == 0 && out->anonymous_id.n == 0) {
-        jd_err_set(err, rc, where, "userId or anonymousId is required");
+    if ((type == INGEST_ALIAS && out->user_id.n == 0) || (out->user_id.n == 0 && out->anonymous_id.n == 0)) {
+        char path[96];
+        ingest__path(path, where, "userId");
+        jd_err_set(err, rc, path, "%s", type == INGEST_ALIAS ? "userId is required" : "userId or anonymousId is required");
         goto out;
     }
     for (size_t i = 0; i < JD_ARRAY_LEN(fields); i++) {
