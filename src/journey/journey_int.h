@@ -109,4 +109,47 @@ void jrn__json_str(jd_buf *b, const char *s);
 void jrn__json_expr(jd_buf *b, const expr_prog *p);
 void jrn__json_next(jd_buf *b, const jrn_doc *d, const char *key, uint32_t next);
 
+/* ---- instances (instance.c: entry, events, timers; instance_step.c: the
+ * node-kind step table) ------------------------------------------------------ */
+
+#include "journeyd/instance.h"
+
+/* One call into the state machine: what every step function sees. */
+typedef struct jrn__run {
+    const jrn_doc *doc;
+    jrn_instance *in;
+    const ingest_event *ev;        /* the event being handled; NULL for a timer or a profile change */
+    int64_t now;
+    const jrn_io *io;
+    uint32_t visits;               /* node visits in this call, against JRN_MAX_STEPS_PER_TURN */
+} jrn__run;
+
+/* Where a step sends the instance next. end is used when to == JRN_NONE. */
+typedef struct jrn__hop { uint32_t to; jrn_edge edge; uint32_t arm; jrn_end end; } jrn__hop;
+
+typedef enum {
+    JRN__HOP = 1,                  /* follow *hop */
+    JRN__PARK,                     /* the instance waits (state WAITING) */
+    JRN__GONE,                     /* the instance ended inside the step (an error) */
+} jrn__step_result;
+
+typedef jrn__step_result (*jrn__step_fn)(jrn__run *r, const jrn_node *n, jrn__hop *hop);
+/* One step function per node kind; NULL for kinds the engine cannot run (decide). */
+extern const jrn__step_fn jrn__steps[JRN_KIND_COUNT_];
+
+/* Evaluates a condition for the run (event r->ev). false: the expression
+ * failed and the instance has ended with JRN_END_ERROR. */
+bool jrn__eval(jrn__run *r, const expr_prog *p, bool *out);
+/* Ends the instance: cancels its timer if armed, state EXITED, on_exit. */
+void jrn__end(jrn__run *r, jrn_end why, const jd_err *err);
+/* True while the instance has a timer armed (WAITING on a duration, an until,
+ * or an event wait with a timeout). */
+bool jrn__timer_armed(const jrn_doc *doc, const jrn_instance *in);
+/* t + d, saturating at INT64_MAX. */
+int64_t jrn__add_us(int64_t t, uint64_t d);
+/* Hashes of the instance id and a node (little-endian, so ids are the same on
+ * every machine): the intent id (with steps) and the split draw. */
+uint64_t jrn__intent_id(uint64_t instance_id, uint32_t node, uint32_t steps);
+uint64_t jrn__split_draw(uint64_t instance_id, uint32_t node);
+
 #endif
