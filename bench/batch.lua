@@ -1,6 +1,8 @@
--- wrk script: POST /v1/batch with 100 Segment track events per request (~26 KB).
+-- wrk script: POST /v1/batch with 100 Segment track events per request (~22 KB).
 -- Every event has a unique messageId (run id + thread id + counter + index) and a userId from a
--- pool of 100,000. events/s = requests/s * 100.
+-- pool of 100,000; events/s = requests/s x 100.
+-- (Measured: 100 string.format calls and one table.concat cost wrk ~50 us a request, less than
+-- pre-built bodies patched with gsub or joined from pieces.)
 -- Usage: wrk -s bench/batch.lua -H "Authorization: Basic ..." URL -- <run-id>
 
 local threads = {}
@@ -40,8 +42,8 @@ function done(summary, latency, requests)
   local secs = summary.duration / 1e6
   local e = summary.errors
   io.write(string.format(
-    "RESULT requests=%d seconds=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d socket_errors=%d\n",
+    "RESULT requests=%d seconds=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.1f non2xx=%d socket_errors=%d\n",
     summary.requests, secs, summary.requests / secs,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
     e.status, e.connect + e.read + e.write + e.timeout))
 end

@@ -103,15 +103,43 @@ start_nginx() {
   NURL="http://127.0.0.1:$port"
 }
 
-# wrk_median URL SCRIPT CONNS LABEL: runs wrk RUNS times; prints the runs; sets MED_RPS, MED_P50, MED_P99, BAD
+# CPU accounting, in clock ticks (100 a second a core): the whole machine from /proc/stat,
+# the server from /proc/PID/stat (all its threads; nginx: master and workers), wrk from bash's `time`.
+machine_ticks() { # prints "busy total irq+softirq"
+  local l
+  read -r -a l < /proc/stat
+  echo "$(( l[1] + l[2] + l[3] + l[6] + l[7] + l[8] )) $(( l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7] + l[8] )) $(( l[6] + l[7] ))"
+}
+server_ticks() {
+  local t=0 p
+  for p in "$@" $(pgrep -P "$1" 2>/dev/null); do
+    [ -r "/proc/$p/stat" ] && t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+  done
+  echo "$t"
+}
+
+# wrk_median URL SCRIPT CONNS LABEL SERVER_PID: runs wrk RUNS times; prints each run with the CPU
+# (in cores) of the server, of wrk and of everything else on the machine; sets MED_RPS, MED_P50,
+# MED_P99, MED_CPU (the median run's CPU line) and BAD
 wrk_median() {
-  local url=$1 script=$2 conns=$3 label=$4 r out line
+  local url=$1 script=$2 conns=$3 label=$4 spid=$5 r out line m0 m1 s0 s1 wt cpu
   local lines=()
   BAD=0
   for ((r = 1; r <= RUNS; r++)); do
-    out=$(wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency -H "$AUTH" -s "$ROOT/bench/$script" "$url" -- "$label-$r-$$" 2>&1) || {
-      echo "$out" >&2; exit 1; }
-    line=$(grep '^RESULT' <<<"$out")
+    read -r -a m0 <<<"$(machine_ticks)"
+    s0=$(server_ticks "$spid")
+    wt=$( { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency -H "$AUTH" \
+            -s "$ROOT/bench/$script" "$url" -- "$label-$r-$$" >"$TMP/wrk.out" 2>&1; } 2>&1 ) || {
+      cat "$TMP/wrk.out" >&2; exit 1; }
+    s1=$(server_ticks "$spid")
+    read -r -a m1 <<<"$(machine_ticks)"
+    cpu=$(awk -v b0="${m0[0]}" -v t0="${m0[1]}" -v q0="${m0[2]}" -v b1="${m1[0]}" -v t1="${m1[1]}" -v q1="${m1[2]}" \
+              -v s0="$s0" -v s1="$s1" -v w="$wt" -v n="$(nproc)" '
+      BEGIN { split(w, x, " "); secs = (t1 - t0) / 100 / n; wrk = (x[1] + x[2]) * 100; srv = s1 - s0; irq = q1 - q0;
+              oth = (b1 - b0) - srv - wrk - irq; if (oth < 0) oth = 0;
+              printf "cpu_cores server=%.2f wrk=%.2f softirq=%.2f others=%.2f of %d",
+                     srv / 100 / secs, wrk / 100 / secs, irq / 100 / secs, oth / 100 / secs, n }')
+    line="$(grep '^RESULT' "$TMP/wrk.out") $cpu"
     printf '    run %d: %s\n' "$r" "${line#RESULT }"
     lines+=("$line")
     if ! grep -q 'non2xx=0 socket_errors=0' <<<"$line"; then BAD=1; fi
@@ -122,6 +150,7 @@ wrk_median() {
   MED_RPS=$(sed 's/.* rps=\([0-9.]*\).*/\1/' <<<"$med")
   MED_P50=$(sed 's/.* p50_ms=\([0-9.]*\).*/\1/' <<<"$med")
   MED_P99=$(sed 's/.* p99_ms=\([0-9.]*\).*/\1/' <<<"$med")
+  MED_CPU=$(sed 's/.*cpu_cores //' <<<"$med")
 }
 
 verdict() { # verdict VALUE OP TARGET
@@ -138,10 +167,24 @@ metric() { # metric URL NAME: sum of all samples of a metric
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# CPU already in use by other processes: the figures below are only meaningful on an idle machine
+busy_pct() {
+  local a b
+  a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+  local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+  for ((i = 1; i < ${#a[@]}; i++)); do total=$(( total + b[i] - a[i] )); done
+  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
+
 echo "== journeyd ingest benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "   host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), data on $(df -T "$TMP" | awk 'NR==2 {print $2}') ($TMP)"
-echo "   journeyd: $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo no-git)), durability default (ack after fsync)"
+echo "   journeyd: $BIN, built $(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ) (tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo no-git)), durability default (ack after fsync)"
 echo "   wrk -t$THREADS -d$DURATION --latency, $RUNS runs each, median shown; load generator and servers share the same CPUs"
+BUSY=$(busy_pct)
+echo "   CPU busy before starting (other processes): ${BUSY}%, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$BUSY" -gt 10 ]; then
+  echo "   WARNING: the machine is not idle; the figures below are depressed by whatever else is running"
+fi
 echo
 
 start_journeyd bench
@@ -152,22 +195,22 @@ echo
 echo "(a) POST /v1/track, one event per request, keep-alive, $CONN_TRACK connections"
 echo "  journeyd:"
 acc0=$(metric "$JURL" journeyd_events_accepted_total)
-wrk_median "$JURL" track.lua "$CONN_TRACK" track
-J_TRACK=$MED_RPS J_TRACK_P50=$MED_P50 J_TRACK_P99=$MED_P99 J_TRACK_BAD=$BAD
+wrk_median "$JURL" track.lua "$CONN_TRACK" track "$JPID"
+J_TRACK=$MED_RPS J_TRACK_P50=$MED_P50 J_TRACK_P99=$MED_P99 J_TRACK_BAD=$BAD J_TRACK_CPU=$MED_CPU
 acc1=$(metric "$JURL" journeyd_events_accepted_total)
 echo "  nginx:"
-wrk_median "$NURL" track.lua "$CONN_TRACK" ntrack
-N_TRACK=$MED_RPS N_TRACK_P50=$MED_P50 N_TRACK_P99=$MED_P99
+wrk_median "$NURL" track.lua "$CONN_TRACK" ntrack "$NPID"
+N_TRACK=$MED_RPS N_TRACK_P50=$MED_P50 N_TRACK_P99=$MED_P99 N_TRACK_CPU=$MED_CPU
 echo "  journeyd_events_accepted_total moved by $(awk -v a="$acc0" -v b="$acc1" 'BEGIN{printf "%d", b-a}') during the journeyd runs"
 echo
 
 echo "(b) POST /v1/batch, 100 events per request, $CONN_BATCH connections"
 echo "  journeyd:"
-wrk_median "$JURL" batch.lua "$CONN_BATCH" batch
-J_BATCH=$MED_RPS J_BATCH_P50=$MED_P50 J_BATCH_P99=$MED_P99 J_BATCH_BAD=$BAD
+wrk_median "$JURL" batch.lua "$CONN_BATCH" batch "$JPID"
+J_BATCH=$MED_RPS J_BATCH_P50=$MED_P50 J_BATCH_P99=$MED_P99 J_BATCH_BAD=$BAD J_BATCH_CPU=$MED_CPU
 echo "  nginx:"
-wrk_median "$NURL" batch.lua "$CONN_BATCH" nbatch
-N_BATCH=$MED_RPS N_BATCH_P50=$MED_P50 N_BATCH_P99=$MED_P99
+wrk_median "$NURL" batch.lua "$CONN_BATCH" nbatch "$NPID"
+N_BATCH=$MED_RPS N_BATCH_P50=$MED_P50 N_BATCH_P99=$MED_P99 N_BATCH_CPU=$MED_CPU
 echo
 
 BENCH_RSS=$(rss_kib "$JPID")
@@ -212,6 +255,10 @@ printf '%-34s %14s %12s %10s %10s   %s\n' "    /v1/batch nginx" "$(fmt "$N_BATCH
 printf '%-34s %14s %12s %10s %10s   %s\n' "    ratio journeyd / nginx" "" "${R_BATCH}x" "" "" ""
 printf '%-34s %14s %12s %10s %10s   %s\n' "(c) RSS after $FILL_USERS users" "" "" "" "" "$RSS_MIB MiB < 1024 MiB   $(verdict "$RSS_MIB" '<' 1024)"
 echo "    (RSS of the (a)+(b) instance at its end: $((BENCH_RSS / 1024)) MiB)"
+echo "CPU of the median runs, in cores: (a) journeyd $J_TRACK_CPU; nginx $N_TRACK_CPU"
+echo "                                  (b) journeyd $J_BATCH_CPU; nginx $N_BATCH_CPU"
+echo "(softirq: the kernel's loopback TCP and disk completions; others: everything else on the machine,"
+echo " kernel threads such as the ext4 journal included: well above ~0.1 means something else ran and the figures are depressed)"
 if [ "$J_TRACK_BAD" = 1 ] || [ "$J_BATCH_BAD" = 1 ]; then
   echo "WARNING: journeyd answered non-2xx or dropped sockets during a run (see the run lines): those figures do not count"
 fi

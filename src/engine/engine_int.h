@@ -63,6 +63,7 @@ bool eng__countdown_finished(countdown *c);
 typedef struct snap_job {          /* one snapshot in flight */
     uint64_t  lsn;
     char     *tmp_dir;             /* data/snapshot/tmp-<lsn> */
+    jd_buf    dedupe;              /* the committer's window at the cut; written by shard 0 */
     countdown cd;
 } snap_job;
 

@@ -8,9 +8,11 @@
 **   tmp-<lsn>/           a snapshot being written; ignored and removed at start
 **
 ** How a cut is taken without stopping ingest: right after dispatching every
-** record up to lsn X, the committer encodes the dedupe window (its own state)
-** and pushes SM_SNAPSHOT to every shard. Queues are FIFO, so each shard writes
-** its partitions exactly as of X. When the last shard is done, the committer
+** record up to lsn X, the committer copies the dedupe window (its own state)
+** into the job and pushes SM_SNAPSHOT to every shard. Queues are FIFO, so each
+** shard writes its partitions exactly as of X; shard 0 also writes the dedupe
+** copy, so no file is written or fsynced on the acknowledging thread but the
+** few of the seal. When the last shard is done, the committer
 ** renames tmp-X to snap-X, writes CURRENT, removes older snapshots and trims
 ** log segments wholly below X.
 **
@@ -102,6 +104,14 @@ void eng__snapshot_write_parts(eng *e, uint32_t shard, snap_job *job)
     int rc = JD_OK;
     jd_buf buf;
     jd_buf_init(&buf, SIZE_MAX);
+    if (shard == 0) {
+        /* The committer's part: writing (and fsyncing) it here keeps that I/O
+         * off the thread that acknowledges requests. */
+        char *path = jd_strfmt("%s/dedupe", job->tmp_dir);
+        rc = write_snap_file(path, job->lsn, UINT32_MAX, &job->dedupe, &err);
+        free(path);
+        jd_buf_release(&job->dedupe);
+    }
     for (uint32_t p = shard; p < e->nparts && rc == JD_OK; p += e->nshards) {
         jd_buf_reset(&buf);
         prof_store_encode(e->parts[p].profiles, &buf);
@@ -124,15 +134,10 @@ void eng__snapshot_begin(eng *e)
     job->tmp_dir = jd_strfmt("%s/tmp-%llu", e->snap_dir, (unsigned long long)lsn);
     remove_dir(job->tmp_dir);
     if (jd_mkdir_p(job->tmp_dir, &err) != JD_OK) goto fail;
-    /* The committer's own part, at the same cut. */
-    jd_buf buf;
-    jd_buf_init(&buf, SIZE_MAX);
-    ingest_dedupe_encode(e->dedupe, &buf);
-    char *path = jd_strfmt("%s/dedupe", job->tmp_dir);
-    int rc = write_snap_file(path, lsn, UINT32_MAX, &buf, &err);
-    free(path);
-    jd_buf_release(&buf);
-    if (rc != JD_OK) goto fail;
+    /* The committer's own part, at the same cut: copied now (a memory copy),
+     * written by shard 0 (eng__snapshot_write_parts). */
+    jd_buf_init(&job->dedupe, SIZE_MAX);
+    ingest_dedupe_encode(e->dedupe, &job->dedupe);
     eng__countdown_init(&job->cd, e->nshards);
     for (uint32_t s = 0; s < e->nshards; s++) {
         shard_snap *m = jd_xcalloc(1, sizeof *m);

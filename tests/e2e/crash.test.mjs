@@ -10,7 +10,7 @@ import { start, request, post, getProfile, barrier, pool } from './lib/journeyd.
 const SENDERS = 16;
 const PER_BATCH = 10;
 const KILL_AFTER_MS = 1500;
-const KILL_AFTER_ACKS = 600; // batches; whichever comes first (after at least one ack)
+const KILL_AFTER_ACKS = 2000; // batches; whichever comes first (after at least one ack)
 
 test('kill -9 under 16 concurrent senders loses no acknowledged event and tears no batch', { timeout: 180_000 }, async (t) => {
   const s1 = await start({ t });

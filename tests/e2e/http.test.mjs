@@ -132,7 +132,10 @@ test('missing userId and anonymousId -> 400 with "at"', async () => {
   const r = await post(server, '/v1/track', { event: 'Nobody' });
   assert.equal(r.status, 400, r.text);
   assert.equal(typeof r.json?.error, 'string');
-  assert.match(r.json.at ?? '', /userId|anonymousId/, `"at" names the missing id: ${r.text}`);
+  assert.match(r.json.at ?? '', /^(userId|anonymousId)$/, `"at" names the missing id: ${r.text}`);
+  const rb = await post(server, '/v1/batch', { batch: [track(uid('ok')), { type: 'track', event: 'Nobody' }] });
+  assert.equal(rb.status, 400, rb.text);
+  assert.match(rb.json?.at ?? '', /^batch\[1\]\.(userId|anonymousId)$/, `"at" names the missing id in the batch: ${rb.text}`);
 });
 
 test('track without "event" -> 400 at "event"', async () => {
@@ -314,6 +317,20 @@ test('duplicate messageId is acknowledged but counted once (separate requests an
   assert.equal((await getProfile(server, u2)).json.counts.track, 1);
 });
 
+test('the same messageId sent 20 times concurrently is counted once', async () => {
+  const u = uid('dupc');
+  const messageId = randomUUID();
+  const rs = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+    post(server, i % 2 ? '/v1/track' : '/v1/batch', i % 2
+      ? { userId: u, event: 'Dup', messageId }
+      : { batch: [track(u, { event: 'Dup', messageId })] })));
+  assert.deepEqual(rs.map((r) => r.status), Array(20).fill(200));
+  await barrier(server);
+  const p = (await getProfile(server, u)).json;
+  assert.equal(p.counts.track, 1);
+  assert.deepEqual(p.events, { Dup: 1 });
+});
+
 test('clock skew: timestamp is corrected by (sentAt - timestamp) relative to receivedAt', async () => {
   const u = uid('skew');
   const before = Date.now();
@@ -415,6 +432,37 @@ test('keep-alive: 300 requests over one socket', async () => {
   }
   assert.equal(sockets.size, 1, `all requests shared one socket (used ${sockets.size})`);
   await waitForProfile(server, u, (p) => p.counts.track === 301);
+});
+
+test('128 concurrent keep-alive clients for 8 s: every request is answered (no lost wake-ups)', { timeout: 60_000 }, async (t) => {
+  const C = 128;
+  const deadline = Date.now() + 8000;
+  const stuck = [];
+  let answered = 0;
+  const run = uid('conc');
+  await Promise.all(Array.from({ length: C }, async (_, k) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; Date.now() < deadline; i++) {
+        try {
+          const r = await request(server.url, '/v1/track', {
+            method: 'POST', auth: 'basic', agent, timeout: 3000,
+            body: { userId: `${run}-${k}`, event: 'Concurrent', messageId: `${run}-${k}-${i}` },
+          });
+          assert.equal(r.status, 200, r.text);
+          answered++;
+        } catch (err) {
+          if (err.code === 'ERR_ASSERTION') throw err;
+          stuck.push(`client ${k} request ${i}: ${err.message} (${answered} answered so far)`);
+          return;
+        }
+      }
+    } finally {
+      agent.destroy();
+    }
+  }));
+  t.diagnostic(`${answered} requests answered over ${C} connections`);
+  assert.deepEqual(stuck.slice(0, 5), [], `${stuck.length} of ${C} clients got no answer within 3 s`);
 });
 
 test('GET /healthz -> 200 {"status":"ok"}', async () => {
