@@ -90,8 +90,16 @@ fuzz: $(FUZZ_BIN)
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/$$n || exit 1; done
 
+# Micro-benchmarks: bench/<name>.c -> build/bench/<name>, linked with the release library.
+BENCH_BIN := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
+build/bench/%: bench/%.c build/libjourneyd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -O2 -o $@ $< build/libjourneyd.a $(LIBS) -lmimalloc $(BENCH_LDFLAGS_$*)
+# bench/expr counts allocations made by journeyd's code (it promises none per evaluation).
+BENCH_LDFLAGS_expr := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@bench/run
 
 check:

@@ -10,6 +10,7 @@
  * expression language promises none.
  * Not part of `make test`. Build (release flags, from the repository root):
  *
+ *   make build/bench/expr   (or by hand:)
  *   cc -std=gnu17 -O2 -D_GNU_SOURCE -Iinclude -I/usr/include/json-c \
  *      bench/expr.c src/base/?*.c src/expr/?*.c -o build/bench_expr \
  *      -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
