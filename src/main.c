@@ -9,10 +9,12 @@
 #include "journeyd/config.h"
 #include "journeyd/engine.h"
 #include "journeyd/expr_cli.h"
+#include "journeyd/journey.h"
 #include "journeyd/journey_cli.h"
 #include "journeyd/http.h"
 #include "journeyd/limits.h"
 
+#include <dirent.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -127,6 +129,59 @@ out:
     return rc;
 }
 
+static void fail_line(const char *what, const jd_err *err);
+
+/* Loads and validates every *.yaml / *.json document in dir. A bad document
+ * stops start-up with every diagnostic. Returns owned docs (jrn_doc_destroy
+ * each, then free the array); a missing folder is no journeys. */
+static int load_journeys(const char *dir, jrn_doc ***out, size_t *n)
+{
+    int rc = JD_OK;
+    *out = NULL;
+    *n = 0;
+    struct dirent **names = NULL;
+    int count = scandir(dir, &names, NULL, alphasort);
+    if (count < 0) {
+        jd_info("journeys: no folder %s, none loaded", dir);
+        return JD_OK;
+    }
+    jrn_diags diags = { 0 };
+    for (int i = 0; i < count; i++) {
+        const char *nm = names[i]->d_name;
+        size_t len = strlen(nm);
+        bool doc = (len > 5 && strcmp(nm + len - 5, ".yaml") == 0) || (len > 4 && strcmp(nm + len - 4, ".yml") == 0) ||
+                   (len > 5 && strcmp(nm + len - 5, ".json") == 0);
+        if (doc) {
+            char *path = jd_strfmt("%s/%s", dir, nm), *text = NULL;
+            size_t tn;
+            jd_err err;
+            jrn_doc *d = NULL;
+            if (jd_read_file(path, 1 << 20, &text, &tn, &err) != JD_OK) {
+                fail_line("", &err);
+                rc = JD_EINVAL;
+            } else if (jrn_doc_parse(path, text, tn, jrn_env_default(), &d, &diags) == JD_OK) {
+                *out = jd_xrealloc(*out, (*n + 1) * sizeof **out);
+                (*out)[(*n)++] = d;
+            } else {
+                rc = JD_EINVAL;
+            }
+            free(text);
+            free(path);
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (diags.n) {
+        jd_buf b;
+        jd_buf_init(&b, SIZE_MAX);
+        jrn_diags_format(&diags, &b);
+        fprintf(stderr, "%s", b.data);
+        jd_buf_release(&b);
+    }
+    jrn_diags_release(&diags);
+    return rc;
+}
+
 static void fail_line(const char *what, const jd_err *err)
 {
     fprintf(stderr, "journeyd: %s%s%s%s\n", what, err->where[0] ? err->where : "", err->where[0] ? ": " : "", err->msg);
@@ -224,6 +279,8 @@ static int cmd_serve(int argc, char **argv)
     jd_config_init(&c);
     eng *e = NULL;
     api_ctx *api = NULL;
+    jrn_doc **journeys = NULL;
+    size_t njourneys = 0;
     http_server *srv = NULL;
     jd_err err;
     jd_err_clear(&err);
@@ -247,6 +304,21 @@ static int cmd_serve(int argc, char **argv)
     jd_info("journeyd %s starting: data %s, %u partitions, %u shard(s)%s%s", JOURNEYD_VERSION, c.data_dir,
             c.partitions, c.shards ? c.shards : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN),
             c.config_path ? ", config " : "", c.config_path ? c.config_path : "");
+
+    /* Journeys are checked before anything is opened: a bad document is a bad
+     * configuration. Running them (instances in the shards) is issue 3's rest. */
+    if (load_journeys(c.journeys_dir, &journeys, &njourneys) != JD_OK) {
+        fprintf(stderr, "journeyd: journeys in %s have errors (journeyd validate shows the same)\n", c.journeys_dir);
+        rc = 2;
+        goto out;
+    }
+    if (njourneys) {
+        jd_buf names;
+        jd_buf_init(&names, 4096);
+        for (size_t i = 0; i < njourneys; i++) jd_buf_addf(&names, "%s%s", i ? ", " : "", journeys[i]->id);
+        jd_info("journeys: %zu loaded from %s (%s); validated, not run yet", njourneys, c.journeys_dir, names.data);
+        jd_buf_release(&names);
+    }
 
     eng_opts eo = {
         .data_dir = c.data_dir, .partitions = c.partitions, .shards = c.shards, .max_pending = c.max_pending,
@@ -300,6 +372,8 @@ out:
     eng_close(e);
     http_server_destroy(srv);
     api_destroy(api);
+    for (size_t i = 0; i < njourneys; i++) jrn_doc_destroy(journeys[i]);
+    free(journeys);
     jd_config_release(&c);
     return rc;
 }

@@ -89,6 +89,8 @@ test('without configured keys, credentials are created once, kept, and printed',
     body: JSON.stringify({ userId: 'cli-1', event: 'Tried CLI' }),
   });
   assert.equal(ok.status, 200);
+  // The example journeys in journeys/ are loaded and validated at start.
+  assert.match(a.stderr(), /journeys: 3 loaded from journeys \(cart-abandonment, churn-prevention, onboarding-trial\)/);
   const prof = await fetch(`http://127.0.0.1:${port}/v1/profiles/cli-1`, { headers: { authorization: `Bearer ${at}` } });
   assert.equal(prof.status, 200);
   a.p.kill('SIGINT');
@@ -104,4 +106,17 @@ test('without configured keys, credentials are created once, kept, and printed',
   assert.match(b.stderr(), /recovered: snapshot at lsn 1, replayed 0 records, 1 profiles/);
   b.p.kill('SIGTERM');
   assert.equal(await b.exited, 0);
+});
+
+test('a bad journey document stops start-up with every diagnostic', (t) => {
+  const data = tmp(t);
+  const dir = join(data, 'journeys');
+  spawnSync('mkdir', ['-p', dir]);
+  writeFileSync(join(dir, 'bad.yaml'), 'id: x\nentry: {event: A}\nnodes:\n  a: {send: {channel: fax, template: t}, next: b}\n');
+  const r = run(['serve', '--data', data, '--listen', '127.0.0.1:0', '--write-key', 'k', '--admin-token', 'a',
+                 '--set', `journeys.dir=${dir}`]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.ok(r.stderr.includes(`${dir}/bad.yaml:4:23: node 'a': unknown channel 'fax'`), r.stderr);
+  assert.ok(r.stderr.includes(`${dir}/bad.yaml:4:48: node 'a': edge to missing node 'b'`), r.stderr);
+  assert.doesNotMatch(r.stderr, /listening on/);
 });
