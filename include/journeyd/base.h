@@ -52,6 +52,11 @@ void *jd_xcalloc(size_t count, size_t size);
 void *jd_xrealloc(void *p, size_t n);
 char *jd_xstrdup(const char *s);
 char *jd_xstrndup(const char *s, size_t n);
+/* Large zeroed tables that fill slowly (the dedupe window): pages come from the
+ * OS already zero and cost memory only once touched, where calloc in an
+ * allocator may clear them up front. Aborts on failure; free with jd_unmap_zero. */
+void *jd_xmap_zero(size_t n);
+void  jd_unmap_zero(void *p, size_t n);
 /* Returns owned, freed with free(). */
 char *jd_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

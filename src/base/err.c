@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void fill(jd_err *err, int code, const char *where, const char *fmt, va_list ap)
 {
@@ -103,4 +104,16 @@ char *jd_strfmt(const char *fmt, ...)
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return p;
+}
+
+void *jd_xmap_zero(size_t n)
+{
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) oom(n);
+    return p;
+}
+
+void jd_unmap_zero(void *p, size_t n)
+{
+    if (p) munmap(p, n ? n : 1);
 }
