@@ -125,6 +125,11 @@ int  jd_time_parse(const char *s, size_t n, int64_t *out_us);
 #define JD_TIME_TEXT 32
 size_t jd_time_format(int64_t us, char out[JD_TIME_TEXT]);
 
+/* The proleptic Gregorian calendar (Howard Hinnant's algorithms): days since
+ * 1970-01-01 for a civil date, and back. Any year; month 1..12. Pure. */
+int64_t jd_days_from_civil(int64_t y, unsigned m, unsigned d);
+void    jd_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
+
 /* Durations in config: "24h", "90s", "500ms", "7d", "1h30m". */
 int  jd_duration_parse(const char *s, uint64_t *out_us);
 /* Sizes in config: "32KB", "500KiB", "64MB", "1048576". KB=1000, KiB=1024. */

@@ -35,30 +35,7 @@ void jd_vclock_init(jd_vclock *vc, uint64_t start_us)
 void jd_vclock_set(jd_vclock *vc, uint64_t now_us) { vc->_now_us = now_us; }
 void jd_vclock_advance(jd_vclock *vc, uint64_t delta_us) { vc->_now_us += delta_us; }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
 
-static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t yy = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yy + (*m <= 2));
-}
 
 static int digits(const char *s, size_t n, size_t at, size_t count, int *out)
 {
@@ -70,6 +47,29 @@ static int digits(const char *s, size_t n, size_t at, size_t count, int *out)
     }
     *out = v;
     return 0;
+}
+
+int64_t jd_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+void jd_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
 int jd_time_parse(const char *s, size_t n, int64_t *out_us)
@@ -116,7 +116,7 @@ int jd_time_parse(const char *s, size_t n, int64_t *out_us)
         return JD_EINVAL;   /* RFC 3339 requires an offset */
     }
     if (i != n) return JD_EINVAL;
-    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t days = jd_days_from_civil(y, (unsigned)mo, (unsigned)d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - off_s;
     *out_us = secs * (int64_t)JD_SEC + frac_us;
     return JD_OK;
@@ -128,10 +128,10 @@ size_t jd_time_format(int64_t us, char out[JD_TIME_TEXT])
     int64_t rem_us = us - secs * (int64_t)JD_SEC;
     int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
     int64_t sod = secs - days * 86400;
-    int y;
+    int64_t y;
     unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    int n = snprintf(out, JD_TIME_TEXT, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d,
+    jd_civil_from_days(days, &y, &m, &d);
+    int n = snprintf(out, JD_TIME_TEXT, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)y, m, d,
                      (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)(rem_us / 1000));
     return n < 0 ? 0 : (size_t)n;
 }

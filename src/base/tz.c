@@ -174,37 +174,12 @@ bool jd_tz_valid(const char *zone)
     return zone_get(zone, &z, NULL) == JD_OK;
 }
 
-/* ---- civil calendar (proleptic Gregorian) ---------------------------------- */
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 static void fields(int64_t local_us, int32_t off, jd_local *out)
 {
     int64_t secs = floor_div(local_us, 1000000), us = local_us - secs * 1000000;
     int64_t days = floor_div(secs, 86400), sod = secs - days * 86400, y;
     unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
+    jd_civil_from_days(days, &y, &m, &d);
     out->year = (int)y;
     out->month = (int)m;
     out->day = (int)d;
@@ -213,7 +188,7 @@ static void fields(int64_t local_us, int32_t off, jd_local *out)
     out->second = (int)(sod % 60);
     out->millis = (int)(us / 1000);
     out->weekday = (int)(((days % 7) + 11) % 7);   /* 1970-01-01 was a Thursday (4) */
-    out->yday = (int)(days - days_from_civil(y, 1, 1));
+    out->yday = (int)(days - jd_days_from_civil(y, 1, 1));
     out->offset_s = off;
 }
 

@@ -28,29 +28,6 @@
 #define TS_MAX_US (EXPR_TS_MAX_S * US_PER_S + 999999)
 #define DUR_MAX_US (EXPR_DUR_MAX_S * US_PER_S)
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 /* ---- text --------------------------------------------------------------- */
@@ -106,7 +83,7 @@ int expr__ts_parse(const char *s, size_t n, int64_t *us)
     static const unsigned char mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     if (day > mdays[mon - 1] || (mon == 2 && day == 29 && !leap)) return -1;
-    int64_t secs = days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hh * 3600 + mm * 60 + ss -
+    int64_t secs = jd_days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hh * 3600 + mm * 60 + ss -
                    sign * (oh * 3600 + om * 60);
     if (year < 1 || secs < EXPR_TS_MIN_S || secs > EXPR_TS_MAX_S) return -2;
     *us = secs * US_PER_S + frac;
@@ -118,7 +95,7 @@ int expr__format_ts(int64_t us, char *out, size_t cap)
     int64_t secs = floor_div(us, US_PER_S), frac = us - secs * US_PER_S;
     int64_t days = floor_div(secs, 86400), sod = secs - days * 86400, y;
     unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
+    jd_civil_from_days(days, &y, &m, &d);
     int len = snprintf(out, cap, "%04lld-%02u-%02uT%02d:%02d:%02d", (long long)y, m, d, (int)(sod / 3600),
                        (int)(sod / 60 % 60), (int)(sod % 60));
     if (frac && len > 0 && (size_t)len < cap) {
