@@ -13,4 +13,10 @@
  * one bad (or unreadable), 2 bad usage. --help prints usage and returns 0. */
 int jrn_cli_validate(int argc, char **argv);
 
+/* `journeyd simulate --journey FILE --events FILE.ndjson [--until T] [--json]`:
+ * replays recorded events through a journey on a virtual clock and prints the
+ * intents each person would have received and the per-node funnel. Returns 0,
+ * 1 (bad journey or event line), or 2 (usage). argv[0] is "simulate". */
+int jrn_cli_simulate(int argc, char **argv);
+
 #endif
