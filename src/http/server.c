@@ -1,6 +1,6 @@
 /* src/http/server.c -- the HTTP server adapter over libmicrohttpd (MHD).
  *
- * MHD runs its own threads (one epoll thread, or a pool of http.threads of
+ * MHD runs its own threads (one poll thread, or a pool of http.threads of
  * them) and calls on_access() several times per request: once when the
  * headers are in, once per body chunk, and once more when the body is
  * complete (and again after a suspended connection is resumed). This file
