@@ -294,12 +294,21 @@ static enum MHD_Result on_headers(http_server *s, http_req *r, struct MHD_Connec
     jd_buf_init(&r->raw, lim_raw);
     jd_buf_init(&r->inflated, lim_inflated);
 
-    /* A declared length over the ceiling is refused before reading a byte
-     * (and before MHD sends "100 Continue"). */
+    /* A declared length over the ceiling: answering at once makes MHD close
+     * the socket while the client is still writing, and a client then sees a
+     * reset (EPIPE) instead of the 413. So a body within DISCARD_MAX of the
+     * ceiling is read and dropped like an undeclared one (the 413 goes out at
+     * its end and the connection stays open); only a larger one is refused
+     * before reading a byte (and before "100 Continue"). */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > lim_raw) {
+    uint64_t declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (cl && declared > lim_raw) {
         raw_limit_error(r);
-        return queue_stored(r, c);
+        if (declared - lim_raw > DISCARD_MAX) return queue_stored(r, c);
+        r->state = RS_REJECTED;
+        r->discarded = 0;
+        jd_buf_release(&r->raw);
+        return MHD_YES;
     }
     parse_authorization(r);
     return MHD_YES;
