@@ -98,6 +98,10 @@ typedef struct expr_activation {
  * variables ({"event":{...},"profile":{...},"now":"2026-...Z"}); string values
  * of variables declared as timestamps are parsed as RFC 3339. Borrows vars. */
 void expr_activation_json(expr_activation *a, const struct json_object *vars);
+/* The declarations that go with it: every top-level key of vars that is an
+ * identifier, as dyn, except `now`, a timestamp. Returns owned (expr_decls_destroy);
+ * vars may be NULL (no variables). */
+expr_decls *expr_decls_json(const struct json_object *vars);
 
 /* Evaluates p. JD_OK: *out is the result (valid until the scratch is reset).
  * A CEL error value (division by zero, no such key, overflow, no matching

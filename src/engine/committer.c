@@ -54,27 +54,21 @@ static uint16_t partition_of(const eng *e, jd_str key)
     return (uint16_t)(jd_hash64(key.p, key.n) & (e->nparts - 1));
 }
 
-static void txn_add(eng_txn *t, uint16_t type, uint16_t partition, uint64_t dkey, int64_t received_us,
-                    const void *body, uint32_t len)
-{
-    static const char zeros[8];
-    rec_hdr h = { 0, dkey, received_us, len, partition, type, 0, 0 };
-    jd_buf_add(&t->recs, &h, sizeof h);
-    jd_buf_add(&t->recs, body, len);
-    jd_buf_add(&t->recs, zeros, REC_ALIGN(len) - len);
-    t->n++;
-}
-
 void eng_txn_add_event(eng_txn *t, const eng *e, const ingest_msg *m)
 {
-    jd_buf body;
-    jd_buf_init(&body, JD_MAX_RECORD_BYTES);
-    ingest_event_encode(m, &body);
+    static const char zeros[8];
     ingest_event view = { .user_id = m->user_id, .anonymous_id = m->anonymous_id };
     uint16_t p = partition_of(e, prof_event_key(&view));
-    txn_add(t, ENG_REC_EVENT, p, ingest_dedupe_key(m->message_id), m->received_us, body.data,
-            (uint32_t)body.len);
-    jd_buf_release(&body);
+    /* Encoded in place after its header: no temporary buffer per event. */
+    size_t at = t->recs.len;
+    rec_hdr h = { 0, ingest_dedupe_key(m->message_id), m->received_us, 0, p, ENG_REC_EVENT, 0, 0 };
+    jd_buf_add(&t->recs, &h, sizeof h);
+    ingest_event_encode(m, &t->recs);
+    size_t len = t->recs.len - at - sizeof h;
+    JD_ASSERT(len <= JD_MAX_RECORD_BYTES);   /* ingest limits keep messages far below it */
+    jd_buf_add(&t->recs, zeros, REC_ALIGN(len) - len);
+    ((rec_hdr *)(t->recs.data + at))->len = (uint32_t)len;
+    t->n++;
 }
 
 void eng_submit(eng *e, eng_txn *t, eng_done_fn done, void *ctx)
@@ -106,6 +100,7 @@ typedef struct group {
     eng_txn **txns;
     size_t    n, cap;
     size_t    dedupe_inserts;
+    uint64_t  dups;               /* records dropped as duplicates */
     int       rc;                 /* first append error */
     jd_err    err;
 } group;
@@ -122,6 +117,7 @@ static void stage(eng *e, group *g, eng_txn *t)
     for (uint32_t i = 0; i < t->n; i++, h = REC_NEXT(h)) {
         if (h->dedupe_key && ingest_dedupe_seen(e->dedupe, h->dedupe_key, h->received_us)) {
             h->dup = 1;
+            g->dups++;
             continue;
         }
         if (h->dedupe_key) g->dedupe_inserts++;
@@ -181,15 +177,10 @@ static void commit_group(eng *e, group *g)
     } else {
         log_discard_group(e->log);
     }
-    uint64_t dups = 0;
-    for (size_t i = 0; i < g->n; i++) {
-        rec_hdr *h = (rec_hdr *)g->txns[i]->recs.data;
-        for (uint32_t j = 0; j < g->txns[i]->n; j++, h = REC_NEXT(h)) dups += h->dup;
-    }
     if (rc == JD_OK) {
         uint64_t n = dispatch(e, g->txns, g->n);
         atomic_fetch_add_explicit(&e->st_accepted, n, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->st_duplicate, dups, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st_duplicate, g->dups, memory_order_relaxed);
         e->since_snapshot += n;
     } else {
         ingest_dedupe_undo(e->dedupe, g->dedupe_inserts);          /* invariant (3) */
@@ -209,6 +200,7 @@ static void commit_group(eng *e, group *g)
     atomic_fetch_sub_explicit(&e->st_pending, g->n, memory_order_relaxed);
     g->n = 0;
     g->dedupe_inserts = 0;
+    g->dups = 0;
     g->rc = JD_OK;
     jd_err_clear(&g->err);
 }

@@ -37,15 +37,6 @@ static const char usage[] =
     "Exit status: 0 value printed; 1 \"error: MESSAGE at LINE:COL\" on stderr;\n"
     "2 bad usage or unreadable vars file.\n";
 
-static bool is_ident(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) return false;
-    for (s++; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
-            return false;
-    return true;
-}
-
 static int load_vars(const char *path, struct json_object **out)
 {
     char *text = NULL;
@@ -109,14 +100,7 @@ int expr_cli_eval(int argc, char **argv)
         goto out;
     }
     if (vars_path && (rc = load_vars(vars_path, &vars)) != 0) goto out;
-    decls = expr_decls_create();
-    if (vars) {
-        json_object_object_foreach(vars, key, val) {
-            (void)val;
-            if (is_ident(key))
-                expr_decls_var(decls, key, strcmp(key, "now") == 0 ? EXPR_TIMESTAMP : EXPR_DYN, EXPR_DYN);
-        }
-    }
+    decls = expr_decls_json(vars);
     jd_err err;
     jd_err_clear(&err);
     rc = 1;

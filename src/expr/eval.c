@@ -542,3 +542,23 @@ void expr_activation_json(expr_activation *a, const struct json_object *vars)
     a->resolve = json_resolve;
     a->self = (void *)vars;
 }
+
+static bool is_ident(const char *s)
+{
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+expr_decls *expr_decls_json(const struct json_object *vars)
+{
+    expr_decls *d = expr_decls_create();
+    if (!vars || !json_object_is_type(vars, json_type_object)) return d;
+    json_object_object_foreach((struct json_object *)vars, key, val) {
+        (void)val;
+        if (is_ident(key)) expr_decls_var(d, key, strcmp(key, "now") == 0 ? EXPR_TIMESTAMP : EXPR_DYN, EXPR_DYN);
+    }
+    return d;
+}

@@ -29,15 +29,6 @@
 
 #define CASE_DIR "tests/cases/expr"
 
-static bool is_ident(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) return false;
-    for (s++; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
-            return false;
-    return true;
-}
-
 /* Runs one block; returns 0 if it passes, else prints why. */
 static int run_block(const char *file, int line0, char **lines, size_t n, expr_scratch *scratch)
 {
@@ -54,11 +45,7 @@ static int run_block(const char *file, int line0, char **lines, size_t n, expr_s
         json_object_put(vars);
         return 1;
     }
-    expr_decls *d = expr_decls_create();
-    json_object_object_foreach(vars, key, val) {
-        (void)val;
-        if (is_ident(key)) expr_decls_var(d, key, strcmp(key, "now") == 0 ? EXPR_TIMESTAMP : EXPR_DYN, EXPR_DYN);
-    }
+    expr_decls *d = expr_decls_json(vars);
     char got[1024];
     expr_prog *p = NULL;
     jd_err err = { 0 };
