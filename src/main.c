@@ -132,10 +132,19 @@ out:
 
 static void fail_line(const char *what, const jd_err *err);
 
-/* Loads and validates every *.yaml / *.json document in dir. A bad document
- * stops start-up with every diagnostic. Returns owned docs (jrn_doc_destroy
- * each, then free the array); a missing folder is no journeys. */
-static int load_journeys(const char *dir, jrn_doc ***out, size_t *n)
+/* A journey document from journeys.dir: published at start when it changed. */
+typedef struct jfile { char *path, *text, *id; size_t n; } jfile;
+
+static void jfiles_free(jfile *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) { free(v[i].path); free(v[i].text); free(v[i].id); }
+    free(v);
+}
+
+/* Loads and validates every *.yaml / *.yml / *.json document in dir. A bad
+ * document stops start-up with every diagnostic. Returns owned files
+ * (jfiles_free); a missing folder is no journeys. */
+static int load_journeys(const char *dir, jfile **out, size_t *n)
 {
     int rc = JD_OK;
     *out = NULL;
@@ -162,7 +171,9 @@ static int load_journeys(const char *dir, jrn_doc ***out, size_t *n)
                 rc = JD_EINVAL;
             } else if (jrn_doc_parse(path, text, tn, jrn_env_default(), &d, &diags) == JD_OK) {
                 *out = jd_xrealloc(*out, (*n + 1) * sizeof **out);
-                (*out)[(*n)++] = d;
+                (*out)[(*n)++] = (jfile){ path, text, jd_xstrdup(d->id), tn };
+                path = text = NULL;
+                jrn_doc_destroy(d);
             } else {
                 rc = JD_EINVAL;
             }
@@ -181,6 +192,51 @@ static int load_journeys(const char *dir, jrn_doc ***out, size_t *n)
     }
     jrn_diags_release(&diags);
     return rc;
+}
+
+/* Waiting for an engine answer on the main thread (start-up only). */
+typedef struct sync_reply {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    bool            done;
+    int             rc;
+    jd_err          err;
+    char           *json;
+} sync_reply;
+
+static void on_sync_reply(void *ctx, int rc, const jd_err *err, const char *json, size_t n)
+{
+    sync_reply *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->rc = rc;
+    if (err) s->err = *err;
+    s->json = json ? jd_xstrndup(json, n) : NULL;
+    s->done = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Publishes each file whose text differs from its journey's newest version
+ * (people edit journeys in git; a restart deploys them). */
+static int publish_journeys(eng *e, const jfile *files, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sync_reply s = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, { 0 }, NULL };
+        eng_journey_req req = { "publish", files[i].id, files[i].text, files[i].n, files[i].path, true, false, false };
+        eng_journey_change(e, &req, on_sync_reply, &s);
+        pthread_mutex_lock(&s.mu);
+        while (!s.done) pthread_cond_wait(&s.cv, &s.mu);
+        pthread_mutex_unlock(&s.mu);
+        if (s.rc != JD_OK) {
+            fprintf(stderr, "journeyd: %s: cannot publish journey '%s': %s\n", files[i].path, files[i].id, s.err.msg);
+            free(s.json);
+            return JD_EINVAL;
+        }
+        const char *v = s.json ? strstr(s.json, "\"version\":") : NULL;
+        jd_info("journeys: %s (%s) is at version %d", files[i].id, files[i].path, v ? atoi(v + 10) : 0);
+        free(s.json);
+    }
+    return JD_OK;
 }
 
 static void fail_line(const char *what, const jd_err *err)
@@ -280,7 +336,7 @@ static int cmd_serve(int argc, char **argv)
     jd_config_init(&c);
     eng *e = NULL;
     api_ctx *api = NULL;
-    jrn_doc **journeys = NULL;
+    jfile *journeys = NULL;
     size_t njourneys = 0;
     http_server *srv = NULL;
     jd_err err;
@@ -307,7 +363,7 @@ static int cmd_serve(int argc, char **argv)
             c.config_path ? ", config " : "", c.config_path ? c.config_path : "");
 
     /* Journeys are checked before anything is opened: a bad document is a bad
-     * configuration. Running them (instances in the shards) is issue 3's rest. */
+     * configuration. They are published (when changed) once the engine is open. */
     if (load_journeys(c.journeys_dir, &journeys, &njourneys) != JD_OK) {
         fprintf(stderr, "journeyd: journeys in %s have errors (journeyd validate shows the same)\n", c.journeys_dir);
         rc = 2;
@@ -316,8 +372,8 @@ static int cmd_serve(int argc, char **argv)
     if (njourneys) {
         jd_buf names;
         jd_buf_init(&names, 4096);
-        for (size_t i = 0; i < njourneys; i++) jd_buf_addf(&names, "%s%s", i ? ", " : "", journeys[i]->id);
-        jd_info("journeys: %zu loaded from %s (%s); validated, not run yet", njourneys, c.journeys_dir, names.data);
+        for (size_t i = 0; i < njourneys; i++) jd_buf_addf(&names, "%s%s", i ? ", " : "", journeys[i].id);
+        jd_info("journeys: %zu valid in %s (%s)", njourneys, c.journeys_dir, names.data);
         jd_buf_release(&names);
     }
 
@@ -325,6 +381,7 @@ static int cmd_serve(int argc, char **argv)
         .data_dir = c.data_dir, .partitions = c.partitions, .shards = c.shards, .max_pending = c.max_pending,
         .snapshot_every = c.snapshot_every, .dedupe_window_us = c.dedupe_window_us,
         .dedupe_max_entries = c.dedupe_max_entries, .log = { .segment_bytes = c.segment_bytes },
+        .tick_us = c.tick_us, .recent_intents = c.recent_intents,
     };
     prof_limits_default(&eo.prof);
     eo.prof.max_traits_bytes = c.max_traits_bytes;
@@ -339,6 +396,7 @@ static int cmd_serve(int argc, char **argv)
     jd_info("recovered: snapshot at lsn %llu, replayed %llu records, %llu profiles, in %.3f s",
             (unsigned long long)rec.snapshot_lsn, (unsigned long long)rec.replayed, (unsigned long long)rec.profiles,
             rec.seconds);
+    if (publish_journeys(e, journeys, njourneys) != JD_OK) { rc = 2; goto out; }
 
     api = api_create(&c, e);
     size_t nroutes;
@@ -373,8 +431,7 @@ out:
     eng_close(e);
     http_server_destroy(srv);
     api_destroy(api);
-    for (size_t i = 0; i < njourneys; i++) jrn_doc_destroy(journeys[i]);
-    free(journeys);
+    jfiles_free(journeys, njourneys);
     jd_config_release(&c);
     return rc;
 }

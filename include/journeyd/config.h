@@ -53,6 +53,8 @@ typedef struct jd_config {
     uint32_t partitions;            /* engine.partitions */
     uint32_t max_pending;           /* engine.max_pending */
     uint64_t snapshot_every;        /* engine.snapshot_every */
+    uint64_t tick_us;               /* engine.tick */
+    uint32_t recent_intents;        /* journeys.recent_intents */
     /* http */
     uint32_t http_threads;          /* http.threads */
     uint32_t max_connections;       /* http.max_connections */

@@ -21,8 +21,10 @@
 #include "journeyd/profile.h"
 
 /* Record types in the log. A new kind of record is a new row here and in
- * shard.c's apply table. */
-enum { ENG_REC_EVENT = 1 };
+ * shard.c's apply table. TICK and JOURNEY go to every partition
+ * (ENG_PART_ALL); docs/internals/log.md has their bodies. */
+enum { ENG_REC_EVENT = 1, ENG_REC_TICK, ENG_REC_JOURNEY, ENG_REC_ENTER };
+#define ENG_PART_ALL 0xffffu
 
 typedef struct eng eng;   /* opaque */
 
@@ -36,6 +38,9 @@ typedef struct eng_opts {
     uint64_t    dedupe_max_entries;
     log_opts    log;
     prof_limits prof;
+    uint64_t    tick_us;          /* engine.tick: least time between clock records while waits are due */
+    uint32_t    recent_intents;   /* journeys.recent_intents: intents kept per partition for GET /v1/intents */
+    const jd_clock *clock;        /* the edge that stamps clock records; NULL: jd_clock_real */
 } eng_opts;
 
 /* What the engine found at start: for the "recovered ..." log line. */
@@ -59,9 +64,10 @@ uint32_t eng_shards(const eng *e);
 
 typedef struct eng_txn eng_txn;   /* opaque: the records of one request */
 
-/* status: JD_OK (durable), JD_EIO (the log refused: err says why), JD_EBUSY
- * (shutting down). Runs on the committer thread. */
-typedef void (*eng_done_fn)(void *ctx, int status, const jd_err *err);
+/* status: JD_OK (durable; lsn is the transaction's last record), JD_EIO (the
+ * log refused: err says why), JD_EBUSY (shutting down). Runs on the committer
+ * thread. */
+typedef void (*eng_done_fn)(void *ctx, int status, const jd_err *err, uint64_t lsn);
 
 eng_txn *eng_txn_create(void);
 /* Encodes msg as an event record (borrows msg). */
@@ -80,6 +86,54 @@ void eng_submit(eng *e, eng_txn *t, eng_done_fn done, void *ctx);
 typedef void (*eng_read_fn)(void *ctx, int rc, const char *json, size_t n);
 void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx);
 
+/* ---- journeys (src/engine/journeys.c) -------------------------------------
+ * Changes go through the log as ENG_REC_JOURNEY records (every shard's
+ * registry applies them in log order); reads are messages to shards. Every
+ * callback runs once, on a committer or shard thread, with JSON valid during
+ * the call. */
+
+/* rc: JD_OK (json: the journey after the change, as eng_journeys_get gives
+ * it), JD_ENOTFOUND, JD_EBUSY (a state conflict: err says which), JD_EINVAL
+ * (json: {"error":..,"errors":[{"where","node","message"}...]} listing every
+ * problem of the document), JD_EIO (the log refused). */
+typedef void (*eng_json_fn)(void *ctx, int rc, const jd_err *err, const char *json, size_t n);
+
+typedef struct eng_journey_req {
+    const char *op;            /* "draft", "publish", "pause", "resume", "archive" */
+    const char *id;
+    const char *text;          /* draft/publish: the document (YAML or JSON); NULL: publish the draft */
+    size_t      text_len;
+    const char *source;        /* "api" or the file name */
+    bool        if_changed;    /* publish: JD_OK without a new version when the newest one has this text */
+    bool        create_only;   /* draft: JD_EBUSY if the journey exists (POST /v1/journeys) */
+    bool        must_exist;    /* draft: JD_ENOTFOUND if it does not (PUT /v1/journeys/{id}) */
+} eng_journey_req;
+/* Copies what it needs from req. */
+void eng_journey_change(eng *e, const eng_journey_req *req, eng_json_fn done, void *ctx);
+
+/* One journey (id) or all (id NULL) as JSON with live counters summed over
+ * every partition: see docs/api.md "Journeys". with_docs adds each version's
+ * document and text. JD_ENOTFOUND for an unknown id. */
+void eng_journeys_get(eng *e, const char *id, bool with_docs, eng_json_fn done, void *ctx);
+
+/* Enters profile `profile_id` (its key: a userId, else an anonymousId) into
+ * journey id through the log. JD_OK json {"entered":true,"journey":..,
+ * "instance":{...}}; JD_ENOTFOUND; JD_EBUSY when the journey is not active
+ * or the re-entry policy refuses (err says which). */
+void eng_journey_enter(eng *e, const char *id, const char *profile_id, eng_json_fn done, void *ctx);
+
+/* Where a person is in journeys: JSON array (jrn_host_person_json);
+ * JD_ENOTFOUND if never in one. */
+void eng_profile_journeys(eng *e, const char *profile_id, eng_json_fn done, void *ctx);
+
+/* The newest intents (send and task) produced, newest first, at most limit:
+ * of one person (profile_id) or of everyone (NULL). JSON array of {id,
+ * instance, journey, version, node, kind, channel, template, category,
+ * queue, person, at, lsn, delay_us}; delay_us is the time from the record
+ * being durable to the intent, measured on this machine (an observation,
+ * never state). */
+void eng_intents_get(eng *e, const char *profile_id, uint32_t limit, eng_json_fn done, void *ctx);
+
 /* ---- observation --------------------------------------------------------- */
 
 typedef struct eng_stats {
@@ -94,6 +148,9 @@ typedef struct eng_stats {
     bool     log_failed;
     uint32_t shards;
     uint64_t pending_txns;
+    uint64_t ticks;               /* clock records written */
+    uint64_t intents;             /* send and task intents produced */
+    uint64_t instances, timers;   /* live journey instances and armed waits, all shards */
 } eng_stats;
 void eng_get_stats(const eng *e, eng_stats *out);
 /* Per-shard queue depth (records and reads waiting). */

@@ -103,6 +103,10 @@ void expr_activation_json(expr_activation *a, const struct json_object *vars);
  * vars may be NULL (no variables). */
 expr_decls *expr_decls_json(const struct json_object *vars);
 
+/* A JSON value as an expr_val (objects and arrays as views, not copies): for
+ * activations that resolve variables themselves. Borrows j. */
+void expr_val_from_json(const struct json_object *j, expr_val *out);
+
 /* Evaluates p. JD_OK: *out is the result (valid until the scratch is reset).
  * A CEL error value (division by zero, no such key, overflow, no matching
  * overload at run time, comprehension cost over the budget) returns JD_EINVAL

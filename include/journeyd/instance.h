@@ -34,8 +34,11 @@ typedef enum {
     JRN_END_GOAL,          /* the goal event arrived within its window: converted */
     JRN_END_EXIT_RULE,     /* an exit rule with action end */
     JRN_END_CONTROL,       /* assigned to a split's control/holdout variant with no next */
-    JRN_END_ERROR,         /* an expression failed at run time, or the step budget ran out */
+    JRN_END_ERROR,         /* the step budget ran out (or, with a host that ends on them, an expression error) */
+    JRN_END_ARCHIVED,      /* the journey was archived while the instance was in it */
+    JRN_END_COUNT_
 } jrn_end;
+const char *jrn_end_name(jrn_end why);   /* "finished", "goal", "exit_rule", "control", "error", "archived" */
 
 /* How an instance left a node, for per-edge analytics. */
 typedef enum {
@@ -116,6 +119,10 @@ void jrn_on_event(const jrn_doc *doc, jrn_instance *in, const ingest_event *ev,
 void jrn_on_timer(const jrn_doc *doc, jrn_instance *in, int64_t now_us, const jrn_io *io);
 /* Re-checks condition-only exit rules (after the profile changed). */
 void jrn_on_profile_change(const jrn_doc *doc, jrn_instance *in, int64_t now_us, const jrn_io *io);
+
+/* Ends a waiting or paused instance from outside (archive): cancels its
+ * timer and reports on_exit with why. */
+void jrn_abort(const jrn_doc *doc, jrn_instance *in, jrn_end why, int64_t now_us, const jrn_io *io);
 
 /* What the instance waits for, for GET /v1/profiles/{id}/journeys:
  * "timer", "event:<name>", "resume:<name>" or "" (not waiting). */

@@ -29,7 +29,7 @@ static bool key_ok(const api_ctx *a, const char *k, size_t n)
 typedef struct pending { http_req *r; api_ctx *a; size_t n; } pending;
 
 /* Committer thread: the transaction is durable (or was refused). */
-static void on_committed(void *ctx, int status, const jd_err *err)
+static void on_committed(void *ctx, int status, const jd_err *err, uint64_t lsn)
 {
     pending *p = ctx;
     if (status == JD_OK) {

@@ -71,6 +71,16 @@ void eng_txn_add_event(eng_txn *t, const eng *e, const ingest_msg *m)
     t->n++;
 }
 
+void eng__txn_add(eng_txn *t, uint16_t type, uint16_t partition, const void *body, uint32_t len)
+{
+    static const char zeros[8];
+    rec_hdr h = { 0, 0, 0, len, partition, type, 0, 0 };
+    jd_buf_add(&t->recs, &h, sizeof h);
+    jd_buf_add(&t->recs, body, len);
+    jd_buf_add(&t->recs, zeros, REC_ALIGN(len) - len);
+    t->n++;
+}
+
 void eng_submit(eng *e, eng_txn *t, eng_done_fn done, void *ctx)
 {
     t->done = done;
@@ -90,7 +100,7 @@ void eng_submit(eng *e, eng_txn *t, eng_done_fn done, void *ctx)
     atomic_fetch_sub_explicit(&e->st_pending, 1, memory_order_relaxed);
     jd_err_set(&err, JD_EBUSY, "", "journeyd is shutting down");
 refuse:
-    done(ctx, JD_EBUSY, &err);
+    done(ctx, JD_EBUSY, &err, 0);
     eng_txn_destroy(t);
 }
 
@@ -145,18 +155,31 @@ static void observe_fsync(eng *e, uint64_t ns)
 }
 
 /* Hands durable records to their shards: one batch message per shard. */
+/* Adds a record to its shard's batch, or to every shard's (ENG_PART_ALL). */
+static void batch_record(eng *e, shard_batch **b, uint64_t lsn, uint16_t type, uint16_t partition,
+                         const void *body, uint32_t len, uint64_t durable_ns)
+{
+    uint32_t first = partition == ENG_PART_ALL ? 0 : eng__shard_of(e, partition);
+    uint32_t last = partition == ENG_PART_ALL ? e->nshards - 1 : first;
+    for (uint32_t s = first; s <= last; s++) {
+        if (!b[s]) {
+            b[s] = eng__batch_create();
+            b[s]->durable_ns = durable_ns;
+        }
+        eng__batch_add(b[s], lsn, type, partition, body, len);
+    }
+}
+
 static uint64_t dispatch(eng *e, eng_txn **txns, size_t n)
 {
     shard_batch **b = jd_xcalloc(e->nshards, sizeof *b);
-    uint64_t count = 0;
+    uint64_t count = 0, now = jd_monotonic_ns();
     for (size_t i = 0; i < n; i++) {
         rec_hdr *h = (rec_hdr *)txns[i]->recs.data;
         for (uint32_t j = 0; j < txns[i]->n; j++, h = REC_NEXT(h)) {
             if (h->dup) continue;
-            uint32_t s = eng__shard_of(e, h->partition);
-            if (!b[s]) b[s] = eng__batch_create();
-            eng__batch_add(b[s], h->lsn, h->type, h->partition, h + 1, h->len);
-            count++;
+            batch_record(e, b, h->lsn, h->type, h->partition, h + 1, h->len, now);
+            if (h->type == ENG_REC_EVENT) count++;
         }
     }
     for (uint32_t s = 0; s < e->nshards; s++)
@@ -194,7 +217,11 @@ static void commit_group(eng *e, group *g)
     atomic_store_explicit(&e->st_dedupe_evicted, ingest_dedupe_evicted_early(e->dedupe), memory_order_relaxed);
     for (size_t i = 0; i < g->n; i++) {
         eng_txn *t = g->txns[i];
-        t->done(t->ctx, rc == JD_OK ? JD_OK : JD_EIO, rc == JD_OK ? NULL : &g->err);
+        uint64_t lsn = 0;
+        rec_hdr *h = (rec_hdr *)t->recs.data;
+        for (uint32_t j = 0; j < t->n; j++, h = REC_NEXT(h))
+            if (!h->dup) lsn = h->lsn;
+        if (t->done) t->done(t->ctx, rc == JD_OK ? JD_OK : JD_EIO, rc == JD_OK ? NULL : &g->err, lsn);
         eng_txn_destroy(t);
     }
     atomic_fetch_sub_explicit(&e->st_pending, g->n, memory_order_relaxed);
@@ -205,17 +232,65 @@ static void commit_group(eng *e, group *g)
     jd_err_clear(&g->err);
 }
 
+/* ---- clock records --------------------------------------------------------
+ * Time reaches the shards as TICK records: the committer is the edge that
+ * reads the clock (e->clock) and writes what it read into the log, so replay
+ * fires the same waits at the same times. A tick is written only when some
+ * shard has a wait due (next_due) and at most every engine.tick; with traffic
+ * it rides in the group being committed (no extra fsync). */
+
+static uint64_t earliest_due(eng *e)
+{
+    uint64_t due = UINT64_MAX;
+    for (uint32_t s = 0; s < e->nshards; s++) {
+        uint64_t d = atomic_load_explicit(&e->next_due[s], memory_order_relaxed);
+        if (d < due) due = d;
+    }
+    return due;
+}
+
+static void maybe_tick(eng *e, group *g)
+{
+    uint64_t now = jd_clock_now(e->clock);
+    if (now < earliest_due(e) || now < e->last_tick_us + e->o.tick_us) return;
+    if (log_failed(e->log)) return;
+    e->last_tick_us = now;
+    uint8_t body[8];
+    for (int i = 0; i < 8; i++) body[i] = (uint8_t)(now >> (8 * i));
+    eng_txn *t = eng_txn_create();
+    eng__txn_add(t, ENG_REC_TICK, ENG_PART_ALL, body, sizeof body);
+    atomic_fetch_add_explicit(&e->st_pending, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->st_ticks, 1, memory_order_relaxed);
+    stage(e, g, t);   /* done is NULL: nobody waits for a tick */
+}
+
+/* How long the committer may sleep: until the next due wait (at least
+ * engine.tick), at most 200 ms, 50 ms while a snapshot is being written. */
+static int wait_ms(eng *e)
+{
+    int ms = e->snap ? 50 : 200;
+    uint64_t due = earliest_due(e), now = jd_clock_now(e->clock);
+    if (due != UINT64_MAX) {
+        uint64_t at = JD_MIN_OF(due, UINT64_MAX - e->o.tick_us);
+        if (at < e->last_tick_us + e->o.tick_us) at = e->last_tick_us + e->o.tick_us;
+        uint64_t d = at > now ? (at - now + 999) / 1000 : 0;
+        if (d < (uint64_t)ms) ms = (int)d;
+    }
+    return ms;
+}
+
 static void *committer_main(void *arg)
 {
     eng *e = arg;
     group g = { 0 };
     for (;;) {
-        /* Waking every 200 ms lets a finished snapshot be sealed without traffic. */
-        jd_qnode *list = jd_queue_pop_all(&e->cq, e->snap ? 50 : 200);
+        /* Waking at least every 200 ms lets a finished snapshot be sealed without traffic. */
+        jd_qnode *list = jd_queue_pop_all(&e->cq, wait_ms(e));
         for (jd_qnode *n = list, *next; n; n = next) {
             next = n->next;
             stage(e, &g, (eng_txn *)n);
         }
+        if (!jd_queue_closed(&e->cq)) maybe_tick(e, &g);
         commit_group(e, &g);
         eng__snapshot_poll(e, false);
         if (!e->snap && e->since_snapshot >= e->o.snapshot_every) eng__snapshot_begin(e);
@@ -238,23 +313,22 @@ static int replay_rec(void *arg, const log_rec *r)
 {
     replay_ctx *rc = arg;
     eng *e = rc->e;
-    if (r->partition >= e->nparts)
+    if (r->partition >= e->nparts && r->partition != ENG_PART_ALL)
         return jd_err_set(rc->err, JD_ECORRUPT, e->log_dir, "record %llu names partition %u of %u",
                           (unsigned long long)r->lsn, r->partition, e->nparts);
-    if (r->lsn <= e->parts[r->partition].snap_lsn) return 0;
+    if (r->lsn <= (r->partition == ENG_PART_ALL ? e->snap_loaded_lsn : e->parts[r->partition].snap_lsn)) return 0;
     if (r->type == ENG_REC_EVENT) {
         ingest_event ev;
         jd_err err;
         if (ingest_event_decode(r->body, r->len, &ev, &err) == JD_OK)
             ingest_dedupe_seen(e->dedupe, ingest_dedupe_key(ev.message_id), ev.received_us);
     }
-    uint32_t s = eng__shard_of(e, r->partition);
-    if (!rc->batches[s]) rc->batches[s] = eng__batch_create();
-    eng__batch_add(rc->batches[s], r->lsn, r->type, r->partition, r->body, r->len);
-    if (rc->batches[s]->n >= 4096) {
-        eng__shard_push(e, s, &rc->batches[s]->m);
-        rc->batches[s] = NULL;
-    }
+    batch_record(e, rc->batches, r->lsn, r->type, r->partition, r->body, r->len, 0);
+    for (uint32_t s = 0; s < e->nshards; s++)
+        if (rc->batches[s] && rc->batches[s]->n >= 4096) {
+            eng__shard_push(e, s, &rc->batches[s]->m);
+            rc->batches[s] = NULL;
+        }
     rc->applied++;
     return 0;
 }
@@ -303,14 +377,22 @@ int eng_open(eng **out, const eng_opts *o, eng_recovery *rec, jd_err *err)
     e->log_dir = jd_strfmt("%s/log", o->data_dir);
     e->snap_dir = jd_strfmt("%s/snapshot", o->data_dir);
     jd_queue_init(&e->cq);
+    e->clock = o->clock ? o->clock : &jd_clock_real;
+    if (!e->o.tick_us) e->o.tick_us = 10 * 1000;
     e->parts = jd_xcalloc(e->nparts, sizeof *e->parts);
-    for (uint32_t p = 0; p < e->nparts; p++) e->parts[p].profiles = prof_store_create(&o->prof);
+    for (uint32_t p = 0; p < e->nparts; p++) {
+        e->parts[p].e = e;
+        e->parts[p].index = p;
+        e->parts[p].profiles = prof_store_create(&o->prof);
+    }
+    eng__journeys_init(e);
     e->dedupe = ingest_dedupe_create(o->dedupe_window_us, o->dedupe_max_entries);
 
     if ((rc = jd_mkdir_p(e->log_dir, err)) || (rc = jd_mkdir_p(e->snap_dir, err))) goto fail;
     if ((rc = check_meta(e, err)) != JD_OK) goto fail;
     if ((rc = log_open(&e->log, e->log_dir, &o->log, &rec->log, err)) != JD_OK) goto fail;
     if ((rc = eng__snapshot_load(e, &rec->snapshot_lsn, err)) != JD_OK) goto fail;
+    e->snap_loaded_lsn = rec->snapshot_lsn;
     if (log_next_lsn(e->log) <= rec->snapshot_lsn) {
         rc = jd_err_set(err, JD_ECORRUPT, e->log_dir, "the log ends at lsn %llu but the snapshot covers up to %llu",
                         (unsigned long long)log_next_lsn(e->log) - 1, (unsigned long long)rec->snapshot_lsn);
@@ -366,6 +448,7 @@ void eng_close(eng *e)
     eng__shards_stop(e);
     if (e->log) log_close(e->log);
     ingest_dedupe_destroy(e->dedupe);
+    eng__journeys_release(e);
     if (e->parts)
         for (uint32_t p = 0; p < e->nparts; p++) prof_store_destroy(e->parts[p].profiles);
     free(e->parts);
@@ -394,6 +477,13 @@ void eng_get_stats(const eng *e, eng_stats *s)
     s->log_failed = atomic_load_explicit(&m->st_log_failed, memory_order_relaxed);
     s->shards = e->nshards;
     s->pending_txns = atomic_load_explicit(&m->st_pending, memory_order_relaxed);
+    s->ticks = atomic_load_explicit(&m->st_ticks, memory_order_relaxed);
+    s->intents = atomic_load_explicit(&m->st_intents, memory_order_relaxed);
+    s->instances = s->timers = 0;
+    for (uint32_t k = 0; m->sh_instances && k < e->nshards; k++) {
+        s->instances += atomic_load_explicit(&m->sh_instances[k], memory_order_relaxed);
+        s->timers += atomic_load_explicit(&m->sh_timers[k], memory_order_relaxed);
+    }
 }
 
 size_t eng_fsync_histogram(const eng *e, const double **bounds, uint64_t *counts, size_t max,

@@ -3,6 +3,7 @@
 #define JOURNEYD_ENGINE_INT_H
 
 #include "journeyd/engine.h"
+#include "journeyd/runtime.h"
 
 #include <stdatomic.h>
 
@@ -33,7 +34,7 @@ struct eng_txn {
 };
 
 /* Messages to a shard: a table in shard.c maps kind -> handler. */
-enum { SM_BATCH, SM_READ, SM_SNAPSHOT, SM_BARRIER, SM_KIND_COUNT };
+enum { SM_BATCH, SM_READ, SM_SNAPSHOT, SM_BARRIER, SM_CALL, SM_KIND_COUNT };
 
 typedef struct shard_msg {
     jd_qnode node;
@@ -44,7 +45,15 @@ typedef struct shard_batch {      /* SM_BATCH: records in lsn order */
     shard_msg m;
     jd_buf    recs;
     uint32_t  n;
+    uint64_t  durable_ns;          /* jd_monotonic_ns when the log made them durable (0: replay) */
 } shard_batch;
+
+typedef struct eng_shard eng_shard;
+typedef struct shard_call {        /* SM_CALL: run fn on the shard thread (reads, checks) */
+    shard_msg m;
+    void    (*fn)(eng_shard *sh, void *arg);
+    void     *arg;
+} shard_call;
 
 /* A countdown that one thread waits on or polls (snapshot parts, barriers). */
 typedef struct countdown {
@@ -77,17 +86,39 @@ typedef struct shard_barrier {     /* SM_BARRIER */
     countdown *cd;
 } shard_barrier;
 
+/* An intent kept for GET /v1/intents (journeys.c). Strings point into the
+ * shard's registry (versions are never freed) except person (owned). */
+typedef struct intent_rec {
+    uint64_t id, instance, lsn;
+    int64_t  at_us, delay_us;
+    const jrn_journey *journey;
+    const jrn_node *node;
+    uint32_t version;
+    char    *person;
+} intent_rec;
+
+/* The outcome of an API entry record, for the request that sent it. */
+typedef struct enter_result { uint64_t lsn; int rc; jd_err err; } enter_result;
+#define ENTER_RESULTS 8
+
 typedef struct eng_part {
+    eng        *e;
+    uint32_t    index;
     prof_store *profiles;          /* owned; touched only by the owning shard */
+    jrn_host   *host;              /* owned; its journey instances */
     uint64_t    snap_lsn;          /* records <= this are in the loaded snapshot */
+    intent_rec *intents;           /* ring of e->o.recent_intents */
+    uint64_t    nintents;          /* produced so far (ring position) */
+    enter_result enters[ENTER_RESULTS];
+    uint64_t    durable_ns;        /* of the batch being applied */
 } eng_part;
 
-typedef struct eng_shard {
+struct eng_shard {
     eng       *e;
     uint32_t   id;
     pthread_t  th;
     jd_queue   q;
-} eng_shard;
+};
 
 #define FSYNC_BUCKETS 14
 
@@ -98,6 +129,12 @@ struct eng {
     ingest_dedupe *dedupe;         /* committer thread only */
     eng_part    *parts;
     uint32_t     nparts, nshards;
+    jrn_reg    **regs;             /* one registry per shard, touched only by it */
+    uint64_t     snap_loaded_lsn;  /* the snapshot eng_open loaded (0 none) */
+    const jd_clock *clock;         /* stamps clock records: the committer is the edge */
+    uint64_t     last_tick_us;     /* committer */
+    _Atomic uint64_t *next_due;    /* per shard: earliest armed wait (UINT64_MAX none) */
+    atomic_uint_fast64_t *sh_instances, *sh_timers;   /* per shard, for stats */
     eng_shard   *shards;
     jd_queue     cq;               /* committer input */
     pthread_t    committer;
@@ -108,10 +145,13 @@ struct eng {
     /* statistics, written by one thread, read by any (relaxed atomics) */
     atomic_uint_fast64_t st_accepted, st_duplicate, st_refused_io, st_fsyncs, st_pending;
     atomic_uint_fast64_t st_durable_lsn, st_log_bytes, st_dedupe_entries, st_dedupe_evicted;
-    atomic_uint_fast64_t st_snapshots, st_snapshot_lsn;
+    atomic_uint_fast64_t st_snapshots, st_snapshot_lsn, st_ticks, st_intents;
     atomic_bool          st_log_failed;
     atomic_uint_fast64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, fsync_sum_ns;
 };
+
+/* committer.c: appends a record (body copied) to a transaction. */
+void eng__txn_add(eng_txn *t, uint16_t type, uint16_t partition, const void *body, uint32_t len);
 
 /* shard.c */
 int  eng__shards_start(eng *e, jd_err *err);
@@ -123,6 +163,18 @@ shard_batch *eng__batch_create(void);
 void eng__batch_add(shard_batch *b, uint64_t lsn, uint16_t type, uint16_t partition, const void *body, uint32_t len);
 /* Sends a barrier to every shard and waits until each has applied what came before it. */
 void eng__shards_barrier(eng *e);
+/* Runs fn(shard, arg) on shard s's thread after what is queued there. */
+void eng__call(eng *e, uint32_t s, void (*fn)(eng_shard *sh, void *arg), void *arg);
+uint32_t eng__partition_of(const eng *e, const char *key, size_t n);
+
+/* journeys.c: the runtime's side of the shards */
+void eng__journeys_init(eng *e);         /* registries and hosts (before a snapshot loads) */
+void eng__journeys_release(eng *e);
+int  eng__apply_journey(eng_shard *sh, const rec_hdr *h, jd_err *err);
+int  eng__apply_enter(eng_shard *sh, const rec_hdr *h, jd_err *err);
+int  eng__apply_tick(eng_shard *sh, const rec_hdr *h, jd_err *err);
+/* After a batch: publish the shard's next due wait and its counts. */
+void eng__journeys_publish(eng_shard *sh);
 
 /* snapshot.c */
 int  eng__snapshot_load(eng *e, uint64_t *lsn, jd_err *err);

@@ -19,6 +19,11 @@
 
 uint32_t eng__shard_of(const eng *e, uint32_t partition) { return partition % e->nshards; }
 
+uint32_t eng__partition_of(const eng *e, const char *key, size_t n)
+{
+    return (uint32_t)(jd_hash64(key, n) & (e->nparts - 1));
+}
+
 shard_batch *eng__batch_create(void)
 {
     shard_batch *b = jd_xcalloc(1, sizeof *b);
@@ -47,18 +52,27 @@ void eng__shard_push(eng *e, uint32_t s, shard_msg *m)
 
 /* ---- record application: one row per record type ----------------------- */
 
-typedef int (*apply_fn)(eng_part *p, const rec_hdr *h, jd_err *err);
+typedef int (*apply_fn)(eng_shard *sh, const rec_hdr *h, jd_err *err);
 
-static int apply_event(eng_part *p, const rec_hdr *h, jd_err *err)
+/* An event: time moves to its receipt first (due waits fire on the profile as
+ * it was), then the profile, then the person's journeys. */
+static int apply_event(eng_shard *sh, const rec_hdr *h, jd_err *err)
 {
+    eng_part *p = &sh->e->parts[h->partition];
     ingest_event ev;
     int rc = ingest_event_decode(h + 1, h->len, &ev, err);
     if (rc != JD_OK) return rc;
-    return prof_apply(p->profiles, &ev, err);
+    jrn_host_advance(p->host, ev.received_us, h->lsn);
+    rc = prof_apply(p->profiles, &ev, err);
+    jrn_host_event(p->host, &ev, h->lsn, ev.received_us);
+    return rc;
 }
 
 static const struct { uint16_t type; apply_fn apply; } appliers[] = {
     { ENG_REC_EVENT, apply_event },
+    { ENG_REC_TICK, eng__apply_tick },
+    { ENG_REC_JOURNEY, eng__apply_journey },
+    { ENG_REC_ENTER, eng__apply_enter },
 };
 
 static void on_batch(eng_shard *sh, shard_msg *m)
@@ -66,18 +80,21 @@ static void on_batch(eng_shard *sh, shard_msg *m)
     shard_batch *b = (shard_batch *)m;
     rec_hdr *h = (rec_hdr *)b->recs.data;
     for (uint32_t i = 0; i < b->n; i++, h = REC_NEXT(h)) {
-        eng_part *p = &sh->e->parts[h->partition];
         apply_fn fn = NULL;
         for (size_t k = 0; k < JD_ARRAY_LEN(appliers); k++)
             if (appliers[k].type == h->type) fn = appliers[k].apply;
+        if (h->partition != ENG_PART_ALL) sh->e->parts[h->partition].durable_ns = b->durable_ns;
+        else
+            for (uint32_t p = sh->id; p < sh->e->nparts; p += sh->e->nshards) sh->e->parts[p].durable_ns = b->durable_ns;
         jd_err err;
         jd_err_clear(&err);
         /* The record is durable; a record we cannot apply is logged and skipped
          * (the same on every replay), never allowed to stop the shard. */
         if (!fn) jd_warn("shard %u: skipping record %llu of unknown type %u", sh->id, (unsigned long long)h->lsn, h->type);
-        else if (fn(p, h, &err) != JD_OK)
+        else if (fn(sh, h, &err) != JD_OK)
             jd_warn("shard %u: record %llu not applied: %s", sh->id, (unsigned long long)h->lsn, err.msg);
     }
+    eng__journeys_publish(sh);
     jd_buf_release(&b->recs);
     free(b);
 }
@@ -181,8 +198,25 @@ static void on_barrier(eng_shard *sh, shard_msg *m)
     free(b);
 }
 
+static void on_call(eng_shard *sh, shard_msg *m)
+{
+    shard_call *c = (shard_call *)m;
+    c->fn(sh, c->arg);
+    free(c);
+}
+
+void eng__call(eng *e, uint32_t s, void (*fn)(eng_shard *sh, void *arg), void *arg)
+{
+    shard_call *c = jd_xcalloc(1, sizeof *c);
+    c->m.kind = SM_CALL;
+    c->fn = fn;
+    c->arg = arg;
+    eng__shard_push(e, s, &c->m);
+}
+
 static void (*const handlers[SM_KIND_COUNT])(eng_shard *, shard_msg *) = {
     [SM_BATCH] = on_batch, [SM_READ] = on_read, [SM_SNAPSHOT] = on_snapshot, [SM_BARRIER] = on_barrier,
+    [SM_CALL] = on_call,
 };
 
 static void *shard_main(void *arg)

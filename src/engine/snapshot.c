@@ -30,7 +30,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SNAP_MAGIC "JDSNAP01"
+/* Format 2 added journeys: partition files hold u64 profile bytes | profiles |
+ * journey state, and a "journeys" file holds the registry. Format 1 files
+ * (profiles only) still load. */
+#define SNAP_MAGIC "JDSNAP02"
+#define SNAP_MAGIC_V1 "JDSNAP01"
 
 typedef struct snap_hdr {
     char     magic[8];
@@ -60,7 +64,7 @@ static int write_snap_file(const char *path, uint64_t lsn, uint32_t partition, c
 }
 
 static int read_snap_file(const char *path, uint64_t lsn, uint32_t partition, char **data, const char **payload,
-                          size_t *len, jd_err *err)
+                          size_t *len, int *format, jd_err *err)
 {
     size_t n;
     int rc = jd_read_file(path, SIZE_MAX / 2, data, &n, err);
@@ -68,7 +72,9 @@ static int read_snap_file(const char *path, uint64_t lsn, uint32_t partition, ch
     snap_hdr h;
     if (n < sizeof h) return jd_err_set(err, JD_ECORRUPT, path, "snapshot file is truncated");
     memcpy(&h, *data, sizeof h);
-    if (memcmp(h.magic, SNAP_MAGIC, 8) != 0) return jd_err_set(err, JD_ECORRUPT, path, "not a snapshot file");
+    if (memcmp(h.magic, SNAP_MAGIC, 8) == 0) *format = 2;
+    else if (memcmp(h.magic, SNAP_MAGIC_V1, 8) == 0) *format = 1;
+    else return jd_err_set(err, JD_ECORRUPT, path, "not a snapshot file");
     if (h.lsn != lsn || h.partition != partition)
         return jd_err_set(err, JD_ECORRUPT, path, "snapshot file belongs to lsn %llu partition %u",
                           (unsigned long long)h.lsn, h.partition);
@@ -111,10 +117,20 @@ void eng__snapshot_write_parts(eng *e, uint32_t shard, snap_job *job)
         rc = write_snap_file(path, job->lsn, UINT32_MAX, &job->dedupe, &err);
         free(path);
         jd_buf_release(&job->dedupe);
+        /* Every shard's registry is the same; shard 0's is written. */
+        jrn_reg_encode(e->regs[0], &buf);
+        path = jd_strfmt("%s/journeys", job->tmp_dir);
+        if (rc == JD_OK) rc = write_snap_file(path, job->lsn, UINT32_MAX - 1, &buf, &err);
+        free(path);
     }
     for (uint32_t p = shard; p < e->nparts && rc == JD_OK; p += e->nshards) {
         jd_buf_reset(&buf);
+        uint64_t zero = 0;
+        jd_buf_add(&buf, &zero, sizeof zero);
         prof_store_encode(e->parts[p].profiles, &buf);
+        uint64_t plen = buf.len - sizeof zero;
+        memcpy(buf.data, &plen, sizeof plen);   /* little-endian hosts only, like the rest of the format */
+        jrn_host_encode(e->parts[p].host, &buf);
         char *path = jd_strfmt("%s/p-%04u", job->tmp_dir, p);
         rc = write_snap_file(path, job->lsn, p, &buf, &err);
         free(path);
@@ -239,20 +255,39 @@ int eng__snapshot_load(eng *e, uint64_t *lsn_out, jd_err *err)
 
     const char *payload;
     size_t len;
+    int format = 0, jformat = 0;
     char *path = jd_strfmt("%s/dedupe", dir);
-    rc = read_snap_file(path, lsn, UINT32_MAX, &data, &payload, &len, err);
+    rc = read_snap_file(path, lsn, UINT32_MAX, &data, &payload, &len, &format, err);
     if (rc == JD_OK) rc = ingest_dedupe_decode(e->dedupe, payload, len, err);
     free(path);
     free(data);
     data = NULL;
     if (rc != JD_OK) goto out;
+    if (format >= 2) {
+        path = jd_strfmt("%s/journeys", dir);
+        rc = read_snap_file(path, lsn, UINT32_MAX - 1, &data, &payload, &len, &jformat, err);
+        for (uint32_t s = 0; s < e->nshards && rc == JD_OK; s++) rc = jrn_reg_decode(e->regs[s], payload, len, err);
+        if (rc != JD_OK && !err->where[0]) snprintf(err->where, sizeof err->where, "%s", path);
+        free(path);
+        free(data);
+        data = NULL;
+        if (rc != JD_OK) goto out;
+    }
     for (uint32_t p = 0; p < e->nparts; p++) {
         path = jd_strfmt("%s/p-%04u", dir, p);
-        rc = read_snap_file(path, lsn, p, &data, &payload, &len, err);
-        if (rc == JD_OK) {
+        rc = read_snap_file(path, lsn, p, &data, &payload, &len, &format, err);
+        if (rc == JD_OK && format == 1) {
             rc = prof_store_decode(e->parts[p].profiles, payload, len, err);
-            if (rc != JD_OK && !err->where[0]) snprintf(err->where, sizeof err->where, "%s", path);
+        } else if (rc == JD_OK) {
+            uint64_t plen = 0;
+            if (len >= sizeof plen) memcpy(&plen, payload, sizeof plen);
+            if (len < sizeof plen || plen > len - sizeof plen)
+                rc = jd_err_set(err, JD_ECORRUPT, "", "profile length %llu past the file", (unsigned long long)plen);
+            if (rc == JD_OK) rc = prof_store_decode(e->parts[p].profiles, payload + 8, (size_t)plen, err);
+            if (rc == JD_OK)
+                rc = jrn_host_decode(e->parts[p].host, payload + 8 + plen, len - 8 - (size_t)plen, err);
         }
+        if (rc != JD_OK && !err->where[0]) snprintf(err->where, sizeof err->where, "%s", path);
         free(path);
         free(data);
         data = NULL;

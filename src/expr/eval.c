@@ -536,6 +536,8 @@ static int json_resolve(void *self, const char *name, expr_val *out)
     return JD_OK;
 }
 
+void expr_val_from_json(const struct json_object *j, expr_val *out) { expr__from_json(j, out); }
+
 void expr_activation_json(expr_activation *a, const struct json_object *vars)
 {
     memset(a, 0, sizeof *a);

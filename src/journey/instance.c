@@ -289,6 +289,22 @@ void jrn_on_profile_change(const jrn_doc *doc, jrn_instance *in, int64_t now_us,
     check_exits(&r);
 }
 
+void jrn_abort(const jrn_doc *doc, jrn_instance *in, jrn_end why, int64_t now_us, const jrn_io *io)
+{
+    jrn__run r = { doc, in, NULL, now_us, io, 0 };
+    if (in->state != JRN_ST_WAITING && in->state != JRN_ST_PAUSED) return;
+    jrn__end(&r, why, NULL);
+}
+
+const char *jrn_end_name(jrn_end why)
+{
+    static const char *const names[JRN_END_COUNT_] = {
+        [JRN_END_FINISHED] = "finished", [JRN_END_GOAL] = "goal", [JRN_END_EXIT_RULE] = "exit_rule",
+        [JRN_END_CONTROL] = "control", [JRN_END_ERROR] = "error", [JRN_END_ARCHIVED] = "archived",
+    };
+    return (unsigned)why < JRN_END_COUNT_ && names[why] ? names[why] : "unknown";
+}
+
 const char *jrn_instance_waiting_for(const jrn_doc *doc, const jrn_instance *in, char *buf, size_t n)
 {
     if (!n) return buf;

@@ -37,7 +37,7 @@ static void waiter_release(waiter *w)
     free(w->json);
 }
 
-static void on_done(void *ctx, int status, const jd_err *err)
+static void on_done(void *ctx, int status, const jd_err *err, uint64_t lsn)
 {
     (void)err;
     waiter *w = ctx;

@@ -1,0 +1,176 @@
+/* include/journeyd/runtime.h -- journeys at run time (part of the journey
+ * module): the registry of journeys and their versions, and the host that
+ * keeps one partition's instances and moves them on events and time.
+ *
+ * Owns:
+ *  - jrn_reg: every journey's status (draft, active, paused, archived), its
+ *    draft and its immutable published versions (compiled jrn_docs), changed
+ *    only by jrn_reg_apply with a control record from the log. Each shard keeps
+ *    its own copy, so every copy is the same function of the log.
+ *  - jrn_host: one partition's journey state: per person and journey the live
+ *    instance(s) and the re-entry history, a timer wheel for their waits, and
+ *    per-version counters. It runs the state machine of instance.h, builds the
+ *    expression activation (event, profile, journey, now), applies update
+ *    nodes to the partition's profiles and hands intents to its owner.
+ * Time is an argument everywhere; the host never reads a clock.
+ * Threading: a registry and the hosts that use it belong to one shard thread.
+ * Not here: the log and its records (engine), delivering intents (delivery),
+ * segments (a hook: entry kinds segment_enter/segment_exit never match yet).
+ */
+#ifndef JOURNEYD_RUNTIME_H
+#define JOURNEYD_RUNTIME_H
+
+#include "journeyd/base.h"
+#include "journeyd/ingest.h"
+#include "journeyd/instance.h"
+#include "journeyd/journey.h"
+#include "journeyd/profile.h"
+
+struct json_object;
+
+/* ---- the registry -------------------------------------------------------- */
+
+typedef enum { JRN_DRAFT = 1, JRN_ACTIVE, JRN_PAUSED, JRN_ARCHIVED } jrn_status;
+const char *jrn_status_name(jrn_status s);
+
+typedef struct jrn_reg jrn_reg;
+
+typedef struct jrn_version {
+    uint32_t number;            /* 1, 2, ... */
+    jrn_doc *doc;               /* owned, immutable */
+    char    *text;              /* the source as published (owned) */
+    int64_t  published_us;
+    bool     keeps_entry;       /* the document reads journey.entry: instances keep their entry event */
+} jrn_version;
+
+typedef struct jrn_journey {
+    char        *id;
+    uint32_t     index;         /* stable position in the registry */
+    jrn_status   status;
+    char        *source;        /* "api" or the file it was published from */
+    char        *draft;         /* unpublished text, or NULL */
+    int64_t      created_us, updated_us;
+    jrn_version **versions;     /* versions[i]->number == i + 1 */
+    uint32_t     nversions;
+} jrn_journey;
+
+/* Control operations, as carried by a journey record in the log. */
+typedef enum { JRN_OP_DRAFT = 1, JRN_OP_PUBLISH, JRN_OP_PAUSE, JRN_OP_RESUME, JRN_OP_ARCHIVE } jrn_op;
+int jrn_op_parse(const char *s, jrn_op *out);
+const char *jrn_op_name(jrn_op op);
+
+typedef struct jrn_ctl {
+    jrn_op      op;
+    const char *id;
+    const char *text;           /* DRAFT, and PUBLISH of a document given inline (else the draft) */
+    size_t      text_len;
+    const char *source;         /* "api" or a file name; NULL: "api" */
+} jrn_ctl;
+
+jrn_reg *jrn_reg_create(const jrn_env *env);   /* env NULL: jrn_env_default() */
+void jrn_reg_destroy(jrn_reg *r);
+size_t jrn_reg_count(const jrn_reg *r);
+const jrn_journey *jrn_reg_at(const jrn_reg *r, uint32_t index);
+const jrn_journey *jrn_reg_find(const jrn_reg *r, const char *id);
+/* The version a new entry gets (the newest), or NULL if none is published. */
+const jrn_version *jrn_reg_live(const jrn_journey *j);
+
+/* Would ctl succeed now? JD_OK, or the reason: JD_ENOTFOUND (no such journey),
+ * JD_EEXIST-like conflicts as JD_EBUSY ("journey 'x' is archived", "nothing to
+ * publish", "already paused"), JD_EINVAL (the document does not compile; diags
+ * gets every problem when not NULL). Pure. */
+int jrn_reg_check(const jrn_reg *r, const jrn_ctl *ctl, jrn_diags *diags, jd_err *err);
+/* Applies ctl at time now (same checks as jrn_reg_check; on failure nothing
+ * changes). *changed gets the journey touched, and *was its status before. */
+int jrn_reg_apply(jrn_reg *r, const jrn_ctl *ctl, int64_t now_us, const jrn_journey **changed,
+                  jrn_status *was, jd_err *err);
+
+/* Journeys an event named `name` may enter (active, newest version's entry
+ * event is `name`), in registry order. */
+const uint32_t *jrn_reg_entries_for(const jrn_reg *r, jd_str name, size_t *n);
+
+/* Snapshot codec: JSON text of every journey with its draft and versions. */
+int jrn_reg_encode(const jrn_reg *r, jd_buf *out);
+int jrn_reg_decode(jrn_reg *r, const char *text, size_t n, jd_err *err);
+
+/* The definitions as JSON (one journey, or all when j is NULL): id, status,
+ * source, times, draft, versions (number, published, document when
+ * with_docs). Returns a new object the caller owns. */
+struct json_object *jrn_reg_json(const jrn_reg *r, const jrn_journey *j, bool with_docs);
+
+/* ---- the host ------------------------------------------------------------ */
+
+typedef struct jrn_host jrn_host;
+
+/* A send or task node was reached. Pointers are valid during the call only. */
+typedef struct jrn_intent {
+    uint64_t       id;            /* deterministic: the provider's idempotency key */
+    uint64_t       instance;
+    const jrn_journey *journey;
+    uint32_t       version;
+    const jrn_node *node;
+    jd_str         key;           /* the person */
+    int64_t        at_us;         /* the time of the record that caused it */
+    uint64_t       lsn;           /* that record */
+} jrn_intent;
+
+typedef struct jrn_host_out {
+    void *self;
+    void (*intent)(void *self, const jrn_intent *it);
+    /* An instance ended (after the host's counters were updated); may be NULL. */
+    void (*exit)(void *self, const jrn_journey *j, uint32_t version, jd_str key, uint32_t last_node,
+                 jrn_end why, const jd_err *err, int64_t now_us);
+    /* An instance moved from node `from` (JRN_NONE on entry) to `to` (JRN_NONE
+     * when it leaves the graph) by `edge`; arm is the branch arm or split
+     * variant index (instance.h, jrn_io.transition). May be NULL. */
+    void (*transition)(void *self, const jrn_journey *j, uint32_t version, jd_str key, uint32_t from, uint32_t to,
+                       jrn_edge edge, uint32_t arm, int64_t now_us);
+} jrn_host_out;
+
+/* Counters of one version in one partition. */
+typedef struct jrn_vstats {
+    uint64_t entered, active, exits[JRN_END_COUNT_], condition_errors;
+    uint64_t *node_entered;       /* per node: instances that reached it */
+    uint32_t nnodes;
+    char     last_error[192];     /* the newest condition error, "" none */
+} jrn_vstats;
+
+/* Borrows reg and profiles (they outlive the host). now_us: the host's clock. */
+jrn_host *jrn_host_create(const jrn_reg *reg, prof_store *profiles, int64_t now_us, const jrn_host_out *out);
+void jrn_host_destroy(jrn_host *h);
+
+/* Moves the host's clock to now_us (never back) and fires due waits. Call it
+ * with a record's time before applying the record to the profiles. */
+void jrn_host_advance(jrn_host *h, int64_t now_us, uint64_t lsn);
+/* An event (already applied to the profiles) at now_us, from record lsn: live
+ * instances of the person see it, then entries are checked. */
+void jrn_host_event(jrn_host *h, const ingest_event *ev, uint64_t lsn, int64_t now_us);
+/* An entry through the API. JD_ENOTFOUND (no such journey), JD_EBUSY (not
+ * active, or the re-entry policy refuses: err says which). */
+int  jrn_host_enter(jrn_host *h, const char *journey_id, jd_str key, uint64_t lsn, int64_t now_us, jd_err *err);
+/* The registry changed journey j (status was `was`): pausing holds its waits,
+ * resuming fires what came due meanwhile, archiving ends its instances. */
+void jrn_host_journey_changed(jrn_host *h, const jrn_journey *j, jrn_status was, int64_t now_us, uint64_t lsn);
+
+/* Where a person is: a JSON array of {journey, version, instance, state, node,
+ * since, entered_at, waiting_for, timer_at, variant} for live instances and
+ * {journey, last_entered, last_end} history, appended to out. JD_ENOTFOUND if
+ * the person was never in a journey of this partition. */
+int  jrn_host_person_json(const jrn_host *h, const char *key, size_t kn, jd_buf *out);
+/* Counters of (journey, version), or NULL when nothing happened there yet. */
+const jrn_vstats *jrn_host_stats(const jrn_host *h, uint32_t journey, uint32_t version);
+size_t jrn_host_instances(const jrn_host *h);    /* live */
+size_t jrn_host_timers(const jrn_host *h);       /* armed waits */
+int64_t jrn_host_now(const jrn_host *h);
+/* The earliest armed wait (us), or UINT64_MAX: the engine writes a clock
+ * record only when one is due. */
+uint64_t jrn_host_next_due(jrn_host *h);
+/* Bytes held by instances and people (an estimate, for benchmarks). */
+size_t jrn_host_bytes(const jrn_host *h);
+
+/* Snapshot codec (the registry must be decoded first: instances name their
+ * journey by id). decode fills a host that has seen nothing yet. */
+int  jrn_host_encode(const jrn_host *h, jd_buf *out);
+int  jrn_host_decode(jrn_host *h, const void *p, size_t n, jd_err *err);
+
+#endif

@@ -1,0 +1,678 @@
+/*
+** src/journey/host.c -- one partition's journey instances (jrn_host in
+** include/journeyd/runtime.h): who is where, their waits in a timer wheel, the
+** expression activation, update nodes, counters. The snapshot codec is in
+** host_codec.c.
+**
+** Layout (docs/internals/instance.md has the byte counts):
+**   people: key -> jh_person { pj[]: one jh_pj per journey the person was in }
+**   jh_pj:  re-entry history and the list of live jh_inst (usually 0 or 1)
+**   jh_inst: the jrn_instance (its timer embedded) + back-pointer and flags
+**
+** A turn is one input for one person: an event, a fired timer, an API entry.
+** The activation's values are built lazily once per turn: the event JSON is
+** parsed when an expression first reads `event`, the profile view when one
+** first reads `profile` (and again after an update node changed it).
+**
+** Invariants:
+**  (1) A live instance is in exactly one pj->live list; an instance that
+**      reaches EXITED is unlinked and freed by the host right after the
+**      jrn_* call that ended it returns (never inside a callback).
+**  (2) At most one live instance per (person, journey) unless the live
+**      version's document says concurrent: true.
+**  (3) An instance is entered by a record only if the record's lsn is above
+**      the pj's last_entry_lsn: one record never enters a person twice.
+**  (4) A condition that fails at run time (a missing key, a type error) is
+**      false; the failure is counted in the version's condition_errors with
+**      its message (docs/journeys.md, "errors").
+**  (5) Waits of a paused journey that come due are held (INST_HELD) and run,
+**      in deadline order, when the journey resumes.
+*/
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "journeyd/runtime.h"
+#include "journeyd/timer.h"
+#include "host_int.h"
+
+/* ---- people and instances -------------------------------------------------- */
+
+static jh_inst *inst_of(jrn_instance *in) { return (jh_inst *)(void *)((char *)in - offsetof(jh_inst, in)); }
+
+jh_person *jh__person(const jrn_host *h, const char *key, size_t kn)
+{
+    return jd_map_get(h->people, key, kn);
+}
+
+jh_person *jh__person_add(jrn_host *h, const char *key, size_t kn)
+{
+    jh_person *p = jh__person(h, key, kn);
+    if (p) return p;
+    p = jd_xcalloc(1, sizeof *p + kn + 1);
+    p->key_len = (uint32_t)kn;
+    memcpy(p->key, key, kn);
+    jd_map_put(h->people, p->key, kn, p);
+    return p;
+}
+
+jh_pj *jh__pj(jh_person *p, uint32_t journey, bool add)
+{
+    for (uint16_t i = 0; i < p->n; i++)
+        if (p->pj[i].journey == journey) return &p->pj[i];
+    if (!add) return NULL;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? (uint16_t)(p->cap * 2) : 1;
+        p->pj = jd_xrealloc(p->pj, p->cap * sizeof *p->pj);
+    }
+    jh_pj *pj = &p->pj[p->n++];
+    memset(pj, 0, sizeof *pj);
+    pj->journey = journey;
+    pj->last_entered_us = INT64_MIN;
+    return pj;
+}
+
+const jrn_version *jh__version(const jrn_host *h, uint32_t journey, uint32_t version)
+{
+    const jrn_journey *j = jrn_reg_at(h->reg, journey);
+    return j && version >= 1 && version <= j->nversions ? j->versions[version - 1] : NULL;
+}
+
+static const jrn_doc *doc_of(const jrn_host *h, const jh_inst *x)
+{
+    return jh__version(h, x->journey, x->in.version)->doc;
+}
+
+jrn_vstats *jh__stats(jrn_host *h, uint32_t journey, uint32_t version)
+{
+    if (journey >= h->nstats) {
+        uint32_t n = journey + 8;
+        h->stats = jd_xrealloc(h->stats, n * sizeof *h->stats);
+        h->nstats_v = jd_xrealloc(h->nstats_v, n * sizeof *h->nstats_v);
+        for (uint32_t i = h->nstats; i < n; i++) { h->stats[i] = NULL; h->nstats_v[i] = 0; }
+        h->nstats = n;
+    }
+    if (version > h->nstats_v[journey]) {
+        h->stats[journey] = jd_xrealloc(h->stats[journey], version * sizeof *h->stats[journey]);
+        for (uint32_t v = h->nstats_v[journey]; v < version; v++) h->stats[journey][v] = NULL;
+        h->nstats_v[journey] = version;
+    }
+    jrn_vstats **slot = &h->stats[journey][version - 1];
+    if (!*slot) {
+        const jrn_version *ver = jh__version(h, journey, version);
+        *slot = jd_xcalloc(1, sizeof **slot);
+        (*slot)->nnodes = ver ? ver->doc->nnodes : 0;
+        (*slot)->node_entered = jd_xcalloc((*slot)->nnodes ? (*slot)->nnodes : 1, sizeof(uint64_t));
+    }
+    return *slot;
+}
+
+const jrn_vstats *jrn_host_stats(const jrn_host *h, uint32_t journey, uint32_t version)
+{
+    if (journey >= h->nstats || version < 1 || version > h->nstats_v[journey]) return NULL;
+    return h->stats[journey][version - 1];
+}
+
+jh_inst *jh__inst_new(jrn_host *h, jh_person *p, jh_pj *pj)
+{
+    jh_inst *x = jd_xcalloc(1, sizeof *x);
+    x->p = p;
+    x->journey = pj->journey;
+    x->split_node = JRN_NONE;
+    x->last_node = JRN_NONE;
+    x->next = pj->live;
+    pj->live = x;
+    h->live++;
+    return x;
+}
+
+/* Invariant (1). */
+static void inst_free(jrn_host *h, jh_inst *x)
+{
+    jh_pj *pj = jh__pj(x->p, x->journey, false);
+    JD_ASSERT(pj);
+    for (jh_inst **pp = &pj->live; *pp; pp = &(*pp)->next)
+        if (*pp == x) { *pp = x->next; break; }
+    tw_cancel(h->w, &x->in.timer);
+    free(x->entry);
+    free(x);
+    h->live--;
+}
+
+static void reap(jrn_host *h, jh_inst *x)
+{
+    if (x->in.state == JRN_ST_EXITED) inst_free(h, x);
+}
+
+/* ---- the turn and the activation ------------------------------------------ */
+
+static void turn_begin(jrn_host *h, jh_person *p, jd_str key, const ingest_event *ev)
+{
+    h->t.p = p;
+    h->t.key = key;
+    h->t.ev = ev;
+}
+
+static void turn_end(jrn_host *h)
+{
+    json_object_put(h->t.evj);
+    json_object_put(h->t.prof);
+    json_object_put(h->t.jobj);
+    memset(&h->t, 0, sizeof h->t);
+}
+
+static json_object *event_json(jrn_host *h)
+{
+    if (!h->t.evj_done && h->t.ev && h->t.ev->json.n) {
+        json_tokener_reset(h->tok);
+        h->t.evj = json_tokener_parse_ex(h->tok, h->t.ev->json.p, (int)h->t.ev->json.n);
+    }
+    h->t.evj_done = true;
+    return h->t.evj;
+}
+
+static json_object *profile_json(jrn_host *h)
+{
+    if (!h->t.prof) {
+        if (h->t.key.n) h->t.prof = prof_view(h->profiles, h->t.key.p, h->t.key.n);
+        if (!h->t.prof) {   /* entered through the API before any event: an empty profile */
+            h->t.prof = json_object_new_object();
+            json_object_object_add(h->t.prof, "traits", json_object_new_object());
+            json_object_object_add(h->t.prof, "tags", json_object_new_array());
+        }
+    }
+    return h->t.prof;
+}
+
+static json_object *journey_json(jrn_host *h, const jh_inst *x)
+{
+    char t[JD_TIME_TEXT];
+    const jrn_doc *doc = doc_of(h, x);
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "id", json_object_new_string(doc->id));
+    json_object_object_add(j, "version", json_object_new_int64(x->in.version));
+    jd_time_format(x->in.entered_us, t);
+    json_object_object_add(j, "entered_at", json_object_new_string(t));
+    json_object_object_add(j, "seconds_in_journey", json_object_new_int64((h->t.now - x->in.entered_us) / (int64_t)JD_SEC));
+    const char *variant = "";
+    if (x->split_node < doc->nnodes && x->in.variant && x->in.variant <= doc->nodes[x->split_node].u.split.nvariants)
+        variant = doc->nodes[x->split_node].u.split.variants[x->in.variant - 1].name;
+    json_object_object_add(j, "variant", json_object_new_string(variant));
+    if (x->entry) {
+        json_object *e = json_tokener_parse(x->entry);
+        if (e) json_object_object_add(j, "entry", e);
+    }
+    json_object_put(h->t.jobj);
+    h->t.jobj = j;
+    return j;
+}
+
+static int resolve(void *self, const char *name, expr_val *out)
+{
+    jrn_host *h = self;
+    json_object *o = NULL;
+    if (strcmp(name, "now") == 0) {
+        memset(out, 0, sizeof *out);
+        out->kind = EXPR_TIMESTAMP;
+        out->v.i = h->t.now;
+        return JD_OK;
+    }
+    if (strcmp(name, "event") == 0) o = event_json(h);
+    else if (strcmp(name, "profile") == 0) o = profile_json(h);
+    else if (strcmp(name, "journey") == 0 && h->t.in) o = journey_json(h, inst_of((jrn_instance *)h->t.in));
+    if (!o) return JD_ENOTFOUND;   /* segments arrive with issue 'Profiles': in_segment() is an error until then */
+    expr_val_from_json(o, out);
+    return JD_OK;
+}
+
+static void note_error(jrn_host *h, const jd_err *err)
+{
+    jrn_vstats *st = jh__stats(h, h->t.journey, h->t.version);
+    st->condition_errors++;
+    snprintf(st->last_error, sizeof st->last_error, "%.150s%s%.32s", err->msg, err->where[0] ? " at " : "", err->where);
+}
+
+/* Invariant (4): an error is false, counted. */
+static int h_eval(void *self, const jrn_instance *in, const expr_prog *p, const ingest_event *ev, int64_t now,
+                  bool *out, jd_err *err)
+{
+    jrn_host *h = self;
+    expr_activation a = { resolve, h, NULL };
+    h->t.in = in;
+    h->t.now = now;
+    if (in) { h->t.journey = inst_of((jrn_instance *)in)->journey; h->t.version = in->version; }
+    expr_scratch_reset(h->scratch);
+    jd_err e;
+    jd_err_clear(&e);
+    if (expr_eval_bool(p, &a, h->scratch, out, &e) != JD_OK) {
+        note_error(h, &e);
+        *out = false;
+    }
+    (void)err;
+    return JD_OK;
+}
+
+static const char *h_trait(void *self, const char *key)
+{
+    jrn_host *h = self;
+    json_object *tr, *v;
+    if (!json_object_object_get_ex(profile_json(h), "traits", &tr) || !json_object_object_get_ex(tr, key, &v) ||
+        !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static void h_arm(void *self, jrn_instance *in, int64_t when)
+{
+    jrn_host *h = self;
+    tw_arm(h->w, &in->timer, when < 0 ? 0 : (uint64_t)when);
+}
+
+static void h_cancel(void *self, jrn_instance *in)
+{
+    jrn_host *h = self;
+    tw_cancel(h->w, &in->timer);
+}
+
+static void h_intent(void *self, const jrn_instance *in, const jrn_node *node, uint64_t id, int64_t now)
+{
+    jrn_host *h = self;
+    jh_inst *x = inst_of((jrn_instance *)in);
+    if (!h->out.intent) return;
+    jrn_intent it = { id, in->id, jrn_reg_at(h->reg, x->journey), in->version, node,
+                      { x->p->key, x->p->key_len }, now, h->lsn };
+    h->out.intent(h->out.self, &it);
+}
+
+/* A value computed by an update node, as JSON text for prof_update. */
+static char *value_json(const expr_val *v)
+{
+    json_object *o = NULL;
+    switch (v->kind) {
+    case EXPR_NULL: return NULL;
+    case EXPR_BOOL: o = json_object_new_boolean(v->v.b); break;
+    case EXPR_INT: o = json_object_new_int64(v->v.i); break;
+    case EXPR_UINT: o = json_object_new_uint64(v->v.u); break;
+    case EXPR_DOUBLE: o = json_object_new_double(v->v.d); break;
+    case EXPR_STRING: o = json_object_new_string_len(v->v.s.p, (int)v->v.s.n); break;
+    case EXPR_TIMESTAMP: {
+        char t[JD_TIME_TEXT];
+        jd_time_format(v->v.i, t);
+        o = json_object_new_string(t);
+        break;
+    }
+    default:
+        if ((v->kind == EXPR_MAP || v->kind == EXPR_LIST) && v->v.json)
+            return jd_xstrdup(json_object_to_json_string_ext((json_object *)v->v.json, JSON_C_TO_STRING_PLAIN));
+        return NULL;
+    }
+    char *s = jd_xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return s;
+}
+
+static void h_update(void *self, const jrn_instance *in, const jrn_node *node, int64_t now)
+{
+    jrn_host *h = self;
+    jh_inst *x = inst_of((jrn_instance *)in);
+    uint32_t n = node->u.update.nops + node->u.update.nadd + node->u.update.nremove, k = 0;
+    prof_op *ops = jd_xcalloc(n ? n : 1, sizeof *ops);
+    char **texts = jd_xcalloc(n ? n : 1, sizeof *texts);
+    expr_activation a = { resolve, h, NULL };
+    h->t.in = in;
+    h->t.now = now;
+    h->t.journey = x->journey;
+    h->t.version = in->version;
+    for (uint32_t i = 0; i < node->u.update.nops; i++) {
+        const jrn_trait_op *op = &node->u.update.ops[i];
+        if (op->unset) { ops[k++] = (prof_op){ PROF_OP_UNSET, op->key, NULL, 0 }; continue; }
+        expr_val v;
+        jd_err e;
+        jd_err_clear(&e);
+        expr_scratch_reset(h->scratch);
+        if (expr_eval(op->value, &a, h->scratch, &v, &e) != JD_OK) { note_error(h, &e); continue; }
+        char *txt = value_json(&v);
+        if (!txt) { ops[k++] = (prof_op){ PROF_OP_UNSET, op->key, NULL, 0 }; continue; }
+        texts[i] = txt;
+        ops[k++] = (prof_op){ PROF_OP_SET, op->key, txt, strlen(txt) };
+    }
+    for (uint32_t i = 0; i < node->u.update.nadd; i++)
+        ops[k++] = (prof_op){ PROF_OP_TAG, node->u.update.add_tags[i], NULL, 0 };
+    for (uint32_t i = 0; i < node->u.update.nremove; i++)
+        ops[k++] = (prof_op){ PROF_OP_UNTAG, node->u.update.remove_tags[i], NULL, 0 };
+    jd_err e;
+    jd_err_clear(&e);
+    if (k && prof_update(h->profiles, x->p->key, x->p->key_len, ops, k, now, &e) != JD_OK) {
+        if (e.code != JD_ENOTFOUND) note_error(h, &e);
+    }
+    json_object_put(h->t.prof);   /* the view is stale now */
+    h->t.prof = NULL;
+    for (uint32_t i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    free(ops);
+}
+
+static void h_transition(void *self, const jrn_instance *in, uint32_t from, uint32_t to, jrn_edge edge, uint32_t arm,
+                         int64_t now)
+{
+    jrn_host *h = self;
+    jh_inst *x = inst_of((jrn_instance *)in);
+    if (h->out.transition)
+        h->out.transition(h->out.self, jrn_reg_at(h->reg, x->journey), in->version, (jd_str){ x->p->key, x->p->key_len },
+                          from, to, edge, arm, now);
+    if (edge == JRN_EDGE_SPLIT_VARIANT && from != JRN_NONE) x->split_node = from;
+    if (to == JRN_NONE) return;
+    x->last_node = to;
+    jrn_vstats *st = jh__stats(h, x->journey, in->version);
+    if (to < st->nnodes) st->node_entered[to]++;
+}
+
+static void h_exit(void *self, const jrn_instance *in, jrn_end why, const jd_err *err, int64_t now)
+{
+    jrn_host *h = self;
+    jh_inst *x = inst_of((jrn_instance *)in);
+    jrn_vstats *st = jh__stats(h, x->journey, in->version);
+    unsigned w = (unsigned)why < JRN_END_COUNT_ ? (unsigned)why : JRN_END_ERROR;
+    st->exits[w]++;
+    if (st->active) st->active--;
+    if (err) snprintf(st->last_error, sizeof st->last_error, "%.180s", err->msg);
+    jh_pj *pj = jh__pj(x->p, x->journey, false);
+    if (pj) pj->last_end = (uint8_t)w;
+    if (h->out.exit)
+        h->out.exit(h->out.self, jrn_reg_at(h->reg, x->journey), in->version, (jd_str){ x->p->key, x->p->key_len },
+                    x->last_node, (jrn_end)w, err, now);
+}
+
+/* ---- time ------------------------------------------------------------------ */
+
+static void h_fire(tw_wheel *w, tw_entry *e, void *ctx)
+{
+    jrn_host *h = ctx;
+    jh_inst *x = inst_of((jrn_instance *)(void *)((char *)e - offsetof(jrn_instance, timer)));
+    const jrn_journey *j = jrn_reg_at(h->reg, x->journey);
+    if (j->status == JRN_PAUSED) {   /* invariant (5) */
+        x->flags |= JH_HELD;
+        return;
+    }
+    turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
+    jrn_on_timer(doc_of(h, x), &x->in, (int64_t)tw_now(w), &h->io);
+    reap(h, x);
+    turn_end(h);
+}
+
+void jrn_host_advance(jrn_host *h, int64_t now, uint64_t lsn)
+{
+    if (now <= h->now) return;
+    h->now = now;
+    h->lsn = lsn;
+    tw_advance(h->w, (uint64_t)now);
+}
+
+int64_t jrn_host_now(const jrn_host *h) { return h->now; }
+uint64_t jrn_host_next_due(jrn_host *h) { return tw_next_deadline(h->w); }
+
+/* ---- create, destroy ------------------------------------------------------- */
+
+jrn_host *jrn_host_create(const jrn_reg *reg, prof_store *profiles, int64_t now, const jrn_host_out *out)
+{
+    jrn_host *h = jd_xcalloc(1, sizeof *h);
+    h->reg = reg;
+    h->profiles = profiles;
+    if (out) h->out = *out;
+    h->now = now;
+    h->w = tw_create(now < 0 ? 0 : (uint64_t)now, h_fire, h);
+    h->people = jd_map_create(64);
+    h->scratch = expr_scratch_create((size_t)1 << 20);
+    h->tok = json_tokener_new();
+    h->io = (jrn_io){ h, h_eval, h_trait, h_arm, h_cancel, h_intent, h_update, h_transition, h_exit };
+    return h;
+}
+
+void jh__reset_clock(jrn_host *h, int64_t now)
+{
+    tw_destroy(h->w);
+    h->now = now;
+    h->w = tw_create(now < 0 ? 0 : (uint64_t)now, h_fire, h);
+}
+
+void jrn_host_destroy(jrn_host *h)
+{
+    if (!h) return;
+    size_t pos = 0;
+    const char *k;
+    size_t kn;
+    void *v;
+    while (jd_map_next(h->people, &pos, &k, &kn, &v)) {
+        jh_person *p = v;
+        for (uint16_t i = 0; i < p->n; i++)
+            for (jh_inst *x = p->pj[i].live, *next; x; x = next) {
+                next = x->next;
+                free(x->entry);
+                free(x);
+            }
+        free(p->pj);
+        free(p);
+    }
+    jd_map_destroy(h->people);
+    for (uint32_t j = 0; j < h->nstats; j++) {
+        for (uint32_t v2 = 0; v2 < h->nstats_v[j]; v2++)
+            if (h->stats[j][v2]) { free(h->stats[j][v2]->node_entered); free(h->stats[j][v2]); }
+        free(h->stats[j]);
+    }
+    free(h->stats);
+    free(h->nstats_v);
+    tw_destroy(h->w);
+    expr_scratch_destroy(h->scratch);
+    json_tokener_free(h->tok);
+    free(h);
+}
+
+size_t jrn_host_instances(const jrn_host *h) { return h->live; }
+size_t jrn_host_timers(const jrn_host *h) { return tw_count(h->w); }
+size_t jrn_host_bytes(const jrn_host *h)
+{
+    size_t bytes = 0, pos = 0, kn;
+    const char *k;
+    void *v;
+    while (jd_map_next(h->people, &pos, &k, &kn, &v)) {
+        const jh_person *p = v;
+        bytes += sizeof *p + p->key_len + 1 + (size_t)p->cap * sizeof *p->pj + 16;   /* 16: the map slot */
+        for (uint16_t i = 0; i < p->n; i++)
+            for (const jh_inst *x = p->pj[i].live; x; x = x->next) bytes += sizeof *x + (x->entry ? strlen(x->entry) + 1 : 0);
+    }
+    return bytes;
+}
+
+/* ---- entries and events ---------------------------------------------------- */
+
+/* Enters key into journey j's newest version if the re-entry policy and the
+ * entry guard (invariant 3) allow. */
+static int try_enter(jrn_host *h, const jrn_journey *j, jd_str key, uint64_t lsn, const ingest_event *ev, jd_err *err)
+{
+    const jrn_version *v = jrn_reg_live(j);
+    jh_person *p = jh__person_add(h, key.p, key.n);
+    jh_pj *pj = jh__pj(p, j->index, true);
+    if (lsn <= pj->last_entry_lsn)
+        return jd_err_set(err, JD_EBUSY, "", "record %llu already entered this person", (unsigned long long)lsn);
+    if (!jrn_reentry_allows(v->doc, pj->live != NULL, pj->last_entered_us, h->now))
+        return jd_err_set(err, JD_EBUSY, "reentry", "the re-entry policy of journey '%s' does not allow entering again yet",
+                          j->id);
+    pj->last_entered_us = h->now;
+    pj->last_entry_lsn = lsn;
+    jh_inst *x = jh__inst_new(h, p, pj);
+    if (v->keeps_entry && ev && ev->json.n) x->entry = jd_xstrndup(ev->json.p, ev->json.n);
+    jrn_vstats *st = jh__stats(h, j->index, v->number);
+    st->entered++;
+    st->active++;
+    h->t.p = p;
+    jrn_enter(v->doc, v->number, &x->in, (jd_str){ p->key, p->key_len }, lsn, ev, h->now, &h->io);
+    reap(h, x);
+    return JD_OK;
+}
+
+void jrn_host_event(jrn_host *h, const ingest_event *ev, uint64_t lsn, int64_t now)
+{
+    jrn_host_advance(h, now, lsn);
+    h->lsn = lsn;
+    jd_str key = prof_event_key(ev);
+    if (!key.n) return;
+    jh_person *p = jh__person(h, key.p, key.n);
+    turn_begin(h, p, key, ev);
+    h->t.now = h->now;
+    /* Live instances first: an event that enters must not also move the new instance. */
+    for (uint16_t i = 0; p && i < p->n; i++) {
+        const jrn_journey *j = jrn_reg_at(h->reg, p->pj[i].journey);
+        if (j->status != JRN_ACTIVE) continue;   /* paused: events are not seen (docs/journeys.md) */
+        for (jh_inst *x = p->pj[i].live, *next; x; x = next) {
+            next = x->next;
+            jrn_on_event(doc_of(h, x), &x->in, ev, h->now, &h->io);
+            reap(h, x);
+        }
+    }
+    if (ev->type == INGEST_TRACK) {
+        size_t n;
+        const uint32_t *list = jrn_reg_entries_for(h->reg, ev->event, &n);
+        for (size_t i = 0; i < n; i++) {
+            const jrn_journey *j = jrn_reg_at(h->reg, list[i]);
+            const jrn_version *v = jrn_reg_live(j);
+            bool match = false;
+            jd_err err;
+            h->t.journey = j->index;
+            h->t.version = v->number;
+            if (jrn_entry_matches(v->doc, ev, h->now, &h->io, &match, &err) != JD_OK || !match) continue;
+            try_enter(h, j, key, lsn, ev, &err);
+        }
+    }
+    turn_end(h);
+}
+
+int jrn_host_enter(jrn_host *h, const char *journey_id, jd_str key, uint64_t lsn, int64_t now, jd_err *err)
+{
+    jrn_host_advance(h, now, lsn);
+    h->lsn = lsn;
+    const jrn_journey *j = jrn_reg_find(h->reg, journey_id);
+    if (!j) return jd_err_set(err, JD_ENOTFOUND, "journey", "no journey '%s'", journey_id);
+    if (j->status != JRN_ACTIVE || !jrn_reg_live(j))
+        return jd_err_set(err, JD_EBUSY, "status", "journey '%s' is %s", journey_id, jrn_status_name(j->status));
+    turn_begin(h, jh__person(h, key.p, key.n), key, NULL);
+    h->t.now = h->now;
+    int rc = try_enter(h, j, key, lsn, NULL, err);
+    turn_end(h);
+    return rc;
+}
+
+/* ---- journey status changes -------------------------------------------------- */
+
+static int cmp_held(const void *a, const void *b)
+{
+    const jh_inst *x = *(jh_inst *const *)a, *y = *(jh_inst *const *)b;
+    if (x->in.timer.when_us != y->in.timer.when_us) return x->in.timer.when_us < y->in.timer.when_us ? -1 : 1;
+    return x->in.id < y->in.id ? -1 : x->in.id > y->in.id;
+}
+
+/* Every live instance of journey j, in a deterministic order (deadline, id). */
+static jh_inst **instances_of(jrn_host *h, uint32_t journey, bool held_only, size_t *n)
+{
+    jh_inst **v = NULL;
+    size_t cnt = 0, cap = 0, pos = 0, kn;
+    const char *k;
+    void *val;
+    while (jd_map_next(h->people, &pos, &k, &kn, &val)) {
+        jh_pj *pj = jh__pj(val, journey, false);
+        for (jh_inst *x = pj ? pj->live : NULL; x; x = x->next) {
+            if (held_only && !(x->flags & JH_HELD)) continue;
+            if (cnt == cap) { cap = cap ? cap * 2 : 64; v = jd_xrealloc(v, cap * sizeof *v); }
+            v[cnt++] = x;
+        }
+    }
+    if (cnt) qsort(v, cnt, sizeof *v, cmp_held);
+    *n = cnt;
+    return v;
+}
+
+void jrn_host_journey_changed(jrn_host *h, const jrn_journey *j, jrn_status was, int64_t now, uint64_t lsn)
+{
+    jrn_host_advance(h, now, lsn);
+    h->lsn = lsn;
+    size_t n = 0;
+    jh_inst **v = NULL;
+    if (j->status == JRN_ACTIVE && was == JRN_PAUSED) {
+        v = instances_of(h, j->index, true, &n);
+        for (size_t i = 0; i < n; i++) {
+            jh_inst *x = v[i];
+            x->flags &= (uint8_t)~JH_HELD;
+            turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
+            jrn_on_timer(doc_of(h, x), &x->in, h->now, &h->io);
+            reap(h, x);
+            turn_end(h);
+        }
+    } else if (j->status == JRN_ARCHIVED) {
+        v = instances_of(h, j->index, false, &n);
+        for (size_t i = 0; i < n; i++) {
+            jh_inst *x = v[i];
+            turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
+            jrn_abort(doc_of(h, x), &x->in, JRN_END_ARCHIVED, h->now, &h->io);
+            if (x->in.state != JRN_ST_EXITED) {   /* between steps it is never ACTIVE; defensive */
+                x->in.state = JRN_ST_EXITED;
+            }
+            reap(h, x);
+            turn_end(h);
+        }
+    }
+    free(v);
+}
+
+/* ---- where a person is --------------------------------------------------------- */
+
+static const char *const state_names[] = { "", "active", "waiting", "paused", "exited" };
+
+int jrn_host_person_json(const jrn_host *h, const char *key, size_t kn, jd_buf *out)
+{
+    jh_person *p = jh__person(h, key, kn);
+    if (!p) return JD_ENOTFOUND;
+    char t[JD_TIME_TEXT], wf[256];
+    json_object *a = json_object_new_array();
+    for (uint16_t i = 0; i < p->n; i++) {
+        const jh_pj *pj = &p->pj[i];
+        const jrn_journey *j = jrn_reg_at(h->reg, pj->journey);
+        if (!pj->live) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "journey", json_object_new_string(j->id));
+            json_object_object_add(o, "state", json_object_new_string("exited"));
+            jd_time_format(pj->last_entered_us, t);
+            json_object_object_add(o, "last_entered_at", json_object_new_string(t));
+            json_object_object_add(o, "last_end", json_object_new_string(pj->last_end ? jrn_end_name(pj->last_end) : ""));
+            json_object_array_add(a, o);
+        }
+        for (const jh_inst *x = pj->live; x; x = x->next) {
+            const jrn_doc *doc = doc_of(h, x);
+            json_object *o = json_object_new_object();
+            char hex[17];
+            json_object_object_add(o, "journey", json_object_new_string(j->id));
+            json_object_object_add(o, "version", json_object_new_int64(x->in.version));
+            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)x->in.id);
+            json_object_object_add(o, "instance", json_object_new_string(hex));
+            json_object_object_add(o, "state", json_object_new_string(
+                j->status == JRN_PAUSED ? "held" : x->in.state <= JRN_ST_EXITED ? state_names[x->in.state] : ""));
+            json_object_object_add(o, "node", json_object_new_string(x->in.node < doc->nnodes ? doc->nodes[x->in.node].id : ""));
+            jd_time_format(x->in.node_since_us, t);
+            json_object_object_add(o, "since", json_object_new_string(t));
+            jd_time_format(x->in.entered_us, t);
+            json_object_object_add(o, "entered_at", json_object_new_string(t));
+            json_object_object_add(o, "waiting_for", json_object_new_string(jrn_instance_waiting_for(doc, &x->in, wf, sizeof wf)));
+            if (tw_armed(&x->in.timer)) {
+                jd_time_format((int64_t)x->in.timer.when_us, t);
+                json_object_object_add(o, "timer_at", json_object_new_string(t));
+            }
+            if (x->split_node < doc->nnodes && x->in.variant && x->in.variant <= doc->nodes[x->split_node].u.split.nvariants)
+                json_object_object_add(o, "variant", json_object_new_string(
+                    doc->nodes[x->split_node].u.split.variants[x->in.variant - 1].name));
+            json_object_array_add(a, o);
+        }
+    }
+    int rc = jd_buf_adds(out, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
+    json_object_put(a);
+    return rc;
+}

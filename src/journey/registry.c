@@ -1,0 +1,408 @@
+/*
+** src/journey/registry.c -- journeys and their versions (jrn_reg in
+** include/journeyd/runtime.h).
+**
+** A journey's life, each transition naming the control op that makes it:
+**
+**   (none)   -> DRAFT     [DRAFT]     a document stored, nothing published
+**   (none),
+**   DRAFT,
+**   ACTIVE,
+**   PAUSED   -> ACTIVE    [PUBLISH]   a new immutable version (the draft, or inline text)
+**   ACTIVE   -> PAUSED    [PAUSE]     no entries, waits held (the host does that)
+**   PAUSED   -> ACTIVE    [RESUME]
+**   any      -> ARCHIVED  [ARCHIVE]   final: instances end, nothing more accepted
+**   any but
+**   ARCHIVED -> same      [DRAFT]     the draft replaced; versions untouched
+**
+** Invariants:
+**  (1) A version never changes once published; instances point at it by number.
+**  (2) jrn_reg_apply is a pure function of (registry, ctl, now): every shard's
+**      copy applies the same log records and ends up the same.
+**  (3) entries[] lists, per entry event name, the ACTIVE journeys whose newest
+**      version enters on it; rebuilt after every change (changes are rare).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "journeyd/runtime.h"
+#include "journey_int.h"
+
+typedef struct entry_list { char *name; uint32_t *v; size_t n; } entry_list;
+
+struct jrn_reg {
+    const jrn_env *env;
+    jrn_journey  **j;
+    uint32_t       n, cap;
+    jd_map        *by_id;          /* id -> jrn_journey (key: j->id) */
+    jd_map        *entries;        /* event name -> entry_list (key: list->name) */
+};
+
+static const char *const status_names[] = { "", "draft", "active", "paused", "archived" };
+static const char *const op_names[] = { "", "draft", "publish", "pause", "resume", "archive" };
+
+const char *jrn_status_name(jrn_status s) { return (unsigned)s <= JRN_ARCHIVED ? status_names[s] : "unknown"; }
+const char *jrn_op_name(jrn_op op) { return (unsigned)op <= JRN_OP_ARCHIVE ? op_names[op] : "unknown"; }
+
+int jrn_op_parse(const char *s, jrn_op *out)
+{
+    for (int i = JRN_OP_DRAFT; i <= JRN_OP_ARCHIVE; i++)
+        if (strcmp(s, op_names[i]) == 0) { *out = (jrn_op)i; return JD_OK; }
+    return JD_EINVAL;
+}
+
+jrn_reg *jrn_reg_create(const jrn_env *env)
+{
+    jrn_reg *r = jd_xcalloc(1, sizeof *r);
+    r->env = env ? env : jrn_env_default();
+    r->by_id = jd_map_create(16);
+    r->entries = jd_map_create(16);
+    return r;
+}
+
+static void free_entries(jrn_reg *r)
+{
+    size_t pos = 0;
+    const char *k;
+    size_t kn;
+    void *v;
+    while (jd_map_next(r->entries, &pos, &k, &kn, &v)) {
+        entry_list *l = v;
+        free(l->name);
+        free(l->v);
+        free(l);
+    }
+    jd_map_destroy(r->entries);
+}
+
+void jrn_reg_destroy(jrn_reg *r)
+{
+    if (!r) return;
+    for (uint32_t i = 0; i < r->n; i++) {
+        jrn_journey *j = r->j[i];
+        for (uint32_t k = 0; k < j->nversions; k++) {
+            jrn_doc_destroy(j->versions[k]->doc);
+            free(j->versions[k]->text);
+            free(j->versions[k]);
+        }
+        free(j->versions);
+        free(j->id);
+        free(j->source);
+        free(j->draft);
+        free(j);
+    }
+    free(r->j);
+    jd_map_destroy(r->by_id);
+    free_entries(r);
+    free(r);
+}
+
+size_t jrn_reg_count(const jrn_reg *r) { return r->n; }
+const jrn_journey *jrn_reg_at(const jrn_reg *r, uint32_t i) { return i < r->n ? r->j[i] : NULL; }
+const jrn_journey *jrn_reg_find(const jrn_reg *r, const char *id) { return jd_map_get(r->by_id, id, strlen(id)); }
+const jrn_version *jrn_reg_live(const jrn_journey *j) { return j->nversions ? j->versions[j->nversions - 1] : NULL; }
+
+const uint32_t *jrn_reg_entries_for(const jrn_reg *r, jd_str name, size_t *n)
+{
+    entry_list *l = name.n ? jd_map_get(r->entries, name.p, name.n) : NULL;
+    *n = l ? l->n : 0;
+    return l ? l->v : NULL;
+}
+
+/* Invariant (3). */
+static void rebuild_entries(jrn_reg *r)
+{
+    free_entries(r);
+    r->entries = jd_map_create(16);
+    for (uint32_t i = 0; i < r->n; i++) {
+        const jrn_journey *j = r->j[i];
+        const jrn_version *v = jrn_reg_live(j);
+        if (j->status != JRN_ACTIVE || !v || v->doc->entry.kind != JRN_ENTRY_EVENT || !v->doc->entry.event) continue;
+        const char *name = v->doc->entry.event;
+        entry_list *l = jd_map_get(r->entries, name, strlen(name));
+        if (!l) {
+            l = jd_xcalloc(1, sizeof *l);
+            l->name = jd_xstrdup(name);
+            jd_map_put(r->entries, l->name, strlen(l->name), l);
+        }
+        l->v = jd_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+        l->v[l->n++] = i;
+    }
+}
+
+/* ---- checking and applying control operations ---------------------------- */
+
+/* Compiles text; the document's own id must be ctl->id. */
+static int compile(const jrn_reg *r, const jrn_ctl *c, const char *text, size_t n, jrn_doc **out,
+                   jrn_diags *diags, jd_err *err)
+{
+    jrn_diags scratch = { 0 };
+    jrn_diags *d = diags ? diags : &scratch;
+    int rc = jrn_doc_parse(c->source ? c->source : "api", text, n, r->env, out, d);
+    if (rc == JD_OK && strcmp((*out)->id, c->id) != 0) {
+        jd_err_set(err, JD_EINVAL, "id", "the document's id is '%s', not '%s'", (*out)->id, c->id);
+        jrn_doc_destroy(*out);
+        *out = NULL;
+        rc = JD_EINVAL;
+    } else if (rc != JD_OK) {
+        jd_err_set(err, JD_EINVAL, "", "the document has %zu error(s)%s%s", d->n, d->n ? ": " : "",
+                   d->n ? d->v[0].msg : "");
+    }
+    jrn_diags_release(&scratch);
+    return rc;
+}
+
+int jrn_reg_check(const jrn_reg *r, const jrn_ctl *c, jrn_diags *diags, jd_err *err)
+{
+    const jrn_journey *j = c->id ? jrn_reg_find(r, c->id) : NULL;
+    if (!c->id || !c->id[0]) return jd_err_set(err, JD_EINVAL, "id", "a journey id is required");
+    if (j && j->status == JRN_ARCHIVED)
+        return jd_err_set(err, JD_EBUSY, "status", "journey '%s' is archived", c->id);
+    switch (c->op) {
+    case JRN_OP_DRAFT:
+    case JRN_OP_PUBLISH: {
+        const char *text = c->text;
+        size_t n = c->text_len;
+        if (c->op == JRN_OP_PUBLISH && !text) {
+            if (!j) return jd_err_set(err, JD_ENOTFOUND, "id", "no journey '%s'", c->id);
+            if (!j->draft) return jd_err_set(err, JD_EBUSY, "draft", "journey '%s' has no draft to publish", c->id);
+            text = j->draft;
+            n = strlen(text);
+        }
+        if (!text) return jd_err_set(err, JD_EINVAL, "document", "a document is required");
+        jrn_doc *doc = NULL;
+        int rc = compile(r, c, text, n, &doc, diags, err);
+        jrn_doc_destroy(doc);
+        return rc;
+    }
+    case JRN_OP_PAUSE:
+        if (!j) return jd_err_set(err, JD_ENOTFOUND, "id", "no journey '%s'", c->id);
+        if (j->status != JRN_ACTIVE)
+            return jd_err_set(err, JD_EBUSY, "status", "journey '%s' is %s, not active", c->id, jrn_status_name(j->status));
+        return JD_OK;
+    case JRN_OP_RESUME:
+        if (!j) return jd_err_set(err, JD_ENOTFOUND, "id", "no journey '%s'", c->id);
+        if (j->status != JRN_PAUSED)
+            return jd_err_set(err, JD_EBUSY, "status", "journey '%s' is %s, not paused", c->id, jrn_status_name(j->status));
+        return JD_OK;
+    case JRN_OP_ARCHIVE:
+        if (!j) return jd_err_set(err, JD_ENOTFOUND, "id", "no journey '%s'", c->id);
+        return JD_OK;
+    }
+    return jd_err_set(err, JD_EINVAL, "op", "unknown operation");
+}
+
+static bool mentions_entry(const char *text)
+{
+    return strstr(text, "journey.entry") != NULL;
+}
+
+static jrn_journey *journey_new(jrn_reg *r, const char *id, int64_t now)
+{
+    jrn_journey *j = jd_xcalloc(1, sizeof *j);
+    j->id = jd_xstrdup(id);
+    j->index = r->n;
+    j->status = JRN_DRAFT;
+    j->created_us = now;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->j = jd_xrealloc(r->j, r->cap * sizeof *r->j);
+    }
+    r->j[r->n++] = j;
+    jd_map_put(r->by_id, j->id, strlen(j->id), j);
+    return j;
+}
+
+static void add_version(jrn_journey *j, jrn_doc *doc, const char *text, size_t n, int64_t now)
+{
+    jrn_version *v = jd_xcalloc(1, sizeof *v);
+    v->number = j->nversions + 1;
+    v->doc = doc;
+    v->text = jd_xstrndup(text, n);
+    v->published_us = now;
+    v->keeps_entry = mentions_entry(v->text);
+    j->versions = jd_xrealloc(j->versions, (j->nversions + 1) * sizeof *j->versions);
+    j->versions[j->nversions++] = v;
+}
+
+int jrn_reg_apply(jrn_reg *r, const jrn_ctl *c, int64_t now, const jrn_journey **changed, jrn_status *was,
+                  jd_err *err)
+{
+    int rc = jrn_reg_check(r, c, NULL, err);
+    if (rc != JD_OK) return rc;
+    jrn_journey *j = (jrn_journey *)jrn_reg_find(r, c->id);
+    *was = j ? j->status : 0;
+    if (!j) j = journey_new(r, c->id, now);
+    if (c->source) {
+        free(j->source);
+        j->source = jd_xstrdup(c->source);
+    }
+    switch (c->op) {
+    case JRN_OP_DRAFT:
+        free(j->draft);
+        j->draft = jd_xstrndup(c->text, c->text_len);
+        break;
+    case JRN_OP_PUBLISH: {
+        const char *text = c->text ? c->text : j->draft;
+        size_t n = c->text ? c->text_len : strlen(j->draft);
+        jrn_doc *doc = NULL;
+        rc = compile(r, c, text, n, &doc, NULL, err);
+        JD_ASSERT(rc == JD_OK);   /* jrn_reg_check compiled the same text */
+        add_version(j, doc, text, n, now);
+        free(j->draft);
+        j->draft = NULL;
+        j->status = JRN_ACTIVE;
+        break;
+    }
+    case JRN_OP_PAUSE: j->status = JRN_PAUSED; break;
+    case JRN_OP_RESUME: j->status = JRN_ACTIVE; break;
+    case JRN_OP_ARCHIVE: j->status = JRN_ARCHIVED; break;
+    }
+    j->updated_us = now;
+    rebuild_entries(r);
+    *changed = j;
+    return JD_OK;
+}
+
+/* ---- JSON: definitions, and the snapshot ----------------------------------- */
+
+static json_object *time_json(int64_t us)
+{
+    char t[JD_TIME_TEXT];
+    if (!us) return NULL;
+    jd_time_format(us, t);
+    return json_object_new_string(t);
+}
+
+static json_object *journey_json(const jrn_journey *j, bool with_docs)
+{
+    json_object *o = json_object_new_object(), *vs = json_object_new_array();
+    const jrn_version *live = jrn_reg_live(j);
+    json_object_object_add(o, "id", json_object_new_string(j->id));
+    json_object_object_add(o, "name", json_object_new_string(live && live->doc->name ? live->doc->name : j->id));
+    json_object_object_add(o, "status", json_object_new_string(jrn_status_name(j->status)));
+    json_object_object_add(o, "version", json_object_new_int64(live ? live->number : 0));
+    json_object_object_add(o, "source", json_object_new_string(j->source ? j->source : "api"));
+    json_object_object_add(o, "created_at", time_json(j->created_us));
+    json_object_object_add(o, "updated_at", time_json(j->updated_us));
+    json_object_object_add(o, "has_draft", json_object_new_boolean(j->draft != NULL));
+    if (with_docs && j->draft) json_object_object_add(o, "draft", json_object_new_string(j->draft));
+    for (uint32_t i = 0; i < j->nversions; i++) {
+        const jrn_version *v = j->versions[i];
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "version", json_object_new_int64(v->number));
+        json_object_object_add(x, "published_at", time_json(v->published_us));
+        json_object_object_add(x, "nodes", json_object_new_int64(v->doc->nnodes));
+        if (with_docs) {
+            jd_buf b;
+            jd_buf_init(&b, SIZE_MAX);
+            jrn_doc_to_json(v->doc, &b);
+            json_object *d = b.data ? json_tokener_parse(b.data) : NULL;
+            json_object_object_add(x, "document", d);
+            json_object_object_add(x, "text", json_object_new_string(v->text));
+            jd_buf_release(&b);
+        }
+        json_object_array_add(vs, x);
+    }
+    json_object_object_add(o, "versions", vs);
+    return o;
+}
+
+json_object *jrn_reg_json(const jrn_reg *r, const jrn_journey *j, bool with_docs)
+{
+    if (j) return journey_json(j, with_docs);
+    json_object *a = json_object_new_array();
+    for (uint32_t i = 0; i < r->n; i++) json_object_array_add(a, journey_json(r->j[i], with_docs));
+    return a;
+}
+
+int jrn_reg_encode(const jrn_reg *r, jd_buf *out)
+{
+    json_object *a = json_object_new_array();
+    for (uint32_t i = 0; i < r->n; i++) {
+        const jrn_journey *j = r->j[i];
+        json_object *o = json_object_new_object(), *vs = json_object_new_array();
+        json_object_object_add(o, "id", json_object_new_string(j->id));
+        json_object_object_add(o, "status", json_object_new_int(j->status));
+        json_object_object_add(o, "source", j->source ? json_object_new_string(j->source) : NULL);
+        json_object_object_add(o, "draft", j->draft ? json_object_new_string(j->draft) : NULL);
+        json_object_object_add(o, "created", json_object_new_int64(j->created_us));
+        json_object_object_add(o, "updated", json_object_new_int64(j->updated_us));
+        for (uint32_t k = 0; k < j->nversions; k++) {
+            json_object *v = json_object_new_object();
+            json_object_object_add(v, "text", json_object_new_string(j->versions[k]->text));
+            json_object_object_add(v, "published", json_object_new_int64(j->versions[k]->published_us));
+            json_object_array_add(vs, v);
+        }
+        json_object_object_add(o, "versions", vs);
+        json_object_array_add(a, o);
+    }
+    int rc = jd_buf_adds(out, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
+    json_object_put(a);
+    return rc;
+}
+
+static const char *str_of(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static int64_t int_of(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+int jrn_reg_decode(jrn_reg *r, const char *text, size_t n, jd_err *err)
+{
+    int rc = JD_OK;
+    json_tokener *tok = json_tokener_new();
+    json_object *a = json_tokener_parse_ex(tok, text, (int)n);
+    json_tokener_free(tok);
+    if (!a || !json_object_is_type(a, json_type_array)) {
+        rc = jd_err_set(err, JD_ECORRUPT, "journeys", "the journey registry is not a JSON array");
+        goto out;
+    }
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *o = json_object_array_get_idx(a, i), *vs;
+        const char *id = str_of(o, "id");
+        if (!id || jrn_reg_find(r, id)) {
+            rc = jd_err_set(err, JD_ECORRUPT, "journeys", "journey %zu has no id or a repeated one", i);
+            goto out;
+        }
+        jrn_journey *j = journey_new(r, id, int_of(o, "created"));
+        j->status = (jrn_status)int_of(o, "status");
+        j->updated_us = int_of(o, "updated");
+        const char *s = str_of(o, "source"), *d = str_of(o, "draft");
+        j->source = s ? jd_xstrdup(s) : NULL;
+        j->draft = d ? jd_xstrdup(d) : NULL;
+        if (j->status < JRN_DRAFT || j->status > JRN_ARCHIVED) {
+            rc = jd_err_set(err, JD_ECORRUPT, "journeys", "journey '%s' has an unknown status", id);
+            goto out;
+        }
+        if (!json_object_object_get_ex(o, "versions", &vs) || !json_object_is_type(vs, json_type_array)) continue;
+        for (size_t k = 0; k < json_object_array_length(vs); k++) {
+            json_object *v = json_object_array_get_idx(vs, k);
+            const char *t = str_of(v, "text");
+            jrn_doc *doc = NULL;
+            jrn_ctl c = { JRN_OP_PUBLISH, id, t, t ? strlen(t) : 0, j->source };
+            jd_err why;
+            jd_err_clear(&why);
+            if (!t || compile(r, &c, t, strlen(t), &doc, NULL, &why) != JD_OK) {
+                /* A version that compiled when published must compile now; if a
+                 * newer journeyd refuses it, say so rather than drop people. */
+                rc = jd_err_set(err, JD_ECORRUPT, "journeys", "journey '%s' version %zu no longer compiles: %s", id,
+                                k + 1, why.msg);
+                goto out;
+            }
+            add_version(j, doc, t, strlen(t), int_of(v, "published"));
+        }
+    }
+    rebuild_entries(r);
+out:
+    json_object_put(a);
+    return rc;
+}
