@@ -388,6 +388,7 @@ static int cmd_serve(int argc, char **argv)
     eo.prof.max_anonymous_ids = c.max_anonymous_ids;
     eo.prof.max_event_names = c.max_event_names;
     eo.prof.max_groups = c.max_groups;
+    eo.prof.max_tags = c.max_tags;
     eng_recovery rec;
     if (eng_open(&e, &eo, &rec, &err) != JD_OK) { fail_line("cannot open the data folder: ", &err); goto out; }
     if (rec.log.truncated_bytes)

@@ -67,7 +67,7 @@ typedef struct jd_config {
     /* log */
     uint64_t segment_bytes;         /* log.segment_bytes */
     /* profiles */
-    uint32_t max_traits_bytes, max_anonymous_ids, max_event_names, max_groups;
+    uint32_t max_traits_bytes, max_anonymous_ids, max_event_names, max_groups, max_tags;
 } jd_config;
 
 void jd_config_init(jd_config *c);          /* defaults */

@@ -40,6 +40,7 @@
 #define JD_DEF_MAX_ANON_IDS        100            /* profiles.max_anonymous_ids (at most 65535) */
 #define JD_DEF_MAX_EVENT_NAMES     1000           /* profiles.max_event_names: counted per profile (at most 65535) */
 #define JD_DEF_MAX_GROUPS          50             /* profiles.max_groups */
+#define JD_DEF_MAX_TAGS            100            /* profiles.max_tags: tags per profile */
 
 /* Expressions (fixed for now: named in their errors; config keys to come) */
 #define JD_EXPR_MAX_SOURCE         16384    /* expr.max_source: bytes of source */

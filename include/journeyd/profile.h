@@ -2,10 +2,11 @@
  *
  * Owns: one prof_store per partition, holding every profile whose key routes
  * there: identities, traits (merged by identify, later wins per key, with the
- * time each key was last set), group memberships with their traits, event
- * counts per type and per event name, first and last seen.
- * Applying an event is a pure function of the store and the event: no clock,
- * no randomness, so replaying the log rebuilds the same store.
+ * time each key was last set), tags (a set of short labels, in the order
+ * added), group memberships with their traits, event counts per type and per
+ * event name, first and last seen.
+ * Applying an event or an update is a pure function of the store and its
+ * input: no clock, no randomness, so replaying the log rebuilds the same store.
  * Threading: a prof_store belongs to the shard thread that owns its partition.
  * Not here (issue 'Profiles'): the identity directory and cross-partition
  * merges, computed traits, consent, segments. Until then the profile key is the
@@ -25,7 +26,9 @@ typedef struct prof_limits {
     uint32_t max_anonymous_ids;   /* profiles.max_anonymous_ids */
     uint32_t max_event_names;     /* distinct event names counted per profile */
     uint32_t max_groups;          /* groups per profile */
+    uint32_t max_tags;            /* profiles.max_tags: tags per profile */
 } prof_limits;
+/* Fills l with the defaults of include/journeyd/limits.h. */
 void prof_limits_default(prof_limits *l);
 
 prof_store *prof_store_create(const prof_limits *lim);
@@ -45,12 +48,61 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err);
  * to out (shape in docs/api.md). JD_ENOTFOUND if no profile in this store has it. */
 int prof_get_json(const prof_store *s, const char *id, size_t id_len, jd_buf *out);
 
+/* ---- updates from journeys ---------------------------------------------- */
+
+#define PROF_MAX_TAG_BYTES 255   /* fixed: a tag is 1..255 bytes, no NUL */
+
+typedef enum { PROF_OP_SET = 1, PROF_OP_UNSET, PROF_OP_TAG, PROF_OP_UNTAG } prof_op_kind;
+
+typedef struct prof_op {
+    prof_op_kind kind;
+    const char *name;       /* trait key or tag; NUL-terminated; borrowed */
+    const char *json;       /* SET: the value as compact JSON text (not NULL); borrowed */
+    size_t json_len;
+} prof_op;
+
+/* Applies ops in order to the profile whose key is `key` at time ts, as one
+ * update: a trait SET/UNSET follows the same later-wins-per-key rule (with
+ * traitTimes) as identify, UNSET is like identify with null (a SET whose text
+ * is `null` is an UNSET); TAG adds a tag if absent (at the end), UNTAG removes
+ * it if present. Later ops on the same trait key win within one call.
+ * All or nothing: on any error nothing is applied. Errors, in this order:
+ *   JD_ENOTFOUND  no profile has that key (by_key only, not anonymousIds)
+ *   JD_EINVAL     an op is malformed: unknown kind, NULL name, empty tag, or a
+ *                 SET value that is not exactly one strict JSON value;
+ *                 err->where is "ops[i]"
+ *   JD_ELIMIT     a tag longer than PROF_MAX_TAG_BYTES (where "ops[i]"), or the
+ *                 result would pass max_traits_bytes or max_tags: where is
+ *                 "profiles.max_traits_bytes" or "profiles.max_tags" (a
+ *                 result over max_tags that gains no tag is accepted, so that
+ *                 removals work after the limit was lowered)
+ * Unlike prof_apply, a refused update is not counted in "limited": the caller
+ * is told. Touches no counts and not firstSeen/lastSeen. Deterministic (no
+ * clock); ops and key are borrowed for the call. Owning shard thread only. */
+int prof_update(prof_store *s, const char *key, size_t key_len,
+                const prof_op *ops, size_t n, int64_t ts, jd_err *err);
+
+/* The profile as the expression language sees it (variable `profile`):
+ *   {"userId":..,"anonymousIds":[..],"traits":{...},"tags":[..],
+ *    "groups":{"<groupId>":{<traits>}},"first_seen":"RFC3339","last_seen":"RFC3339",
+ *    "events":{"<event name>":count}}
+ * (userId omitted when the key is not a userId; an anonymous key leads
+ * anonymousIds, as in prof_get_json). Looks up by profile key only.
+ * Returns owned: a new json_object the caller frees with json_object_put, or
+ * NULL when no profile has that key. Built straight from the stored blobs
+ * (one parse per trait value with the store's tokener), so s is not const:
+ * owning shard thread only. */
+struct json_object;
+struct json_object *prof_view(prof_store *s, const char *key, size_t key_len);
+
 size_t prof_store_count(const prof_store *s);
 /* Bytes held by the store's profiles (an estimate, for metrics and benchmarks). */
 size_t prof_store_bytes(const prof_store *s);
 
-/* Snapshot codec. encode appends a self-describing blob; decode fills an empty
- * store and returns JD_ECORRUPT (with where = byte offset) on bad bytes. */
+/* Snapshot codec. encode appends a self-describing blob (format version 2);
+ * decode fills an empty store from version 2 or version 1 (written before
+ * tags existed: its profiles decode with no tags) and returns JD_ECORRUPT
+ * (with where = byte offset) on bad bytes. */
 int prof_store_encode(const prof_store *s, jd_buf *out);
 int prof_store_decode(prof_store *s, const void *p, size_t n, jd_err *err);
 

@@ -72,6 +72,14 @@ void api__metrics(http_req *r, void *ctx)
     anl_prom_sample(&b, "journeyd_dedupe_evicted_early_total", NULL, NULL, (double)s.dedupe_evicted_early);
     anl_prom_family(&b, "journeyd_snapshots_total", "counter", "snapshots written");
     anl_prom_sample(&b, "journeyd_snapshots_total", NULL, NULL, (double)s.snapshots);
+    anl_prom_family(&b, "journeyd_clock_records_total", "counter", "clock records written to move journey waits");
+    anl_prom_sample(&b, "journeyd_clock_records_total", NULL, NULL, (double)s.ticks);
+    anl_prom_family(&b, "journeyd_journey_instances", "gauge", "people in a journey now, all journeys");
+    anl_prom_sample(&b, "journeyd_journey_instances", NULL, NULL, (double)s.instances);
+    anl_prom_family(&b, "journeyd_journey_waits", "gauge", "journey waits armed in the timer wheels");
+    anl_prom_sample(&b, "journeyd_journey_waits", NULL, NULL, (double)s.timers);
+    anl_prom_family(&b, "journeyd_intents_total", "counter", "send and task intents produced by journeys");
+    anl_prom_sample(&b, "journeyd_intents_total", NULL, NULL, (double)s.intents);
     http_reply(r, 200, "text/plain; version=0.0.4", b.data, b.len);
     jd_buf_release(&b);
 }

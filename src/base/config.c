@@ -55,6 +55,7 @@ static const setting settings[] = {
     { "profiles.max_anonymous_ids", T_U32, F(max_anonymous_ids), 0, 1, 65535, "anonymousIds a profile" },
     { "profiles.max_event_names", T_U32, F(max_event_names), 0, 1, 65535, "distinct event names counted a profile" },
     { "profiles.max_groups", T_U32, F(max_groups), 0, 1, 100000, "groups a profile belongs to" },
+    { "profiles.max_tags", T_U32, F(max_tags), 0, 0, 100000, "tags a profile carries (set by journeys' update nodes)" },
 };
 #undef F
 
@@ -70,6 +71,7 @@ void jd_config_init(jd_config *c)
     c->partitions = JD_DEF_PARTITIONS;
     c->max_pending = JD_DEF_INGEST_QUEUE_TXNS;
     c->snapshot_every = JD_DEF_SNAPSHOT_EVERY;
+    c->max_tags = JD_DEF_MAX_TAGS;
     c->tick_us = 10 * 1000;
     c->recent_intents = 256;
     c->http_threads = JD_DEF_HTTP_THREADS;

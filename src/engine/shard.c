@@ -194,6 +194,7 @@ static void on_snapshot(eng_shard *sh, shard_msg *m)
 static void on_barrier(eng_shard *sh, shard_msg *m)
 {
     shard_barrier *b = (shard_barrier *)m;
+    eng__journeys_publish(sh);   /* after a snapshot load there was no batch to do it */
     eng__countdown_done(b->cd, JD_OK, NULL);
     free(b);
 }

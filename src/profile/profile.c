@@ -6,8 +6,9 @@
  * allocation of 64 bytes plus its key, and everything that most profiles never
  * have (anonymousIds beyond the key, event names, traits, groups) hangs off
  * pointers that stay NULL until needed. No json_object outlives a call: traits
- * are kept as serialized JSON text and parsed only when an identify or group
- * brings new ones.
+ * are kept as serialized JSON text and parsed only when an identify, group or
+ * update brings new ones, or when prof_view builds the expression language's
+ * view of one profile.
  *
  * Invariants:
  *  (1) by_key maps every profile's key to it and borrows the key bytes from
@@ -28,11 +29,19 @@
  *      later applied wins, which is log order, so replay agrees.
  *  (6) heap equals the sum of prof__alloc_size over every allocation reachable
  *      from the profiles (the estimate prof_store_bytes reports).
- *  (7) apply reads no clock and no randomness: the store is a function of the
- *      events applied, in order.
+ *  (7) apply and update read no clock and no randomness: the store is a
+ *      function of the events and updates applied, in order.
+ *  (8) A profile's tags are distinct, each 1..PROF_MAX_TAG_BYTES bytes with
+ *      no NUL, kept in the order added; an update never leaves more than
+ *      lim.max_tags of them unless the profile already had more (a lowered
+ *      limit), in which case it cannot add any.
+ *  (9) prof_update is all or nothing: every op is checked and the new blobs
+ *      are built aside before the profile changes.
  */
 #include "profile_int.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static const char *const type_names[PROF_NTYPES] = {
@@ -45,6 +54,7 @@ void prof_limits_default(prof_limits *l)
     l->max_anonymous_ids = JD_DEF_MAX_ANON_IDS;
     l->max_event_names = JD_DEF_MAX_EVENT_NAMES;
     l->max_groups = JD_DEF_MAX_GROUPS;
+    l->max_tags = JD_DEF_MAX_TAGS;
 }
 
 prof_store *prof_store_create(const prof_limits *lim)
@@ -70,6 +80,7 @@ static void prof_free(prof *p)
     if (p->rich) {
         free(p->rich->traits);
         free(p->rich->groups);
+        free(p->rich->tags);
         free(p->rich);
     }
     free(p);
@@ -264,19 +275,25 @@ static void count_event_name(prof_store *s, prof *p, jd_str name)
 
 /* ---- traits ------------------------------------------------------------ */
 
-void prof__rich_set(prof_store *s, prof *p, uint8_t *traits, uint32_t traits_len,
-                    uint8_t *groups, uint32_t groups_len)
+static size_t rich_blob_bytes(const struct prof_rich *r)
 {
+    return prof__alloc_size(r->traits_len) + prof__alloc_size(r->groups_len) +
+           prof__alloc_size(r->tags_len);
+}
+
+void prof__rich_set(prof_store *s, prof *p, const struct prof_rich *nr)
+{
+    JD_ASSERT(!nr->traits == !nr->traits_len && !nr->groups == !nr->groups_len &&
+              !nr->tags == !nr->tags_len);
     struct prof_rich *r = p->rich;
     if (r) {
-        s->heap -= prof__alloc_size(r->traits_len) + prof__alloc_size(r->groups_len);
-        if (r->traits != traits) free(r->traits);
-        if (r->groups != groups) free(r->groups);
+        s->heap -= rich_blob_bytes(r);
+        if (r->traits != nr->traits) free(r->traits);
+        if (r->groups != nr->groups) free(r->groups);
+        if (r->tags != nr->tags) free(r->tags);
     }
-    if (!traits_len && !groups_len) {
+    if (!nr->traits_len && !nr->groups_len && !nr->tags_len) {
         if (r) s->heap -= prof__alloc_size(sizeof *r);
-        free(traits);
-        free(groups);
         free(r);
         p->rich = NULL;
         return;
@@ -285,11 +302,27 @@ void prof__rich_set(prof_store *s, prof *p, uint8_t *traits, uint32_t traits_len
         r = p->rich = jd_xmalloc(sizeof *r);
         s->heap += prof__alloc_size(sizeof *r);
     }
-    r->traits = traits_len ? traits : (free(traits), NULL);
-    r->groups = groups_len ? groups : (free(groups), NULL);
-    r->traits_len = traits_len;
-    r->groups_len = groups_len;
-    s->heap += prof__alloc_size(traits_len) + prof__alloc_size(groups_len);
+    *r = *nr;
+    s->heap += rich_blob_bytes(r);
+}
+
+json_object *prof__parse_value(prof_store *s, const void *t, size_t n, bool *ok)
+{
+    *ok = false;
+    if (n > INT32_MAX - 2) return NULL;
+    jd_buf *b = &s->scratch;
+    jd_buf_reset(b);
+    jd_buf_add(b, "[", 1);
+    jd_buf_add(b, t, n);
+    jd_buf_add(b, "]", 1);
+    json_tokener_reset(s->tok);
+    json_object *a = json_tokener_parse_ex(s->tok, b->data, (int)b->len);
+    *ok = a && json_tokener_get_error(s->tok) == json_tokener_success &&
+          json_tokener_get_parse_end(s->tok) == b->len &&
+          json_object_is_type(a, json_type_array) && json_object_array_length(a) == 1;
+    json_object *v = *ok ? json_object_get(json_object_array_get_idx(a, 0)) : NULL;
+    json_object_put(a);
+    return v;
 }
 
 /* Bytes jd_buf_add_json_str writes for s (quotes included). */
@@ -391,13 +424,15 @@ static int tset_merge(prof_store *s, const uint8_t *old, uint32_t old_len, json_
 
 static void apply_traits(prof_store *s, prof *p, json_object *traits, int64_t ts)
 {
-    const struct prof_rich *r = p->rich;
+    struct prof_rich nr = prof__rich_get(p);
     uint8_t *nt = NULL;
     uint32_t nl = 0;
-    int rc = tset_merge(s, r ? r->traits : NULL, r ? r->traits_len : 0, traits, ts, &nt, &nl);
+    int rc = tset_merge(s, nr.traits, nr.traits_len, traits, ts, &nt, &nl);
     if (rc == MERGE_OVER) p->limited++;
     if (rc != MERGE_CHANGED) return;
-    prof__rich_set(s, p, nt, nl, r ? r->groups : NULL, r ? r->groups_len : 0);
+    nr.traits = nt;
+    nr.traits_len = nl;
+    prof__rich_set(s, p, &nr);
 }
 
 static void apply_group(prof_store *s, prof *p, jd_str gid, json_object *traits, int64_t ts)
@@ -446,7 +481,10 @@ static void apply_group(prof_store *s, prof *p, jd_str gid, json_object *traits,
         if (nl) memcpy(w + PROF_GRP_HDR + gid.n, nt, nl);
     }
     free(nt);
-    prof__rich_set(s, p, r ? r->traits : NULL, r ? r->traits_len : 0, ng, (uint32_t)new_len);
+    struct prof_rich nr = prof__rich_get(p);
+    nr.groups = ng;
+    nr.groups_len = (uint32_t)new_len;
+    prof__rich_set(s, p, &nr);
 }
 
 /* ---- apply ------------------------------------------------------------- */
@@ -514,6 +552,168 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
     return JD_OK;
 }
 
+/* ---- update (journeys' update nodes) ----------------------------------- */
+
+/* Offset of the entry for tag (t, n) in a tags blob of len bytes, or -1. */
+static ptrdiff_t tag_find(const uint8_t *g, size_t len, const char *t, size_t n)
+{
+    for (size_t i = 0; i < len;) {
+        uint32_t tl = prof__rd32(g + i);
+        if (tl == n && memcmp(g + i + PROF_TAG_HDR, t, n) == 0) return (ptrdiff_t)i;
+        i += PROF_TAG_HDR + tl;
+    }
+    return -1;
+}
+
+static size_t tag_count(const uint8_t *g, size_t len)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len; k++) i += PROF_TAG_HDR + prof__rd32(g + i);
+    return k;
+}
+
+/* True if the tags blob (w, len) holds a tag that (old, old_len) does not. */
+static bool tags_gained(const uint8_t *w, size_t len, const uint8_t *old, size_t old_len)
+{
+    for (size_t i = 0; i < len;) {
+        uint32_t tl = prof__rd32(w + i);
+        if (tag_find(old, old_len, (const char *)w + i + PROF_TAG_HDR, tl) < 0) return true;
+        i += PROF_TAG_HDR + tl;
+    }
+    return false;
+}
+
+/* Checks every op (nothing changes yet). Gathers the SET/UNSET ops into *in,
+ * an identify-like traits object (NULL if none; owned by the caller), so the
+ * trait merge is tset_merge's, once. Sets *tag_room to the bytes TAG ops can
+ * add at most. */
+static int check_ops(prof_store *s, const prof_op *ops, size_t n, json_object **in,
+                     size_t *tag_room, jd_err *err)
+{
+    char where[32];
+    *in = NULL;
+    *tag_room = 0;
+    for (size_t i = 0; i < n; i++) {
+        const prof_op *op = &ops[i];
+        snprintf(where, sizeof where, "ops[%zu]", i);
+        if (!op->name) return jd_err_set(err, JD_EINVAL, where, "op has no name");
+        size_t nl = strlen(op->name);
+        switch (op->kind) {
+        case PROF_OP_SET:
+        case PROF_OP_UNSET: {
+            json_object *v = NULL;
+            if (op->kind == PROF_OP_SET) {
+                bool ok = false;
+                if (op->json) v = prof__parse_value(s, op->json, op->json_len, &ok);
+                if (!ok)
+                    return jd_err_set(err, JD_EINVAL, where, "value of trait \"%.*s\" is not one JSON value",
+                                      (int)(nl > 64 ? 64 : nl), op->name);
+            }
+            if (!*in) *in = json_object_new_object();
+            json_object_object_add(*in, op->name, v);   /* a later op on the key replaces it */
+            break;
+        }
+        case PROF_OP_TAG:
+        case PROF_OP_UNTAG:
+            if (nl == 0) return jd_err_set(err, JD_EINVAL, where, "empty tag");
+            if (nl > PROF_MAX_TAG_BYTES)
+                return jd_err_set(err, JD_ELIMIT, where, "tag is %zu bytes, longer than %u", nl,
+                                  (unsigned)PROF_MAX_TAG_BYTES);
+            if (op->kind == PROF_OP_TAG) *tag_room += PROF_TAG_HDR + nl;
+            break;
+        default:
+            return jd_err_set(err, JD_EINVAL, where, "unknown op kind %d", (int)op->kind);
+        }
+    }
+    return JD_OK;
+}
+
+/* Applies the TAG/UNTAG ops to a copy of the tags blob (old, old_len). On
+ * JD_OK, *out is the new blob (owned; NULL when empty) if *changed. */
+static int merge_tags(prof_store *s, const uint8_t *old, uint32_t old_len, const prof_op *ops,
+                      size_t n, size_t room, int64_t ts, uint8_t **out, uint32_t *out_len,
+                      bool *changed, jd_err *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    *changed = false;
+    size_t cap = old_len + room, len = old_len;
+    if (cap == 0) return JD_OK;
+    uint8_t *w = jd_xmalloc(cap);
+    if (old_len) memcpy(w, old, old_len);
+    size_t count = tag_count(old, old_len);
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind != PROF_OP_TAG && ops[i].kind != PROF_OP_UNTAG) continue;
+        size_t tl = strlen(ops[i].name);
+        ptrdiff_t at = tag_find(w, len, ops[i].name, tl);
+        if (ops[i].kind == PROF_OP_TAG && at < 0) {
+            prof__wr32(w + len, (uint32_t)tl);
+            prof__wr64(w + len + 4, ts);
+            memcpy(w + len + PROF_TAG_HDR, ops[i].name, tl);
+            len += PROF_TAG_HDR + tl;
+            count++;
+        } else if (ops[i].kind == PROF_OP_UNTAG && at >= 0) {
+            size_t e = PROF_TAG_HDR + tl, a = (size_t)at;
+            memmove(w + a, w + a + e, len - a - e);
+            len -= e;
+            count--;
+        }
+    }
+    /* (8): a result over the limit is refused only if it gained a tag, so
+     * that an update removing tags still works on a profile over a lowered
+     * limit. The scan is quadratic but runs only on the refusal path. */
+    if (count > s->lim.max_tags && tags_gained(w, len, old, old_len)) {
+        free(w);
+        return jd_err_set(err, JD_ELIMIT, "profiles.max_tags", "profile would have %zu tags, more than %u",
+                          count, (unsigned)s->lim.max_tags);
+    }
+    if (len == old_len && (len == 0 || memcmp(w, old, len) == 0)) {
+        free(w);
+        return JD_OK;
+    }
+    JD_ASSERT(len <= UINT32_MAX);
+    *changed = true;
+    *out_len = (uint32_t)len;
+    if (len == 0) free(w);
+    else *out = len == cap ? w : jd_xrealloc(w, len);   /* the blob's size is what heap counts */
+    return JD_OK;
+}
+
+int prof_update(prof_store *s, const char *key, size_t key_len, const prof_op *ops, size_t n,
+                int64_t ts, jd_err *err)
+{
+    prof *p = key_len ? jd_map_get(s->by_key, key, key_len) : NULL;
+    if (!p) return jd_err_set(err, JD_ENOTFOUND, "profile", "no profile with this key");
+    json_object *in = NULL;
+    uint8_t *nt = NULL, *ng = NULL;
+    uint32_t ntl = 0, ngl = 0;
+    size_t room = 0;
+    bool tags_changed = false;
+    struct prof_rich nr = prof__rich_get(p);
+    int merge = MERGE_SAME;
+
+    int rc = check_ops(s, ops, n, &in, &room, err);
+    if (rc != JD_OK) goto out;
+    if (in) merge = tset_merge(s, nr.traits, nr.traits_len, in, ts, &nt, &ntl);
+    if (merge == MERGE_OVER) {
+        rc = jd_err_set(err, JD_ELIMIT, "profiles.max_traits_bytes", "traits would pass %u bytes",
+                        (unsigned)s->lim.max_traits_bytes);
+        goto out;
+    }
+    rc = merge_tags(s, nr.tags, nr.tags_len, ops, n, room, ts, &ng, &ngl, &tags_changed, err);
+    if (rc != JD_OK) goto out;
+
+    /* (9): from here on nothing can fail. */
+    if (merge == MERGE_CHANGED) { nr.traits = nt; nr.traits_len = ntl; nt = NULL; }
+    if (tags_changed) { nr.tags = ng; nr.tags_len = ngl; ng = NULL; }
+    if (merge == MERGE_CHANGED || tags_changed) prof__rich_set(s, p, &nr);
+out:
+    json_object_put(in);
+    free(nt);
+    free(ng);
+    return rc;
+}
+
 /* ---- reading ----------------------------------------------------------- */
 
 static int add_time(jd_buf *b, int64_t us)
@@ -569,6 +769,16 @@ static int write_json(const prof *p, jd_buf *b)
     rc |= jd_buf_adds(b, "],\"traits\":") | add_tset(b, r ? r->traits : NULL, r ? r->traits_len : 0, false);
     rc |= jd_buf_adds(b, ",\"traitTimes\":") | add_tset(b, r ? r->traits : NULL, r ? r->traits_len : 0, true);
 
+    rc |= jd_buf_adds(b, ",\"tags\":[");
+    const uint8_t *t = r ? r->tags : NULL, *tend = t ? t + r->tags_len : NULL;
+    for (first = true; t < tend; first = false) {
+        uint32_t tl = prof__rd32(t);
+        if (!first) rc |= jd_buf_add(b, ",", 1);
+        rc |= jd_buf_add_json_str(b, (const char *)t + PROF_TAG_HDR, tl);
+        t += PROF_TAG_HDR + tl;
+    }
+    rc |= jd_buf_add(b, "]", 1);
+
     rc |= jd_buf_adds(b, ",\"groups\":{");
     const uint8_t *g = r ? r->groups : NULL, *gend = g ? g + r->groups_len : NULL;
     for (first = true; g < gend; first = false) {
@@ -616,6 +826,121 @@ int prof_get_json(const prof_store *s, const char *id, size_t id_len, jd_buf *ou
     if (rc == JD_OK) rc = jd_buf_add(out, b.data, b.len);
     jd_buf_release(&b);
     return rc;
+}
+
+/* ---- the expression language's view ------------------------------------ */
+
+/* Adds v under a literal key that o does not have yet (json-c neither copies
+ * nor looks it up). */
+static void add_lit(json_object *o, const char *k, json_object *v)
+{
+    json_object_object_add_ex(o, k, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY);
+}
+
+/* A NUL-terminated copy of (p, n) in scratch: json-c wants C-string keys.
+ * Valid until the next use of scratch. */
+static const char *scratch_cstr(prof_store *s, const void *p, size_t n)
+{
+    jd_buf_reset(&s->scratch);
+    jd_buf_add(&s->scratch, p, n);   /* jd_buf NUL-terminates */
+    return s->scratch.data;
+}
+
+/* A stored trait value (checked when stored: json-c's own output, or by the
+ * snapshot decoder) as a json_object; NULL for null. json-c only knows that a
+ * bare number or literal (true, false, null) has ended when it sees the next
+ * byte, so those get a space after them (in scratch); strings, objects and
+ * arrays end on their own and are parsed where they lie. */
+static json_object *stored_value(prof_store *s, const char *v, uint32_t vl)
+{
+    const char *t = v;
+    size_t n = vl;
+    if (v[0] != '"' && v[0] != '{' && v[0] != '[') {
+        jd_buf_reset(&s->scratch);
+        jd_buf_add(&s->scratch, v, vl);
+        jd_buf_add(&s->scratch, " ", 1);
+        t = s->scratch.data;
+        n = s->scratch.len;
+    }
+    JD_ASSERT(n <= INT32_MAX);
+    json_tokener_reset(s->tok);
+    return json_tokener_parse_ex(s->tok, t, (int)n);
+}
+
+static json_object *view_tset(prof_store *s, const uint8_t *t, size_t n)
+{
+    json_object *o = json_object_new_object();
+    for (const uint8_t *q = t, *end = t ? t + n : NULL; q < end;) {
+        uint32_t kl = prof__rd32(q), vl = prof__rd32(q + 4);
+        const char *k = (const char *)q + PROF_TSET_HDR, *v = k + kl + 1;
+        if (vl) json_object_object_add(o, k, stored_value(s, v, vl));   /* k ends in its NUL */
+        q = (const uint8_t *)v + vl;
+    }
+    return o;
+}
+
+static json_object *view_time(int64_t us)
+{
+    char t[JD_TIME_TEXT];
+    size_t n = jd_time_format(us, t);
+    return json_object_new_string_len(t, (int)n);
+}
+
+struct json_object *prof_view(prof_store *s, const char *key, size_t key_len)
+{
+    const prof *p = jd_map_get(s->by_key, key, key_len);
+    if (!p) return NULL;
+    json_object *o = json_object_new_object();
+    if (p->flags & PROF_F_USER) add_lit(o, "userId", json_object_new_string_len(p->key, (int)p->key_len));
+
+    unsigned n_ids = p->vec ? prof__rd16(p->vec) : 0;
+    json_object *ids = json_object_new_array_ext((int)n_ids + 1);
+    if (p->flags & PROF_F_KEY_ANON) json_object_array_add(ids, json_object_new_string_len(p->key, (int)p->key_len));
+    const uint8_t *q = p->vec ? p->vec + 4 : NULL;
+    for (unsigned i = n_ids; i > 0; i--) {
+        uint32_t n;
+        q += prof__uv_get(q, &n);
+        json_object_array_add(ids, json_object_new_string_len((const char *)q, (int)n));
+        q += n;
+    }
+    add_lit(o, "anonymousIds", ids);
+
+    const struct prof_rich *r = p->rich;
+    add_lit(o, "traits", view_tset(s, r ? r->traits : NULL, r ? r->traits_len : 0));
+
+    json_object *tags = json_object_new_array();
+    for (const uint8_t *t = r ? r->tags : NULL, *end = t ? t + r->tags_len : NULL; t < end;) {
+        uint32_t tl = prof__rd32(t);
+        json_object_array_add(tags, json_object_new_string_len((const char *)t + PROF_TAG_HDR, (int)tl));
+        t += PROF_TAG_HDR + tl;
+    }
+    add_lit(o, "tags", tags);
+
+    json_object *groups = json_object_new_object();
+    for (const uint8_t *g = r ? r->groups : NULL, *end = g ? g + r->groups_len : NULL; g < end;) {
+        uint32_t gl = prof__rd32(g), tl = prof__rd32(g + 4);
+        const uint8_t *gid = g + PROF_GRP_HDR;
+        json_object *gt = view_tset(s, gid + gl, tl);   /* before scratch holds the key */
+        json_object_object_add(groups, scratch_cstr(s, gid, gl), gt);
+        g = gid + gl + tl;
+    }
+    add_lit(o, "groups", groups);
+    add_lit(o, "first_seen", view_time(p->first_us));
+    add_lit(o, "last_seen", view_time(p->last_us));
+
+    json_object *evs = json_object_new_object();
+    if (p->vec) {
+        q = vec_ids_end(p->vec);
+        for (unsigned i = prof__rd16(p->vec + 2); i > 0; i--) {
+            uint32_t cnt = prof__rd32(q), n;
+            q += 4;
+            q += prof__uv_get(q, &n);
+            json_object_object_add(evs, scratch_cstr(s, q, n), json_object_new_int64(cnt));
+            q += n;
+        }
+    }
+    add_lit(o, "events", evs);
+    return o;
 }
 
 size_t prof_store_count(const prof_store *s) { return jd_map_len(s->by_key); }

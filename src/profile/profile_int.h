@@ -5,7 +5,8 @@
  *   prof        fixed 48 bytes + 2 pointers + the key inline (one allocation)
  *   vec         anonymousIds and per-name event counts (one allocation, NULL
  *               while both are empty)
- *   prof_rich   traits and groups (NULL until an identify or group carries any)
+ *   prof_rich   traits, groups and tags (NULL until an identify, group or
+ *               update brings any)
  * Every multi-byte integer inside a blob is little-endian, so the snapshot
  * writes blobs as they are.
  */
@@ -27,15 +28,17 @@ enum {
     PROF_F_ALL = 3,
 };
 
-/* Traits and groups: rare, so kept out of the fixed part.
+/* Traits, groups and tags: rare, so kept out of the fixed part.
  * traits: a "tset" blob, entries of
  *     u32 klen | u32 vlen | i64 set_us | key[klen] | 0 | value[vlen]
  *   value is compact JSON text; vlen 0 is a tombstone (removed by null at set_us).
  * groups: entries of
- *     u32 gid_len | u32 tset_len | gid[gid_len] | tset[tset_len]          */
+ *     u32 gid_len | u32 tset_len | gid[gid_len] | tset[tset_len]
+ * tags: entries of, in the order added (distinct, 1..PROF_MAX_TAG_BYTES, no NUL)
+ *     u32 len | i64 set_us | tag[len]        set_us: when it was added     */
 struct prof_rich {
-    uint8_t *traits, *groups;   /* NULL when the length is 0 */
-    uint32_t traits_len, groups_len;
+    uint8_t *traits, *groups, *tags;   /* NULL when the length is 0 */
+    uint32_t traits_len, groups_len, tags_len;
 };
 
 /* vec: u16 n_ids | u16 n_evs | n_ids x (uv len | bytes) | n_evs x (u32 count | uv len | bytes)
@@ -110,6 +113,7 @@ static inline size_t prof__uv_get(const uint8_t *p, uint32_t *v)
 
 #define PROF_TSET_HDR 16u   /* klen, vlen, set_us */
 #define PROF_GRP_HDR  8u    /* gid_len, tset_len */
+#define PROF_TAG_HDR  12u   /* len, set_us */
 
 /* ---- shared between profile.c and snapshot.c ---- */
 
@@ -126,7 +130,21 @@ void prof__clear(prof_store *s);
 void prof__vec_replace(prof_store *s, prof *p, uint8_t *nv);
 /* Records id (bytes inside p's vec) in by_anon unless it is a key or owned (2). */
 void prof__index_anon(prof_store *s, prof *p, const char *id, size_t n);
-void prof__rich_set(prof_store *s, prof *p, uint8_t *traits, uint32_t traits_len,
-                    uint8_t *groups, uint32_t groups_len);
+/* Makes nr p's rich part. Each blob in nr is either p's current one (kept) or
+ * a new owned one (taken; the current one is freed); NULL when its length is
+ * 0. Frees p->rich when all three are empty. Keeps heap exact (invariant 6). */
+void prof__rich_set(prof_store *s, prof *p, const struct prof_rich *nr);
+/* Parses t (n bytes) as exactly one strict JSON value, using the store's
+ * tokener and scratch (so scratch is clobbered). Sets *ok; returns owned the
+ * value (json_object_put), NULL for a JSON null or when !*ok. Wrapped in
+ * [...] so that json-c sees where a bare number ends. */
+json_object *prof__parse_value(prof_store *s, const void *t, size_t n, bool *ok);
+/* p's rich part by value (all empty when p->rich is NULL). */
+static inline struct prof_rich prof__rich_get(const prof *p)
+{
+    struct prof_rich r = { 0 };
+    if (p->rich) r = *p->rich;
+    return r;
+}
 
 #endif

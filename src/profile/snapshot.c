@@ -1,13 +1,17 @@
 /* src/profile/snapshot.c -- the profile store's snapshot codec.
  *
  * Format (all integers little-endian; docs/internals/profile.md has the table):
- *   u8 version (1) | u64 count | count x profile
+ *   u8 version (2; 1 still decodes) | u64 count | count x profile
  *   profile: u32 key_len | key | u8 flags | i64 first_us | i64 last_us
  *            | u32 counts[6] | u32 limited
  *            | u16 n_ids | n_ids x (u8 indexed | u32 len | id)
  *            | u16 n_evs | n_evs x (u32 count | u32 len | name)
  *            | u32 traits_len | traits (the in-memory tset, as it is)
  *            | u32 groups_len | groups (the in-memory groups blob, as it is)
+ *            | u32 tags_len | tags (the in-memory tags blob, as it is)   -- version 2 only
+ *
+ * Version 1 (before tags) is version 2 without the tags field: its profiles
+ * decode with no tags. encode always writes version 2.
  *
  * Invariants:
  *  (1) decode trusts nothing: every length is checked against the bytes left
@@ -18,13 +22,21 @@
  *      first-owner rule (profile.c invariant 2) survives a round trip even
  *      though profiles are written in hash order, not creation order.
  *  (3) encode then decode gives the same prof_get_json for every id.
+ *  (4) Tags decode as profile.c invariant (8) has them (distinct, 1..255
+ *      bytes, no NUL), but their number is not checked against max_tags: the
+ *      limit may have been lowered since (prof_update copes).
  */
 #include "profile_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SNAP_VERSION 1
+#define SNAP_VERSION    2
+#define SNAP_VERSION_V1 1   /* no tags field */
+/* The smallest profile: key_len + 1-byte key + flags + times + counts +
+ * limited + n_ids + n_evs + traits_len + groups_len (+ tags_len in v2). */
+#define SNAP_MIN_PROFILE_V1 62u
+#define SNAP_MIN_PROFILE    66u
 
 static void put32(jd_buf *b, uint32_t v) { uint8_t t[4]; prof__wr32(t, v); jd_buf_add(b, t, 4); }
 static void put16(jd_buf *b, uint16_t v) { uint8_t t[2]; prof__wr16(t, v); jd_buf_add(b, t, 2); }
@@ -68,6 +80,8 @@ static void encode_one(const prof_store *s, const prof *p, jd_buf *b)
     if (r) jd_buf_add(b, r->traits, r->traits_len);
     put32(b, r ? r->groups_len : 0);
     if (r) jd_buf_add(b, r->groups, r->groups_len);
+    put32(b, r ? r->tags_len : 0);
+    if (r) jd_buf_add(b, r->tags, r->tags_len);
 }
 
 int prof_store_encode(const prof_store *s, jd_buf *out)
@@ -92,6 +106,7 @@ typedef struct reader {
     const uint8_t *p;
     size_t n, off;
     jd_err *err;
+    uint8_t version;   /* of the blob being read */
 } reader;
 
 static int corrupt(reader *r, size_t at, const char *what)
@@ -143,21 +158,11 @@ static int get64(reader *r, const char *what, int64_t *v)
     return rc;
 }
 
-/* True if v is exactly one strict JSON value (what tset_merge stores). The
- * brackets make json-c see the end of a bare number. */
+/* True if v is exactly one strict JSON value (what tset_merge stores). */
 static bool json_value_ok(prof_store *s, const uint8_t *v, uint32_t n)
 {
-    jd_buf *b = &s->scratch;
-    jd_buf_reset(b);
-    jd_buf_add(b, "[", 1);
-    jd_buf_add(b, v, n);
-    jd_buf_add(b, "]", 1);
-    json_tokener_reset(s->tok);
-    json_object *o = json_tokener_parse_ex(s->tok, b->data, (int)b->len);
-    bool ok = o && json_tokener_get_error(s->tok) == json_tokener_success &&
-              json_tokener_get_parse_end(s->tok) == b->len &&
-              json_object_is_type(o, json_type_array) && json_object_array_length(o) == 1;
-    json_object_put(o);
+    bool ok = false;
+    json_object_put(prof__parse_value(s, v, n, &ok));
     return ok;
 }
 
@@ -190,6 +195,26 @@ static int check_groups(prof_store *s, reader *r, const uint8_t *g, size_t n, si
         i = at + tl;
     }
     return JD_OK;
+}
+
+/* Checks a tags blob of n bytes at snapshot offset base (invariant 4). A map
+ * finds duplicates: a blob may hold up to n / 13 tags. */
+static int check_tags(reader *r, const uint8_t *t, size_t n, size_t base)
+{
+    jd_map *seen = n ? jd_map_create(16) : NULL;
+    int rc = JD_OK;
+    for (size_t i = 0; i < n;) {
+        if (n - i < PROF_TAG_HDR) { rc = corrupt(r, base + i, "truncated tag header"); break; }
+        uint32_t tl = prof__rd32(t + i);
+        const char *tag = (const char *)t + i + PROF_TAG_HDR;
+        if (tl == 0 || tl > PROF_MAX_TAG_BYTES) { rc = corrupt(r, base + i, "bad tag length"); break; }
+        if (tl > n - i - PROF_TAG_HDR) { rc = corrupt(r, base + i, "tag length past its set"); break; }
+        if (memchr(tag, 0, tl)) { rc = corrupt(r, base + i, "bad tag"); break; }
+        if (jd_map_put(seen, tag, tl, (void *)tag)) { rc = corrupt(r, base + i, "duplicate tag"); break; }
+        i += PROF_TAG_HDR + tl;
+    }
+    jd_map_destroy(seen);
+    return rc;
 }
 
 /* Reads the ids and event names into a new vec (*out; NULL if both empty). */
@@ -299,20 +324,29 @@ static int decode_one(prof_store *s, reader *r, jd_buf *idx)
         }
     }
 
-    uint32_t tl, gl;
-    const uint8_t *t = NULL, *g = NULL;
-    size_t t_at, g_at;
+    uint32_t tl, gl, xl = 0;
+    const uint8_t *t = NULL, *g = NULL, *x = NULL;
+    size_t t_at, g_at, x_at;
     if ((rc = get32(r, "traits length", &tl))) return rc;
     t_at = r->off;
     if ((rc = take(r, tl, "traits", &t)) || (rc = check_tset(s, r, t, tl, t_at))) return rc;
     if ((rc = get32(r, "groups length", &gl))) return rc;
     g_at = r->off;
     if ((rc = take(r, gl, "groups", &g)) || (rc = check_groups(s, r, g, gl, g_at))) return rc;
-    if (tl || gl) {
-        uint8_t *nt = tl ? jd_xmalloc(tl) : NULL, *ng = gl ? jd_xmalloc(gl) : NULL;
-        if (tl) memcpy(nt, t, tl);
-        if (gl) memcpy(ng, g, gl);
-        prof__rich_set(s, p, nt, tl, ng, gl);
+    if (r->version >= 2) {
+        if ((rc = get32(r, "tags length", &xl))) return rc;
+        x_at = r->off;
+        if ((rc = take(r, xl, "tags", &x)) || (rc = check_tags(r, x, xl, x_at))) return rc;
+    }
+    if (tl || gl || xl) {
+        struct prof_rich nr = { 0 };
+        nr.traits = tl ? memcpy(jd_xmalloc(tl), t, tl) : NULL;
+        nr.groups = gl ? memcpy(jd_xmalloc(gl), g, gl) : NULL;
+        nr.tags = xl ? memcpy(jd_xmalloc(xl), x, xl) : NULL;
+        nr.traits_len = tl;
+        nr.groups_len = gl;
+        nr.tags_len = xl;
+        prof__rich_set(s, p, &nr);
     }
     return JD_OK;
 }
@@ -321,17 +355,19 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
 {
     if (jd_map_len(s->by_key) != 0)
         return jd_err_set(err, JD_EINVAL, "", "profile snapshot: store is not empty");
-    reader r = { data, n, 0, err };
+    reader r = { data, n, 0, err, 0 };
     uint8_t ver = 0;
     int64_t count = 0;
     jd_buf idx;
     jd_buf_init(&idx, SIZE_MAX);
     int rc = get8(&r, "version", &ver);
     if (rc) goto out;
-    if (ver != SNAP_VERSION) { rc = corrupt(&r, 0, "unknown version"); goto out; }
+    if (ver != SNAP_VERSION && ver != SNAP_VERSION_V1) { rc = corrupt(&r, 0, "unknown version"); goto out; }
+    r.version = ver;
     if ((rc = get64(&r, "count", &count))) goto out;
-    /* A profile takes at least 62 bytes: a count past that is a lie. */
-    if (count < 0 || (uint64_t)count > (n - r.off) / 62) {
+    /* A count past what the bytes left could hold is a lie. */
+    size_t min = ver == SNAP_VERSION_V1 ? SNAP_MIN_PROFILE_V1 : SNAP_MIN_PROFILE;
+    if (count < 0 || (uint64_t)count > (n - r.off) / min) {
         rc = corrupt(&r, 1, "count past the end");
         goto out;
     }

@@ -1,5 +1,5 @@
-/* tests/unit/profile/test_profile.c -- prof_apply, prof_get_json and the
- * snapshot codec. Events are built by hand: an ingest_event is a plain view.
+/* tests/unit/profile/test_profile.c -- prof_apply, prof_update, prof_get_json,
+ * prof_view and the snapshot codec. Events are built by hand: an ingest_event is a plain view.
  * Invariant numbers refer to src/profile/profile.c and snapshot.c. */
 #include "journeyd/profile.h"
 #include "journeyd/limits.h"
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #define T0 INT64_C(1767225600000000)   /* 2026-01-01T00:00:00Z */
 #define SEC INT64_C(1000000)
@@ -111,7 +112,7 @@ static void test_identify_exact_json(void **state)
         "{\"key\":\"u1\",\"userId\":\"u1\",\"anonymousIds\":[\"a1\"],"
         "\"traits\":{\"email\":\"a@b.c\",\"plan\":\"pro\"},"
         "\"traitTimes\":{\"email\":\"2026-01-01T00:00:00.000Z\",\"plan\":\"2026-01-01T00:00:00.000Z\"},"
-        "\"groups\":{},"
+        "\"tags\":[],\"groups\":{},"
         "\"counts\":{\"total\":5,\"track\":3,\"identify\":1,\"page\":1,\"screen\":0,\"group\":0,\"alias\":0},"
         "\"events\":{\"Signed Up\":2,\"Viewed\":1},"
         "\"firstSeen\":\"2026-01-01T00:00:00.000Z\",\"lastSeen\":\"2026-01-01T00:00:04.000Z\","
@@ -129,7 +130,7 @@ static void test_anonymous_profile_json(void **state)
     char *j = get(s, "anon-1");
     assert_string_equal(j,
         "{\"key\":\"anon-1\",\"userId\":null,\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"traitTimes\":{},"
-        "\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,\"screen\":0,"
+        "\"tags\":[],\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,\"screen\":0,"
         "\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:00.000Z\",\"limited\":0}");
     free(j);
@@ -278,7 +279,7 @@ static void test_group_traits(void **state)
     group(s, "u1", "g1", T0 + SEC, "{\"size\":20,\"tier\":\"gold\"}");
     group(s, "u1", "g1", T0 - SEC, "{\"name\":\"Old\"}");
     group(s, "u1", "g3", T0, "{}");
-    expect_has(s, "u1", "\"traits\":{},\"traitTimes\":{},\"groups\":{"
+    expect_has(s, "u1", "\"traits\":{},\"traitTimes\":{},\"tags\":[],\"groups\":{"
                         "\"g1\":{\"traits\":{\"name\":\"Acme\",\"size\":20,\"tier\":\"gold\"}},"
                         "\"g2\":{\"traits\":{\"name\":\"Beta\"}},\"g3\":{\"traits\":{}}}");
     expect_has(s, "u1", "\"group\":5");
@@ -345,6 +346,284 @@ static void test_unreadable_json(void **state)
     prof_store_destroy(s);
 }
 
+/* ---- prof_update ------------------------------------------------------- */
+
+static prof_op op_set(const char *k, const char *json) { return (prof_op){ PROF_OP_SET, k, json, strlen(json) }; }
+static prof_op op_unset(const char *k) { return (prof_op){ PROF_OP_UNSET, k, NULL, 0 }; }
+static prof_op op_tag(const char *t) { return (prof_op){ PROF_OP_TAG, t, NULL, 0 }; }
+static prof_op op_untag(const char *t) { return (prof_op){ PROF_OP_UNTAG, t, NULL, 0 }; }
+
+static int update(prof_store *s, const char *key, const prof_op *ops, size_t n, int64_t ts, jd_err *err)
+{
+    jd_err_clear(err);
+    return prof_update(s, key, strlen(key), ops, n, ts, err);
+}
+
+static void update_ok(prof_store *s, const char *key, const prof_op *ops, size_t n, int64_t ts)
+{
+    jd_err err;
+    int rc = update(s, key, ops, n, ts, &err);
+    if (rc != JD_OK) fprintf(stderr, "prof_update: %s at %s\n", err.msg, err.where);
+    assert_int_equal(rc, JD_OK);
+}
+
+static void test_update_traits_later_wins(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    identify(s, "u1", NULL, T0 + 10 * SEC, "{\"plan\":\"pro\"}");
+    /* Older SET loses on a key set later; a new key is taken (with its time). */
+    prof_op a[] = { op_set("plan", "\"free\""), op_set("score", "1.50") };
+    update_ok(s, "u1", a, 2, T0);
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"pro\",\"score\":1.50},"
+                        "\"traitTimes\":{\"plan\":\"2026-01-01T00:00:10.000Z\",\"score\":\"2026-01-01T00:00:00.000Z\"}");
+    /* Newer SET wins, equal time wins (applied later); a later op on the same
+     * key in one call wins over an earlier one. */
+    prof_op b[] = { op_set("plan", "\"max\""), op_set("nested", "{\"a\":[1, true ,null]}"), op_set("plan", "\"team\"") };
+    update_ok(s, "u1", b, 3, T0 + 10 * SEC);
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"team\",\"score\":1.50,\"nested\":{\"a\":[1,true,null]}},"
+                        "\"traitTimes\":{\"plan\":\"2026-01-01T00:00:10.000Z\"");
+    /* UNSET is identify with null: removes under the time rule and leaves a
+     * tombstone an older SET cannot get past. */
+    prof_op c[] = { op_unset("score") };
+    update_ok(s, "u1", c, 1, T0 - SEC);   /* older than score's T0: ignored */
+    expect_has(s, "u1", "\"score\":1.50");
+    update_ok(s, "u1", c, 1, T0 + 20 * SEC);
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"team\",\"nested\":{\"a\":[1,true,null]}}");
+    prof_op d[] = { op_set("score", "7") };
+    update_ok(s, "u1", d, 1, T0 + 19 * SEC);
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"team\",\"nested\":{\"a\":[1,true,null]}}");
+    update_ok(s, "u1", d, 1, T0 + 21 * SEC);
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"team\",\"score\":7,\"nested\"");
+    /* A SET of null is an UNSET; identify and update share one rule set. */
+    prof_op e[] = { op_set("plan", "null") };
+    update_ok(s, "u1", e, 1, T0 + 30 * SEC);
+    identify(s, "u1", NULL, T0 + 29 * SEC, "{\"plan\":\"late\"}");
+    expect_has(s, "u1", "\"traits\":{\"score\":7,\"nested\"");
+    /* Updates are not events: no counts, no firstSeen/lastSeen, no limited. */
+    expect_has(s, "u1", "\"counts\":{\"total\":2,\"track\":0,\"identify\":2,");
+    expect_has(s, "u1", "\"lastSeen\":\"2026-01-01T00:00:29.000Z\",\"limited\":0}");
+    prof_store_destroy(s);
+}
+
+static void test_update_tags(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    track(s, NULL, "anon-1", T0, "Opened");
+    size_t bytes0 = prof_store_bytes(s);
+    prof_op a[] = { op_tag("vip"), op_tag("beta"), op_tag("vip") };
+    update_ok(s, "anon-1", a, 3, T0 + SEC);
+    char *j = get(s, "anon-1");
+    assert_string_equal(j,
+        "{\"key\":\"anon-1\",\"userId\":null,\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"traitTimes\":{},"
+        "\"tags\":[\"vip\",\"beta\"],\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,"
+        "\"screen\":0,\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
+        "\"lastSeen\":\"2026-01-01T00:00:00.000Z\",\"limited\":0}");
+    free(j);
+    /* Tags are counted in prof_store_bytes: a rich part and one blob. */
+    assert_true(prof_store_bytes(s) > bytes0);
+    prof_op b[] = { op_untag("vip"), op_untag("never"), op_tag("a\"b") };
+    update_ok(s, "anon-1", b, 3, T0 + 2 * SEC);
+    expect_has(s, "anon-1", "\"tags\":[\"beta\",\"a\\\"b\"]");
+    prof_op c[] = { op_tag("vip"), op_untag("beta") };
+    update_ok(s, "anon-1", c, 2, T0 + 3 * SEC);
+    expect_has(s, "anon-1", "\"tags\":[\"a\\\"b\",\"vip\"]");
+    /* Removing every tag frees the rich part: bytes back where they were. */
+    prof_op d[] = { op_untag("vip"), op_untag("a\"b") };
+    update_ok(s, "anon-1", d, 2, T0 + 4 * SEC);
+    expect_has(s, "anon-1", "\"tags\":[]");
+    assert_int_equal(prof_store_bytes(s), bytes0);
+    /* A tag of exactly 255 bytes is fine; tag then untag in one call nets out. */
+    char t255[256];
+    memset(t255, 'x', 255);
+    t255[255] = 0;
+    prof_op e[] = { op_tag(t255), op_tag("tmp"), op_untag("tmp") };
+    update_ok(s, "anon-1", e, 3, T0);
+    char *j2 = get(s, "anon-1");
+    assert_non_null(strstr(j2, t255));
+    assert_null(strstr(j2, "tmp"));
+    free(j2);
+    /* No ops: nothing changes. */
+    update_ok(s, "anon-1", NULL, 0, T0);
+    prof_store_destroy(s);
+}
+
+static void test_update_all_or_nothing(void **state)
+{
+    (void)state;
+    prof_limits l;
+    prof_limits_default(&l);
+    assert_int_equal(l.max_tags, JD_DEF_MAX_TAGS);
+    l.max_traits_bytes = 40;
+    l.max_tags = 2;
+    prof_store *s = prof_store_create(&l);
+    identify(s, "u1", NULL, T0, "{\"plan\":\"pro\"}");
+    char *before = get(s, "u1");
+    size_t bytes = prof_store_bytes(s);
+    jd_err err;
+
+    /* Past max_tags: the valid SET and the first tags are not applied either. */
+    prof_op a[] = { op_set("x", "1"), op_tag("a"), op_tag("b"), op_tag("c") };
+    assert_int_equal(update(s, "u1", a, 4, T0 + SEC, &err), JD_ELIMIT);
+    assert_string_equal(err.where, "profiles.max_tags");
+    assert_string_equal(err.msg, "profile would have 3 tags, more than 2");
+    /* Past max_traits_bytes: the tag is not applied either. */
+    prof_op b[] = { op_tag("a"), op_set("bio", "\"0123456789012345678901234567890\"") };
+    assert_int_equal(update(s, "u1", b, 2, T0 + SEC, &err), JD_ELIMIT);
+    assert_string_equal(err.where, "profiles.max_traits_bytes");
+    /* A tag longer than 255 bytes, named by its op. */
+    char t256[257];
+    memset(t256, 'y', 256);
+    t256[256] = 0;
+    prof_op c[] = { op_tag("a"), op_tag(t256) };
+    assert_int_equal(update(s, "u1", c, 2, T0 + SEC, &err), JD_ELIMIT);
+    assert_string_equal(err.where, "ops[1]");
+    assert_string_equal(err.msg, "tag is 256 bytes, longer than 255");
+    /* Malformed ops: JD_EINVAL naming the op. */
+    static const char *bad_json[] = { "{", "1 2", "", "'a'", "[1,]", "tru", "\"x", "01" };
+    for (size_t i = 0; i < JD_ARRAY_LEN(bad_json); i++) {
+        prof_op d[] = { op_tag("a"), op_set("y", "2"), op_set("z", bad_json[i]) };
+        assert_int_equal(update(s, "u1", d, 3, T0 + SEC, &err), JD_EINVAL);
+        assert_string_equal(err.where, "ops[2]");
+        assert_non_null(strstr(err.msg, "value of trait \"z\" is not one JSON value"));
+    }
+    prof_op e[] = { { PROF_OP_SET, "k", NULL, 0 } };   /* SET without text */
+    assert_int_equal(update(s, "u1", e, 1, T0 + SEC, &err), JD_EINVAL);
+    assert_string_equal(err.where, "ops[0]");
+    prof_op f[] = { op_tag("a"), op_tag("") };
+    assert_int_equal(update(s, "u1", f, 2, T0 + SEC, &err), JD_EINVAL);
+    assert_string_equal(err.where, "ops[1]");
+    assert_string_equal(err.msg, "empty tag");
+    prof_op g[] = { op_tag("a"), { (prof_op_kind)9, "k", NULL, 0 } };
+    assert_int_equal(update(s, "u1", g, 2, T0 + SEC, &err), JD_EINVAL);
+    assert_string_equal(err.msg, "unknown op kind 9");
+    prof_op h[] = { { PROF_OP_TAG, NULL, NULL, 0 } };
+    assert_int_equal(update(s, "u1", h, 1, T0 + SEC, &err), JD_EINVAL);
+
+    /* Nothing above changed anything, not even "limited". */
+    char *after = get(s, "u1");
+    assert_string_equal(before, after);
+    free(after);
+    assert_int_equal(prof_store_bytes(s), bytes);
+
+    /* The limit is on the result: 3 tags on the way, 2 at the end, is fine. */
+    prof_op i[] = { op_tag("a"), op_tag("b"), op_untag("a"), op_tag("c"), op_set("x", "1") };
+    update_ok(s, "u1", i, 5, T0 + SEC);
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"pro\",\"x\":1}");
+    expect_has(s, "u1", "\"tags\":[\"b\",\"c\"]");
+    /* At the limit: a duplicate TAG is not growth; a new one is refused. */
+    prof_op k[] = { op_tag("b") };
+    update_ok(s, "u1", k, 1, T0 + SEC);
+    prof_op m[] = { op_tag("d") };
+    assert_int_equal(update(s, "u1", m, 1, T0 + SEC, &err), JD_ELIMIT);
+    free(before);
+    prof_store_destroy(s);
+
+    /* A lowered limit: a profile over it can still lose tags, not gain any. */
+    l.max_tags = 3;
+    s = prof_store_create(&l);
+    track(s, "u1", NULL, T0, "x");
+    prof_op n3[] = { op_tag("a"), op_tag("b"), op_tag("c") };
+    update_ok(s, "u1", n3, 3, T0);
+    size_t blob_n;
+    jd_buf b3;
+    jd_buf_init(&b3, SIZE_MAX);
+    assert_int_equal(prof_store_encode(s, &b3), JD_OK);
+    prof_store_destroy(s);
+    l.max_tags = 1;
+    s = prof_store_create(&l);
+    blob_n = b3.len;
+    assert_int_equal(prof_store_decode(s, b3.data, blob_n, &err), JD_OK);   /* not checked on decode */
+    jd_buf_release(&b3);
+    prof_op n4[] = { op_untag("a"), op_tag("z") };
+    assert_int_equal(update(s, "u1", n4, 2, T0, &err), JD_ELIMIT);
+    prof_op n5[] = { op_untag("a") };
+    update_ok(s, "u1", n5, 1, T0);
+    expect_has(s, "u1", "\"tags\":[\"b\",\"c\"]");
+    prof_store_destroy(s);
+}
+
+static void test_update_not_found(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    jd_err err;
+    prof_op a[] = { op_tag("vip") };
+    assert_int_equal(update(s, "u1", a, 1, T0, &err), JD_ENOTFOUND);
+    track(s, "u1", "a1", T0, "x");
+    /* By key only: an anonymousId of u1, or a prefix of its key, is not a key. */
+    assert_int_equal(update(s, "a1", a, 1, T0, &err), JD_ENOTFOUND);
+    assert_int_equal(prof_update(s, "u1", 1, a, 1, T0, &err), JD_ENOTFOUND);
+    assert_int_equal(prof_update(s, "u1", 0, a, 1, T0, &err), JD_ENOTFOUND);
+    assert_null(get(s, "vip"));
+    expect_has(s, "u1", "\"tags\":[]");
+    update_ok(s, "u1", a, 1, T0);
+    expect_has(s, "a1", "\"tags\":[\"vip\"]");
+    prof_store_destroy(s);
+}
+
+/* ---- prof_view --------------------------------------------------------- */
+
+static char *view_text(prof_store *s, const char *key)
+{
+    json_object *v = prof_view(s, key, strlen(key));
+    if (!v) return NULL;
+    char *t = jd_xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(v);
+    return t;
+}
+
+static void test_view(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    identify(s, "u1", "a1", T0, "{\"email\":\"a@b.c\",\"n\":1.50,\"big\":12345678901234567890,\"neg\":-3,"
+                                "\"q\":\"\\\"\\n\",\"o\":{\"x\":[1,{\"y\":null}]},\"t\":true,\"gone\":1}");
+    identify(s, "u1", NULL, T0 + SEC, "{\"gone\":null}");
+    group(s, "u1", "g1", T0, "{\"name\":\"Acme\",\"size\":10}");
+    group(s, "u1", "g2", T0, "{}");
+    track(s, "u1", "a2", T0 + 5 * SEC, "Signed Up");
+    track(s, "u1", NULL, T0 + 2 * SEC, "Signed Up");
+    track(s, "u1", NULL, T0 + 3 * SEC, "Viewed");
+    prof_op ops[] = { op_tag("vip"), op_tag("beta") };
+    update_ok(s, "u1", ops, 2, T0);
+    char *v = view_text(s, "u1");
+    assert_string_equal(v,
+        "{\"userId\":\"u1\",\"anonymousIds\":[\"a1\",\"a2\"],"
+        "\"traits\":{\"email\":\"a@b.c\",\"n\":1.50,\"big\":12345678901234567890,\"neg\":-3,"
+        "\"q\":\"\\\"\\n\",\"o\":{\"x\":[1,{\"y\":null}]},\"t\":true},"
+        "\"tags\":[\"vip\",\"beta\"],"
+        "\"groups\":{\"g1\":{\"name\":\"Acme\",\"size\":10},\"g2\":{}},"
+        "\"first_seen\":\"2026-01-01T00:00:00.000Z\",\"last_seen\":\"2026-01-01T00:00:05.000Z\","
+        "\"events\":{\"Signed Up\":2,\"Viewed\":1}}");
+    free(v);
+    /* Values are typed, not text: what expressions compare. */
+    json_object *o = prof_view(s, "u1", 2), *t, *x;
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "traits", &t));
+    assert_true(json_object_object_get_ex(t, "n", &x) && json_object_is_type(x, json_type_double));
+    assert_true(json_object_get_double(x) == 1.5);
+    assert_true(json_object_object_get_ex(t, "neg", &x) && json_object_get_int64(x) == -3);
+    assert_true(json_object_object_get_ex(t, "t", &x) && json_object_get_boolean(x));
+    assert_true(json_object_object_get_ex(o, "events", &t));
+    assert_true(json_object_object_get_ex(t, "Signed Up", &x) && json_object_get_int64(x) == 2);
+    json_object_put(o);
+
+    /* Anonymous key: no userId, the key leads anonymousIds; empty parts are empty. */
+    track(s, NULL, "anon-1", T0, "Opened");
+    v = view_text(s, "anon-1");
+    assert_string_equal(v,
+        "{\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"tags\":[],\"groups\":{},"
+        "\"first_seen\":\"2026-01-01T00:00:00.000Z\",\"last_seen\":\"2026-01-01T00:00:00.000Z\","
+        "\"events\":{\"Opened\":1}}");
+    free(v);
+    /* By key only. */
+    assert_null(prof_view(s, "a1", 2));
+    assert_null(prof_view(s, "nobody", 6));
+    prof_store_destroy(s);
+}
+
 /* ---- snapshot ---------------------------------------------------------- */
 
 static prof_store *store_rich(void)
@@ -365,6 +644,11 @@ static prof_store *store_rich(void)
         snprintf(id, sizeof id, "user-%04d", i);
         track(s, id, NULL, T0 + i, i % 3 ? "A" : "B");
     }
+    prof_op t1[] = { op_tag("vip"), op_tag("beta"), op_tag("gone"), op_untag("gone") };
+    update_ok(s, "u1", t1, 4, T0 + 2 * SEC);
+    prof_op t2[] = { op_tag("solo") };   /* tags only: no traits, no groups */
+    update_ok(s, "anon-only", t2, 1, T0);
+    update_ok(s, "u2", t2, 1, T0);    /* tags next to groups */
     return s;
 }
 
@@ -377,6 +661,7 @@ static char *encode(const prof_store *s, size_t *n)
 }
 
 static const char *ids_all[] = { "u1", "u2", "u3", "a1", "a2", "anon-only", "prev", "user-0000", "user-0299" };
+static const char *keys_all[] = { "u1", "u2", "u3", "anon-only", "user-0000", "user-0299" };
 
 static void test_snapshot_round_trip(void **state)
 {
@@ -397,13 +682,27 @@ static void test_snapshot_round_trip(void **state)
         free(a);
         free(b);
     }
+    expect_has(d, "u1", "\"tags\":[\"vip\",\"beta\"],\"groups\"");
+    expect_has(d, "anon-only", "\"traits\":{},\"traitTimes\":{},\"tags\":[\"solo\"],\"groups\":{}");
+    expect_has(d, "u2", "\"tags\":[\"solo\"],\"groups\":{\"g1\"");
+    for (size_t i = 0; i < JD_ARRAY_LEN(keys_all); i++) {
+        char *a = view_text(s, keys_all[i]), *b = view_text(d, keys_all[i]);
+        assert_non_null(a);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+    }
     /* Every profile, through a third generation: bytes must be identical. */
     size_t n2;
     char *blob2 = encode(d, &n2);
     assert_int_equal(n, n2);
-    /* The decoded store keeps applying the same way. */
+    /* The decoded store keeps applying the same way (tags keep their order). */
     identify(d, "u1", NULL, T0 + 5 * SEC, "{\"plan\":\"max\"}");
     identify(s, "u1", NULL, T0 + 5 * SEC, "{\"plan\":\"max\"}");
+    prof_op more[] = { op_untag("vip"), op_tag("new"), op_tag("beta") };
+    update_ok(d, "u1", more, 3, T0 + 6 * SEC);
+    update_ok(s, "u1", more, 3, T0 + 6 * SEC);
+    expect_has(d, "u1", "\"tags\":[\"beta\",\"new\"]");
     char *a = get(s, "u1"), *b = get(d, "u1");
     assert_string_equal(a, b);
     free(a);
@@ -464,6 +763,8 @@ static void test_snapshot_flipped(void **state)
     identify(s, "u1", "a1", T0, "{\"k\":\"v\"}");
     group(s, "u1", "g", T0, "{\"x\":1}");
     track(s, "u1", NULL, T0, "E");
+    prof_op tg[] = { op_tag("t1"), op_tag("t2") };
+    update_ok(s, "u1", tg, 2, T0);
     size_t n;
     char *blob = encode(s, &n);
     prof_store *d = store_default();
@@ -501,9 +802,27 @@ static void test_snapshot_flipped(void **state)
         bad[len_at] = (char)v;
         assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     }
+    /* The tags blob (the last 2 x (12 + 2) bytes) with bad entries. */
+    size_t tags_at = n - 28;
+    assert_int_equal(memcmp(blob + tags_at - 4, "\x1c\0\0\0\x02\0\0\0", 8), 0);
+    static const struct { size_t off; char v; const char *msg; } tag_bad[] = {
+        { 0, 0, "bad tag length" },                 /* first tag: length 0 */
+        { 1, 1, "bad tag length" },                 /* 258 > 255 */
+        { 0, 17, "tag length past its set" },       /* 16 bytes are left after the header */
+        { 13, 0, "bad tag" },                       /* "t\0" */
+        { 27, '1', "duplicate tag" },               /* t2 -> t1 */
+    };
+    for (size_t i = 0; i < JD_ARRAY_LEN(tag_bad); i++) {
+        memcpy(bad, blob, n);
+        bad[tags_at + tag_bad[i].off] = tag_bad[i].v;
+        assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
+        if (!strstr(err.msg, tag_bad[i].msg)) fprintf(stderr, "case %zu: %s\n", i, err.msg);
+        assert_non_null(strstr(err.msg, tag_bad[i].msg));
+        assert_int_equal(prof_store_count(d), 0);
+    }
     /* Wrong version, trailing bytes, duplicate key. */
     memcpy(bad, blob, n);
-    bad[0] = 2;
+    bad[0] = 3;
     assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     assert_string_equal(err.msg, "profile snapshot: unknown version at byte 0");
     char *longer = jd_xmalloc(n + 1);
@@ -516,6 +835,77 @@ static void test_snapshot_flipped(void **state)
     free(blob);
     prof_store_destroy(d);
     prof_store_destroy(s);
+}
+
+/* Little-endian writers for hand-made snapshot blobs. */
+static void le(jd_buf *b, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) {
+        uint8_t c = (uint8_t)(v >> (8 * i));
+        jd_buf_add(b, &c, 1);
+    }
+}
+
+/* A version 1 snapshot (before tags), written byte by byte as that format
+ * was: one user profile with an anonymousId, an event name, one trait and one
+ * group. It must decode, with no tags. */
+static void test_snapshot_v1_decodes(void **state)
+{
+    (void)state;
+    jd_buf b;
+    jd_buf_init(&b, SIZE_MAX);
+    le(&b, 1, 1);                                    /* version 1 */
+    le(&b, 1, 8);                                    /* count */
+    le(&b, 2, 4); jd_buf_add(&b, "u1", 2);           /* key */
+    le(&b, 1, 1);                                    /* flags: userId */
+    le(&b, (uint64_t)T0, 8);
+    le(&b, (uint64_t)(T0 + 2 * SEC), 8);
+    int counts[6] = { 2, 1, 0, 0, 1, 0 };
+    for (int i = 0; i < 6; i++) le(&b, (uint64_t)counts[i], 4);
+    le(&b, 0, 4);                                    /* limited */
+    le(&b, 1, 2); le(&b, 1, 1); le(&b, 2, 4); jd_buf_add(&b, "a1", 2);   /* ids */
+    le(&b, 1, 2); le(&b, 2, 4); le(&b, 6, 4); jd_buf_add(&b, "Signed", 6);   /* events */
+    le(&b, 16 + 4 + 1 + 5, 4);                       /* traits: "plan" -> "pro" */
+    le(&b, 4, 4); le(&b, 5, 4); le(&b, (uint64_t)T0, 8); jd_buf_add(&b, "plan\0\"pro\"", 10);
+    le(&b, 8 + 1 + 0, 4);                            /* groups: g without traits */
+    le(&b, 1, 4); le(&b, 0, 4); jd_buf_add(&b, "g", 1);
+    size_t n = b.len;
+    assert_int_equal(n, 9 + 51 + 9 + 16 + 30 + 13);   /* header, fixed part, ids, events, traits, groups */
+
+    prof_store *d = store_default();
+    jd_err err;
+    jd_err_clear(&err);
+    int rc = prof_store_decode(d, b.data, n, &err);
+    if (rc != JD_OK) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(rc, JD_OK);
+    char *j = get(d, "a1");
+    assert_string_equal(j,
+        "{\"key\":\"u1\",\"userId\":\"u1\",\"anonymousIds\":[\"a1\"],\"traits\":{\"plan\":\"pro\"},"
+        "\"traitTimes\":{\"plan\":\"2026-01-01T00:00:00.000Z\"},\"tags\":[],\"groups\":{\"g\":{\"traits\":{}}},"
+        "\"counts\":{\"total\":4,\"track\":2,\"identify\":1,\"page\":0,\"screen\":0,\"group\":1,\"alias\":0},"
+        "\"events\":{\"Signed\":2},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
+        "\"lastSeen\":\"2026-01-01T00:00:02.000Z\",\"limited\":0}");
+    free(j);
+    /* Re-encoded, it is version 2: the same plus a zero tags length. */
+    size_t n2;
+    char *v2 = encode(d, &n2);
+    assert_int_equal(n2, n + 4);
+    assert_int_equal(v2[0], 2);
+    assert_int_equal(memcmp(v2 + 1, b.data + 1, n - 1), 0);
+    assert_int_equal(memcmp(v2 + n, "\0\0\0\0", 4), 0);
+    /* The same bytes read as version 2 lack the tags length. */
+    prof_store *e = store_default();
+    b.data[0] = 2;
+    assert_int_equal(prof_store_decode(e, b.data, n, &err), JD_ECORRUPT);
+    assert_string_equal(err.msg, "profile snapshot: truncated tags length at byte 128");
+    /* And a decoded v1 profile takes tags like any other. */
+    prof_op t[] = { op_tag("vip") };
+    update_ok(d, "u1", t, 1, T0);
+    expect_has(d, "u1", "\"tags\":[\"vip\"]");
+    free(v2);
+    jd_buf_release(&b);
+    prof_store_destroy(e);
+    prof_store_destroy(d);
 }
 
 static void test_snapshot_bad_trait_value(void **state)
@@ -581,10 +971,16 @@ int main(void)
         cmocka_unit_test(test_group_traits),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_unreadable_json),
+        cmocka_unit_test(test_update_traits_later_wins),
+        cmocka_unit_test(test_update_tags),
+        cmocka_unit_test(test_update_all_or_nothing),
+        cmocka_unit_test(test_update_not_found),
+        cmocka_unit_test(test_view),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_snapshot_empty),
         cmocka_unit_test(test_snapshot_truncated),
         cmocka_unit_test(test_snapshot_flipped),
+        cmocka_unit_test(test_snapshot_v1_decodes),
         cmocka_unit_test(test_snapshot_bad_trait_value),
         cmocka_unit_test(test_bytes_per_minimal_profile),
     };

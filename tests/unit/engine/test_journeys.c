@@ -1,0 +1,423 @@
+/* tests/unit/engine/test_journeys.c -- journeys in the engine with a virtual
+ * clock: publishing through the log, an event entering a person, a wait fired
+ * by a clock record the committer writes when the virtual time reaches it,
+ * and the same intents after a clean restart (snapshot) and after a crash
+ * (log replay alone). The committer is the only reader of the clock, so
+ * moving the virtual clock is how a test moves time; a test then waits (with
+ * a deadline) for the committer to notice, never for a fixed time. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "journeyd/engine.h"
+
+static const int64_t T0 = INT64_C(1767225600000000);   /* 2026-01-01T00:00:00Z */
+
+static const char CART[] =
+    "id: cart\n"
+    "entry: { event: Cart Updated }\n"
+    "reentry: always\n"
+    "nodes:\n"
+    "  wait_order:\n"
+    "    wait: { event: Order Completed, timeout: 1h }\n"
+    "    next: done\n"
+    "    on_timeout: remind\n"
+    "  remind:\n"
+    "    send: { channel: email, template: cart_reminder }\n"
+    "  done:\n"
+    "    exit: ordered\n";
+
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    int             done, rc;
+    uint64_t        lsn;
+    char           *json;
+} waiter;
+
+static void w_init(waiter *w)
+{
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+}
+
+static void w_release(waiter *w)
+{
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->json);
+}
+
+static void w_wait(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_json(void *ctx, int rc, const jd_err *err, const char *json, size_t n)
+{
+    waiter *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->rc = rc;
+    w->json = json ? jd_xstrndup(json, n) : NULL;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_done(void *ctx, int status, const jd_err *err, uint64_t lsn)
+{
+    waiter *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->rc = status;
+    w->lsn = lsn;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* An engine call answered with JSON: returns rc, *json owned (or NULL). */
+typedef void (*json_call)(eng *e, const void *arg, waiter *w);
+
+static int publish(eng *e, const char *text, char **json)
+{
+    waiter w;
+    w_init(&w);
+    eng_journey_req req = { "publish", "cart", text, strlen(text), "test", true, false, false };
+    eng_journey_change(e, &req, on_json, &w);
+    w_wait(&w);
+    int rc = w.rc;
+    if (json) { *json = w.json; w.json = NULL; }
+    w_release(&w);
+    return rc;
+}
+
+static char *intents(eng *e, const char *who)
+{
+    waiter w;
+    w_init(&w);
+    eng_intents_get(e, who, 100, on_json, &w);
+    w_wait(&w);
+    char *j = w.json;
+    w.json = NULL;
+    w_release(&w);
+    return j;
+}
+
+static char *where(eng *e, const char *who)
+{
+    waiter w;
+    w_init(&w);
+    eng_profile_journeys(e, who, on_json, &w);
+    w_wait(&w);
+    char *j = w.json;
+    w.json = NULL;
+    w_release(&w);
+    return j;
+}
+
+static int track(eng *e, const char *user, const char *event, const char *msg_id, int64_t at)
+{
+    ingest_limits lim;
+    ingest_limits_default(&lim);
+    ingest_batch *b = NULL;
+    jd_err err;
+    char *body = jd_strfmt("{\"userId\":\"%s\",\"event\":\"%s\",\"messageId\":\"%s\"}", user, event, msg_id);
+    int rc = ingest_parse(&lim, INGEST_ROUTE_TRACK, body, strlen(body), at, NULL, NULL, &b, &err);
+    free(body);
+    if (rc != JD_OK) fail_msg("parse: %s", err.msg);
+    eng_txn *t = eng_txn_create();
+    eng_txn_add_event(t, e, &b->msgs[0]);
+    ingest_batch_destroy(b);
+    waiter w;
+    w_init(&w);
+    eng_submit(e, t, on_done, &w);
+    w_wait(&w);
+    rc = w.rc;
+    w_release(&w);
+    return rc;
+}
+
+static size_t count_in(const char *json)
+{
+    json_object *a = json_tokener_parse(json ? json : "[]");
+    size_t n = a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+    json_object_put(a);
+    return n;
+}
+
+/* Waits, up to 5 s of real time, for `who` to have n intents. Returns them (owned). */
+static char *await_intents(eng *e, const char *who, size_t n)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += 5;
+    for (;;) {
+        char *j = intents(e, who);
+        if (count_in(j) >= n) return j;
+        free(j);
+        struct timespec now, pause = { 0, 2 * 1000 * 1000 };
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec > deadline.tv_nsec))
+            fail_msg("no %zu intent(s) for %s within 5 s", n, who);
+        nanosleep(&pause, NULL);   /* yields to the committer; the deadline, not this, bounds the test */
+    }
+}
+
+static char *intent_field(const char *json, size_t i, const char *key)
+{
+    json_object *a = json_tokener_parse(json), *o = json_object_array_get_idx(a, i), *v;
+    char *s = o && json_object_object_get_ex(o, key, &v) ? jd_xstrdup(json_object_get_string(v)) : NULL;
+    json_object_put(a);
+    return s;
+}
+
+typedef struct fixture {
+    char      dir[64];
+    jd_vclock vc;
+    eng_opts  o;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/jd-journeys-XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    jd_vclock_init(&f->vc, (uint64_t)T0);
+    f->o = (eng_opts){ .data_dir = f->dir, .partitions = 8, .shards = 2, .max_pending = 1000,
+                       .snapshot_every = 1000000, .dedupe_window_us = 24 * JD_HOUR, .dedupe_max_entries = 4096,
+                       .log = { .segment_bytes = 1 << 20 }, .tick_us = 1000, .recent_intents = 64,
+                       .clock = &f->vc.clock };
+    prof_limits_default(&f->o.prof);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char *cmd = jd_strfmt("rm -rf %s %s-copy %s-b", f->dir, f->dir, f->dir);
+    int rc = system(cmd);
+    free(cmd);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+static void test_publish_enter_wait_fire(void **state)
+{
+    fixture *f = *state;
+    eng *e;
+    jd_err err;
+    assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
+    char *pub = NULL;
+    assert_int_equal(publish(e, CART, &pub), JD_OK);
+    assert_non_null(strstr(pub, "\"version\":1"));
+    free(pub);
+    /* unchanged text: no new version */
+    assert_int_equal(publish(e, CART, &pub), JD_OK);
+    assert_non_null(strstr(pub, "\"version\":1"));
+    free(pub);
+
+    assert_int_equal(track(e, "u1", "Cart Updated", "m1", T0), JD_OK);
+    assert_int_equal(track(e, "u2", "Cart Updated", "m2", T0), JD_OK);
+    assert_int_equal(track(e, "u2", "Order Completed", "m3", T0 + 10 * (int64_t)JD_MIN), JD_OK);
+    char *w1 = where(e, "u1"), *w2 = where(e, "u2");
+    assert_non_null(strstr(w1, "\"waiting_for\":\"event:Order Completed\""));
+    assert_non_null(strstr(w1, "\"timer_at\":\"2026-01-01T01:00:00.000Z\""));
+    assert_non_null(strstr(w2, "\"last_end\":\"finished\""));
+    free(w1);
+    free(w2);
+
+    /* A minute before the deadline nothing fires, whatever the committer does. */
+    jd_vclock_set(&f->vc, (uint64_t)(T0 + 59 * (int64_t)JD_MIN));
+    char *none = intents(e, "u1");
+    assert_int_equal(count_in(none), 0);
+    free(none);
+    /* At the deadline the committer writes a clock record and the wait fires. */
+    jd_vclock_set(&f->vc, (uint64_t)(T0 + (int64_t)JD_HOUR));
+    char *got = await_intents(e, "u1", 1);
+    char *node = intent_field(got, 0, "node"), *at = intent_field(got, 0, "at");
+    assert_string_equal(node, "remind");
+    assert_string_equal(at, "2026-01-01T01:00:00.000Z");
+    free(node);
+    free(at);
+    free(got);
+    char *u2 = intents(e, "u2");
+    assert_int_equal(count_in(u2), 0);   /* ordered in time: no reminder */
+    free(u2);
+    eng_stats s;
+    eng_get_stats(e, &s);
+    assert_true(s.ticks >= 1);
+    assert_int_equal(s.instances, 0);
+    eng_close(e);
+}
+
+/* The same run with a restart in the middle of the wait -- clean (snapshot)
+ * or a crash (copy of the data folder before close: log replay alone) --
+ * produces the same intent id at the same time. */
+static void run_with_restart(fixture *f, int how, char **id_out)
+{
+    eng *e;
+    jd_err err;
+    eng_opts o = f->o;
+    jd_vclock_set(&f->vc, (uint64_t)T0);
+    assert_int_equal(eng_open(&e, &o, NULL, &err), JD_OK);
+    assert_int_equal(publish(e, CART, NULL), JD_OK);
+    assert_int_equal(track(e, "u9", "Cart Updated", "m9", T0 + 5 * (int64_t)JD_SEC), JD_OK);
+    if (how == 2) {
+        char *cmd = jd_strfmt("cp -r %s %s-copy", o.data_dir, o.data_dir);
+        assert_int_equal(system(cmd), 0);
+        free(cmd);
+        eng_close(e);
+        o.data_dir = jd_strfmt("%s-copy", f->dir);
+    } else if (how == 1) {
+        eng_close(e);
+    }
+    if (how) {
+        eng_recovery rec;
+        assert_int_equal(eng_open(&e, &o, &rec, &err), JD_OK);
+        assert_int_equal(rec.snapshot_lsn != 0, how == 1);
+        char *w = where(e, "u9");
+        assert_non_null(strstr(w, "\"timer_at\":\"2026-01-01T01:00:05.000Z\""));
+        free(w);
+    }
+    jd_vclock_set(&f->vc, (uint64_t)(T0 + (int64_t)JD_HOUR + 5 * (int64_t)JD_SEC));
+    char *got = await_intents(e, "u9", 1);
+    assert_int_equal(count_in(got), 1);
+    *id_out = intent_field(got, 0, "id");
+    char *at = intent_field(got, 0, "at");
+    assert_string_equal(at, "2026-01-01T01:00:05.000Z");
+    free(at);
+    free(got);
+    eng_close(e);
+    if (how == 2) free((char *)o.data_dir);
+}
+
+static void test_restart_mid_wait_same_intent(void **state)
+{
+    fixture *f = *state;
+    char *ids[3];
+    char *base = f->dir + strlen(f->dir);
+    (void)base;
+    for (int how = 0; how < 3; how++) {
+        char *cmd = jd_strfmt("rm -rf %s/* %s-copy", f->dir, f->dir);
+        assert_int_equal(system(cmd), 0);
+        free(cmd);
+        run_with_restart(f, how, &ids[how]);
+    }
+    assert_string_equal(ids[0], ids[1]);
+    assert_string_equal(ids[0], ids[2]);
+    for (int i = 0; i < 3; i++) free(ids[i]);
+}
+
+static void test_enter_through_api_and_reentry(void **state)
+{
+    fixture *f = *state;
+    eng *e;
+    jd_err err;
+    assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
+    const char *doc = "id: vip\nentry: { api: true }\nnodes:\n  hi:\n    send: { channel: email, template: vip }\n";
+    waiter w;
+    w_init(&w);
+    eng_journey_req req = { "publish", "vip", doc, strlen(doc), "test", false, false, false };
+    eng_journey_change(e, &req, on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_OK);
+    w_release(&w);
+
+    w_init(&w);
+    eng_journey_enter(e, "vip", "alice", on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_OK);
+    assert_non_null(strstr(w.json, "\"entered\":true"));
+    w_release(&w);
+    char *got = intents(e, "alice");
+    assert_int_equal(count_in(got), 1);
+    free(got);
+    /* reentry: never (the default) refuses a second time, with the reason */
+    w_init(&w);
+    eng_journey_enter(e, "vip", "alice", on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_EBUSY);
+    assert_non_null(strstr(w.json, "re-entry"));
+    w_release(&w);
+    /* unknown journey */
+    w_init(&w);
+    eng_journey_enter(e, "nope", "alice", on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_ENOTFOUND);
+    w_release(&w);
+    /* pause: entering is refused; archive is final */
+    eng_journey_req p = { "pause", "vip", NULL, 0, NULL, false, false, false };
+    w_init(&w);
+    eng_journey_change(e, &p, on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_OK);
+    assert_non_null(strstr(w.json, "\"status\":\"paused\""));
+    w_release(&w);
+    w_init(&w);
+    eng_journey_enter(e, "vip", "bob", on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_EBUSY);
+    w_release(&w);
+    eng_journey_req a = { "archive", "vip", NULL, 0, NULL, false, false, false };
+    w_init(&w);
+    eng_journey_change(e, &a, on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_OK);
+    w_release(&w);
+    eng_journey_req r = { "resume", "vip", NULL, 0, NULL, false, false, false };
+    w_init(&w);
+    eng_journey_change(e, &r, on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_EBUSY);
+    assert_non_null(strstr(w.json, "archived"));
+    w_release(&w);
+    eng_close(e);
+}
+
+static void test_bad_document_lists_every_error(void **state)
+{
+    fixture *f = *state;
+    eng *e;
+    jd_err err;
+    assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
+    const char *bad = "id: bad\nentry: { event: X }\nnodes:\n  a:\n    send: { channel: emial, template: t }\n    next: zz\n";
+    waiter w;
+    w_init(&w);
+    eng_journey_req req = { "draft", "bad", bad, strlen(bad), "api", false, true, false };
+    eng_journey_change(e, &req, on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_EINVAL);
+    json_object *o = json_tokener_parse(w.json), *errs;
+    assert_true(json_object_object_get_ex(o, "errors", &errs));
+    assert_true(json_object_array_length(errs) >= 2);   /* the channel and the missing node */
+    json_object_put(o);
+    w_release(&w);
+    /* nothing was stored */
+    w_init(&w);
+    eng_journeys_get(e, "bad", false, on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_ENOTFOUND);
+    w_release(&w);
+    eng_close(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_publish_enter_wait_fire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_mid_wait_same_intent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enter_through_api_and_reentry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_document_lists_every_error, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
