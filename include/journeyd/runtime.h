@@ -154,7 +154,7 @@ void jrn_host_journey_changed(jrn_host *h, const jrn_journey *j, jrn_status was,
 
 /* Where a person is: a JSON array of {journey, version, instance, state, node,
  * since, entered_at, waiting_for, timer_at, variant} for live instances and
- * {journey, last_entered, last_end} history, appended to out. JD_ENOTFOUND if
+ * {journey, state: "exited", last_entered_at, last_end} history, appended to out. JD_ENOTFOUND if
  * the person was never in a journey of this partition. */
 int  jrn_host_person_json(const jrn_host *h, const char *key, size_t kn, jd_buf *out);
 /* Counters of (journey, version), or NULL when nothing happened there yet. */

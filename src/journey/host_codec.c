@@ -10,7 +10,8 @@
 **                   i64 last_entered | u64 last_entry_lsn | u32 ninst x inst } }
 **   inst: u64 id, entry_seq | i64 entered, node_since, paused_left |
 **         u32 paused_rule, version, node, steps | u16 variant | u8 state, end,
-**         flags | u32 split_node, last_node | u64 timer_when (0: not armed) |
+**         flags | u32 split_node, last_node | u64 timer_when (0: none; with
+**         flags JH_HELD the deadline of a held wait, which is not armed) |
 **         str entry ("" none)
 **   str: u32 length | bytes
 ** Journeys are named by id (registry indexes are per process), so the
@@ -65,7 +66,8 @@ static void w_inst(jd_buf *b, const jh_inst *x)
     w_u8(b, x->flags);
     w_u32(b, x->split_node);
     w_u32(b, x->last_node);
-    w_u64(b, tw_armed(&in->timer) ? in->timer.when_us : 0);
+    /* A held wait keeps its deadline: resume runs held waits in deadline order. */
+    w_u64(b, tw_armed(&in->timer) || (x->flags & JH_HELD) ? in->timer.when_us : 0);
     w_str(b, x->entry ? x->entry : "", x->entry ? strlen(x->entry) : 0);
 }
 
@@ -190,7 +192,8 @@ static int r_inst(jrn_host *h, rd *r, jh_person *p, jh_pj *pj, const jrn_journey
     if (in->node >= doc->nnodes || (in->state != JRN_ST_WAITING && in->state != JRN_ST_PAUSED))
         return corrupt(r, err, "instance at an impossible node or state");
     if (entry.n) x->entry = jd_xstrndup(entry.p, entry.n);
-    if (when) tw_arm(h->w, &in->timer, when);
+    if (when && (x->flags & JH_HELD)) in->timer.when_us = when;   /* fired already: not armed */
+    else if (when) tw_arm(h->w, &in->timer, when);
     return JD_OK;
 }
 
@@ -238,6 +241,15 @@ int jrn_host_decode(jrn_host *h, const void *data, size_t n, jd_err *err)
                 int rc = r_inst(h, &r, p, pj, j, err);
                 if (rc != JD_OK) return rc;
             }
+            /* jh__inst_new prepends: put the list back in the encoded order, the
+             * order the person's instances see an event (and emit intents). */
+            jh_inst *rev = NULL;
+            for (jh_inst *x = pj->live, *next; x; x = next) {
+                next = x->next;
+                x->next = rev;
+                rev = x;
+            }
+            pj->live = rev;
         }
     }
     if (r.bad) return corrupt(&r, err, "truncated");

@@ -2,38 +2,41 @@
  * replays recorded Segment events (NDJSON) through one journey on a virtual
  * clock and prints what each person would have received, when, and the funnel.
  *
+ * The run is the server's runtime, not a model of it: a jrn_reg with the one
+ * journey published, a prof_store and one jrn_host (include/journeyd/runtime.h).
+ * This file reads lines, feeds the host and turns its callbacks and counters
+ * into the report.
+ *
  * Invariants:
- *  (1) A single-threaded host, like a shard: for each event, timers due at or
- *      before its timestamp fire first (tw_advance), then the profile store
- *      applies it, then the person's live instance sees it, then entry is
- *      checked. No wall clock, no randomness: the output is a function of the
- *      inputs (message ids are "sim-<line>", entry_seq is the line number).
+ *  (1) Per message, the shard's order: jrn_host_advance fires the waits due at
+ *      or before its timestamp, prof_apply applies it to the profile, then
+ *      jrn_host_event shows it to the person's instances and checks entry. The
+ *      record's lsn is its line number (> 0, increasing). No wall clock, no
+ *      randomness: the output is a function of the inputs (message ids are
+ *      "sim-<line>").
  *  (2) Events must be in non-decreasing timestamp order; a line out of order
  *      or one ingest refuses stops the run with exit status 1 naming the line.
- *  (3) One instance per person at most (a journey with concurrent: true still
- *      gets one; the skipped entries are counted).
- *  (4) Update nodes set/unset traits in a per-person overlay read over the
- *      profile's traits; tags are not modelled.
- *  (5) Every line is normalized by ingest_parse with received time = its sentAt
+ *  (3) The simulation keeps no journey state of its own: per-node "entered" and
+ *      the journey's exits come from jrn_host_stats; per-node exits, "converted"
+ *      (the nodes a person visited, from the transition callback) and the
+ *      people section come from the host's callbacks.
+ *  (4) Every line is normalized by ingest_parse with received time = its sentAt
  *      (else its timestamp), so clock-skew correction keeps the recorded
  *      timestamp; a line without a timestamp is refused.
  */
 #include "journeyd/journey_cli.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <json-c/json.h>
 
 #include "journeyd/base.h"
-#include "journeyd/expr.h"
 #include "journeyd/ingest.h"
-#include "journeyd/instance.h"
 #include "journeyd/journey.h"
 #include "journeyd/profile.h"
-#include "journeyd/timer.h"
+#include "journeyd/runtime.h"
 #include "journey_int.h"
 
 static const char simulate_help[] =
@@ -51,16 +54,13 @@ static const char simulate_help[] =
     "Exit status: 0 done, 1 bad journey or event line, 2 usage.\n";
 
 #define SIM_MAX_LINE_BYTES (1u << 20)
-#define SIM_MAX_ERRORS 10          /* run-time errors shown (all are counted) */
+#define SIM_MAX_ERRORS 10          /* instances ended in error shown (all are counted) */
 
 typedef struct person {
     char *key;
-    jrn_instance in;             /* embedded: its timer is in the wheel while waiting */
-    bool live;
     int64_t last_entered_us;     /* INT64_MIN: never */
-    uint32_t last_node;          /* node of the live instance, for exit attribution */
-    uint8_t *visited;            /* nnodes flags for the live instance */
-    json_object *overlay;        /* traits set (value) or unset (null) by update nodes */
+    uint32_t live;               /* live instances (several with concurrent: true) */
+    uint8_t *visited;            /* nnodes flags: nodes the live instance(s) reached */
     uint8_t end;                 /* jrn_end of the last instance that ended, 0 none */
     char variant[65];            /* split variant of the last instance, "" none */
 } person;
@@ -73,200 +73,19 @@ typedef struct intent_rec {
 } intent_rec;
 
 typedef struct node_stats {
-    uint64_t entered;            /* instances that reached the node */
-    uint64_t exits[JRN_END_ERROR + 1];
-    uint64_t goal;               /* instances that reached it and converted */
+    uint64_t exits[JRN_END_COUNT_];   /* instances that ended at the node, by reason */
+    uint64_t goal;                    /* instances that reached it and converted */
 } node_stats;
 
 typedef struct sim {
-    jrn_io io;
-    const jrn_doc *doc;
-    tw_wheel *w;
-    prof_store *profiles;
+    const jrn_doc *doc;          /* version 1 of the journey, owned by the registry */
     jd_map *people;
     person **plist; size_t npeople, pcap;
-    person *cur;                 /* the person the current callback concerns */
-    expr_scratch *scratch;
-    json_object *traits;         /* merged traits of cur (rebuilt per call) */
     intent_rec *intents; size_t nintents, icap;
     node_stats *stats;
-    uint64_t events, instances, entry_errors, skipped_concurrent, runtime_errors;
-    uint64_t exits[JRN_END_ERROR + 1];
-    char *errors[SIM_MAX_ERRORS]; size_t nerrors;   /* the first run-time errors, as text */
+    uint64_t events;
+    char *errors[SIM_MAX_ERRORS]; size_t nerrors;   /* the first instances ended in error, as text */
 } sim;
-
-static person *person_of(const jrn_instance *in)
-{
-    return (person *)(void *)((char *)in - offsetof(person, in));
-}
-
-/* profile.traits for sim->cur: the store's traits with the overlay on top. */
-static json_object *build_traits(sim *s)
-{
-    json_object *t = NULL;
-    if (s->cur) {
-        jd_buf b;
-        jd_buf_init(&b, (size_t)1 << 24);
-        if (prof_get_json(s->profiles, s->cur->key, strlen(s->cur->key), &b) == JD_OK && b.data) {
-            json_object *prof = json_tokener_parse(b.data), *tr;
-            if (prof && json_object_object_get_ex(prof, "traits", &tr) && json_object_is_type(tr, json_type_object))
-                json_object_deep_copy(tr, &t, NULL);
-            json_object_put(prof);
-        }
-        jd_buf_release(&b);
-    }
-    if (!t) t = json_object_new_object();
-    if (s->cur && s->cur->overlay) {
-        json_object_object_foreach(s->cur->overlay, k, v) {
-            if (v) json_object_object_add(t, k, json_object_get(v));
-            else json_object_object_del(t, k);
-        }
-    }
-    json_object_put(s->traits);
-    s->traits = t;
-    return t;
-}
-
-/* The activation: event (the message JSON), profile {traits}, journey, now. */
-static json_object *vars_for(sim *s, const jrn_instance *in, const ingest_event *ev, int64_t now)
-{
-    json_object *v = json_object_new_object(), *prof = json_object_new_object();
-    char t[JD_TIME_TEXT];
-    if (ev && ev->json.n) {
-        json_object *e = json_tokener_parse(ev->json.p);
-        if (e) json_object_object_add(v, "event", e);
-    }
-    json_object_object_add(prof, "traits", json_object_get(build_traits(s)));
-    json_object_object_add(v, "profile", prof);
-    if (in) {
-        json_object *j = json_object_new_object();
-        jd_time_format(in->entered_us, t);
-        json_object_object_add(j, "entered_at", json_object_new_string(t));
-        json_object_object_add(j, "seconds_in_journey", json_object_new_int64((now - in->entered_us) / (int64_t)JD_SEC));
-        json_object_object_add(j, "variant", json_object_new_string(person_of(in)->variant));
-        json_object_object_add(v, "journey", j);
-    }
-    jd_time_format(now, t);
-    json_object_object_add(v, "now", json_object_new_string(t));
-    return v;
-}
-
-static int h_eval(void *self, const jrn_instance *in, const expr_prog *p, const ingest_event *ev,
-                  int64_t now, bool *out, jd_err *err)
-{
-    sim *s = self;
-    json_object *vars = vars_for(s, in, ev, now);
-    expr_activation a;
-    expr_activation_json(&a, vars);
-    expr_scratch_reset(s->scratch);
-    int rc = expr_eval_bool(p, &a, s->scratch, out, err);
-    json_object_put(vars);
-    return rc;
-}
-
-static const char *h_trait(void *self, const char *key)
-{
-    sim *s = self;
-    json_object *v;
-    if (!json_object_object_get_ex(build_traits(s), key, &v) || !json_object_is_type(v, json_type_string)) return NULL;
-    return json_object_get_string(v);
-}
-
-static void h_arm(void *self, jrn_instance *in, int64_t when)
-{
-    sim *s = self;
-    tw_arm(s->w, &in->timer, (uint64_t)when);
-}
-
-static void h_cancel(void *self, jrn_instance *in)
-{
-    sim *s = self;
-    tw_cancel(s->w, &in->timer);
-}
-
-static void h_intent(void *self, const jrn_instance *in, const jrn_node *node, uint64_t id, int64_t now)
-{
-    sim *s = self;
-    if (s->nintents == s->icap) {
-        s->icap = s->icap ? s->icap * 2 : 64;
-        s->intents = jd_xrealloc(s->intents, s->icap * sizeof *s->intents);
-    }
-    s->intents[s->nintents] = (intent_rec){ now, s->nintents, id, person_of(in), node->index };
-    s->nintents++;
-}
-
-static void h_update(void *self, const jrn_instance *in, const jrn_node *node, int64_t now)
-{
-    sim *s = self;
-    person *p = person_of(in);
-    if (!p->overlay) p->overlay = json_object_new_object();
-    for (uint32_t i = 0; i < node->u.update.nops; i++) {
-        const jrn_trait_op *op = &node->u.update.ops[i];
-        if (op->unset) { json_object_object_add(p->overlay, op->key, NULL); continue; }
-        json_object *vars = vars_for(s, in, NULL, now), *val = NULL;
-        expr_activation a;
-        expr_val v;
-        jd_err err;
-        expr_activation_json(&a, vars);
-        expr_scratch_reset(s->scratch);
-        if (expr_eval(op->value, &a, s->scratch, &v, &err) == JD_OK) {
-            if (v.kind == EXPR_BOOL) val = json_object_new_boolean(v.v.b);
-            else if (v.kind == EXPR_INT) val = json_object_new_int64(v.v.i);
-            else if (v.kind == EXPR_DOUBLE) val = json_object_new_double(v.v.d);
-            else if (v.kind == EXPR_STRING) val = json_object_new_string_len(v.v.s.p, (int)v.v.s.n);
-        } else {
-            s->runtime_errors++;
-        }
-        json_object_put(vars);
-        if (val) json_object_object_add(p->overlay, op->key, val);
-    }
-}
-
-static void h_transition(void *self, const jrn_instance *in, uint32_t from, uint32_t to,
-                         jrn_edge edge, uint32_t arm, int64_t now)
-{
-    sim *s = self;
-    person *p = person_of(in);
-    if (edge == JRN_EDGE_SPLIT_VARIANT && from != JRN_NONE)
-        snprintf(p->variant, sizeof p->variant, "%s", s->doc->nodes[from].u.split.variants[arm].name);
-    if (to == JRN_NONE) return;
-    p->last_node = to;
-    if (!p->visited[to]) {
-        p->visited[to] = 1;
-        s->stats[to].entered++;
-    }
-}
-
-static void h_exit(void *self, const jrn_instance *in, jrn_end why, const jd_err *err, int64_t now)
-{
-    sim *s = self;
-    person *p = person_of(in);
-    unsigned w = (unsigned)why <= JRN_END_ERROR ? (unsigned)why : JRN_END_ERROR;
-    tw_cancel(s->w, &p->in.timer);
-    p->live = false;
-    p->end = (uint8_t)w;
-    s->exits[w]++;
-    if (p->last_node != JRN_NONE) s->stats[p->last_node].exits[w]++;
-    if (err && s->nerrors < SIM_MAX_ERRORS) {
-        char t[JD_TIME_TEXT];
-        jd_time_format(now, t);
-        s->errors[s->nerrors++] = jd_strfmt("%s  %s  %s: %s%s%s", t, p->key,
-                                            p->last_node != JRN_NONE ? s->doc->nodes[p->last_node].id : "(entry)",
-                                            err->msg, err->where[0] ? " at " : "", err->where);
-    }
-    if (why == JRN_END_GOAL)
-        for (uint32_t i = 0; i < s->doc->nnodes; i++)
-            if (p->visited[i]) s->stats[i].goal++;
-}
-
-static void h_fire(tw_wheel *w, tw_entry *e, void *ctx)
-{
-    sim *s = ctx;
-    jrn_instance *in = (jrn_instance *)(void *)((char *)e - offsetof(jrn_instance, timer));
-    s->cur = person_of(in);
-    jrn_on_timer(s->doc, in, (int64_t)tw_now(w), &s->io);
-    s->cur = NULL;
-}
 
 static person *person_get(sim *s, jd_str key)
 {
@@ -275,7 +94,6 @@ static person *person_get(sim *s, jd_str key)
     p = jd_xcalloc(1, sizeof *p);
     p->key = jd_xstrndup(key.p, key.n);
     p->last_entered_us = INT64_MIN;
-    p->last_node = JRN_NONE;
     p->visited = jd_xcalloc(s->doc->nnodes ? s->doc->nnodes : 1, 1);
     jd_map_put(s->people, p->key, key.n, p);
     if (s->npeople == s->pcap) {
@@ -286,40 +104,56 @@ static person *person_get(sim *s, jd_str key)
     return p;
 }
 
-/* One event through the host (invariant 1). */
-static void sim_event(sim *s, const ingest_event *ev, uint64_t line)
+/* ---- the host's callbacks ------------------------------------------------- */
+
+static void out_intent(void *self, const jrn_intent *it)
 {
-    int64_t now = ev->timestamp_us;
-    jd_err err;
-    tw_advance(s->w, (uint64_t)now);
-    prof_apply(s->profiles, ev, &err);
-    jd_str key = prof_event_key(ev);
-    if (!key.n) return;
-    person *p = person_get(s, key);
-    s->cur = p;
-    if (p->live) jrn_on_event(s->doc, &p->in, ev, now, &s->io);
-    bool match = false;
-    jd_err_clear(&err);
-    if (jrn_entry_matches(s->doc, ev, now, &s->io, &match, &err) != JD_OK) {
-        s->entry_errors++;
-        match = false;
+    sim *s = self;
+    if (s->nintents == s->icap) {
+        s->icap = s->icap ? s->icap * 2 : 64;
+        s->intents = jd_xrealloc(s->intents, s->icap * sizeof *s->intents);
     }
-    if (match && jrn_reentry_allows(s->doc, p->live, p->last_entered_us, now)) {
-        if (p->live) {
-            s->skipped_concurrent++;
-        } else {
-            memset(&p->in, 0, sizeof p->in);
-            memset(p->visited, 0, s->doc->nnodes ? s->doc->nnodes : 1);
-            p->variant[0] = 0;
-            p->last_node = JRN_NONE;
-            p->live = true;
-            p->last_entered_us = now;
-            s->instances++;
-            jrn_enter(s->doc, 1, &p->in, key, line, ev, now, &s->io);
-        }
-    }
-    s->cur = NULL;
+    s->intents[s->nintents] = (intent_rec){ it->at_us, s->nintents, it->id, person_get(s, it->key), it->node->index };
+    s->nintents++;
 }
+
+static void out_transition(void *self, const jrn_journey *j, uint32_t version, jd_str key, uint32_t from, uint32_t to,
+                          jrn_edge edge, uint32_t arm, int64_t now)
+{
+    sim *s = self;
+    person *p = person_get(s, key);
+    if (from == JRN_NONE) {   /* an entry */
+        if (!p->live) memset(p->visited, 0, s->doc->nnodes ? s->doc->nnodes : 1);
+        p->live++;
+        p->last_entered_us = now;
+        p->variant[0] = 0;
+    }
+    if (edge == JRN_EDGE_SPLIT_VARIANT && from != JRN_NONE && arm < s->doc->nodes[from].u.split.nvariants)
+        snprintf(p->variant, sizeof p->variant, "%s", s->doc->nodes[from].u.split.variants[arm].name);
+    if (to != JRN_NONE && to < s->doc->nnodes) p->visited[to] = 1;
+}
+
+static void out_exit(void *self, const jrn_journey *j, uint32_t version, jd_str key, uint32_t last_node, jrn_end why,
+                    const jd_err *err, int64_t now)
+{
+    sim *s = self;
+    person *p = person_get(s, key);
+    if (p->live) p->live--;
+    p->end = (uint8_t)why;
+    if (last_node < s->doc->nnodes) s->stats[last_node].exits[why]++;
+    if (why == JRN_END_GOAL)
+        for (uint32_t i = 0; i < s->doc->nnodes; i++)
+            if (p->visited[i]) s->stats[i].goal++;
+    if (err && s->nerrors < SIM_MAX_ERRORS) {
+        char t[JD_TIME_TEXT];
+        jd_time_format(now, t);
+        s->errors[s->nerrors++] = jd_strfmt("%s  %s  %s: %s%s%s", t, p->key,
+                                            last_node < s->doc->nnodes ? s->doc->nodes[last_node].id : "(entry)",
+                                            err->msg, err->where[0] ? " at " : "", err->where);
+    }
+}
+
+/* ---- the report ------------------------------------------------------------ */
 
 static int cmp_intent(const void *a, const void *b)
 {
@@ -327,8 +161,6 @@ static int cmp_intent(const void *a, const void *b)
     if (x->at != y->at) return x->at < y->at ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
-
-static const char *const end_names[] = { "", "finished", "goal", "exit_rule", "control", "error" };
 
 static void intent_what(const jrn_node *n, char *out, size_t cap)
 {
@@ -342,11 +174,13 @@ static void intent_what(const jrn_node *n, char *out, size_t cap)
 
 static double rate(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0.0; }
 
-static void print_text(const sim *s, uint64_t nentered_people)
+static const char *end_name(unsigned why) { return why ? jrn_end_name((jrn_end)why) : ""; }
+
+static void print_text(const sim *s, const jrn_vstats *st, uint64_t nentered_people)
 {
     char t[JD_TIME_TEXT], what[256];
     printf("journey %s: %llu events read, %llu people entered (%llu instances)\n", s->doc->id,
-           (unsigned long long)s->events, (unsigned long long)nentered_people, (unsigned long long)s->instances);
+           (unsigned long long)s->events, (unsigned long long)nentered_people, (unsigned long long)st->entered);
     printf("\nintents (%zu):\n", s->nintents);
     for (size_t i = 0; i < s->nintents; i++) {
         const intent_rec *r = &s->intents[i];
@@ -358,73 +192,77 @@ static void print_text(const sim *s, uint64_t nentered_people)
     printf("\nfunnel:\n%-24s %8s %8s %8s %9s %8s %8s %10s %7s\n", "node", "entered", "finished", "goal",
            "exit_rule", "control", "error", "converted", "rate");
     for (uint32_t i = 0; i < s->doc->nnodes; i++) {
-        const node_stats *st = &s->stats[i];
+        const node_stats *ns = &s->stats[i];
+        uint64_t entered = i < st->nnodes ? st->node_entered[i] : 0;
         printf("%-24s %8llu %8llu %8llu %9llu %8llu %8llu %10llu %6.1f%%\n", s->doc->nodes[i].id,
-               (unsigned long long)st->entered, (unsigned long long)st->exits[JRN_END_FINISHED],
-               (unsigned long long)st->exits[JRN_END_GOAL], (unsigned long long)st->exits[JRN_END_EXIT_RULE],
-               (unsigned long long)st->exits[JRN_END_CONTROL], (unsigned long long)st->exits[JRN_END_ERROR],
-               (unsigned long long)st->goal, 100.0 * rate(st->goal, st->entered));
+               (unsigned long long)entered, (unsigned long long)ns->exits[JRN_END_FINISHED],
+               (unsigned long long)ns->exits[JRN_END_GOAL], (unsigned long long)ns->exits[JRN_END_EXIT_RULE],
+               (unsigned long long)ns->exits[JRN_END_CONTROL], (unsigned long long)ns->exits[JRN_END_ERROR],
+               (unsigned long long)ns->goal, 100.0 * rate(ns->goal, entered));
     }
     printf("%-24s %8llu %8llu %8llu %9llu %8llu %8llu %10llu %6.1f%%\n", "(journey)",
-           (unsigned long long)s->instances, (unsigned long long)s->exits[JRN_END_FINISHED],
-           (unsigned long long)s->exits[JRN_END_GOAL], (unsigned long long)s->exits[JRN_END_EXIT_RULE],
-           (unsigned long long)s->exits[JRN_END_CONTROL], (unsigned long long)s->exits[JRN_END_ERROR],
-           (unsigned long long)s->exits[JRN_END_GOAL], 100.0 * rate(s->exits[JRN_END_GOAL], s->instances));
+           (unsigned long long)st->entered, (unsigned long long)st->exits[JRN_END_FINISHED],
+           (unsigned long long)st->exits[JRN_END_GOAL], (unsigned long long)st->exits[JRN_END_EXIT_RULE],
+           (unsigned long long)st->exits[JRN_END_CONTROL], (unsigned long long)st->exits[JRN_END_ERROR],
+           (unsigned long long)st->exits[JRN_END_GOAL], 100.0 * rate(st->exits[JRN_END_GOAL], st->entered));
     if (s->nerrors) {
-        printf("\nerrors (first %zu of %llu):\n", s->nerrors, (unsigned long long)s->exits[JRN_END_ERROR]);
+        printf("\nerrors (first %zu of %llu):\n", s->nerrors, (unsigned long long)st->exits[JRN_END_ERROR]);
         for (size_t i = 0; i < s->nerrors; i++) printf("%s\n", s->errors[i]);
     }
-    if (s->entry_errors || s->skipped_concurrent || s->runtime_errors)
-        printf("\nnotes: %llu entry condition errors, %llu concurrent entries skipped, %llu update errors\n",
-               (unsigned long long)s->entry_errors, (unsigned long long)s->skipped_concurrent,
-               (unsigned long long)s->runtime_errors);
+    if (st->condition_errors)
+        printf("\nnotes: %llu condition errors (each counted as false); last: %s\n",
+               (unsigned long long)st->condition_errors, st->last_error);
 }
 
 static json_object *exits_json(const uint64_t *exits)
 {
     json_object *o = json_object_new_object();
     for (int k = JRN_END_FINISHED; k <= JRN_END_ERROR; k++)
-        json_object_object_add(o, end_names[k], json_object_new_int64((int64_t)exits[k]));
+        json_object_object_add(o, jrn_end_name((jrn_end)k), json_object_new_int64((int64_t)exits[k]));
     return o;
 }
 
-static void print_json(const sim *s, uint64_t nentered_people)
+static json_object *intent_json(const sim *s, const intent_rec *r)
 {
     char t[JD_TIME_TEXT], what[256], hex[17];
+    const jrn_node *n = &s->doc->nodes[r->node];
+    json_object *x = json_object_new_object();
+    jd_time_format(r->at, t);
+    intent_what(n, what, sizeof what);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)r->id);
+    json_object_object_add(x, "at", json_object_new_string(t));
+    json_object_object_add(x, "person", json_object_new_string(r->p->key));
+    json_object_object_add(x, "node", json_object_new_string(n->id));
+    json_object_object_add(x, "what", json_object_new_string(what));
+    if (n->kind == JRN_SEND) {
+        json_object_object_add(x, "channel", json_object_new_string(n->u.send.channel));
+        json_object_object_add(x, "template", json_object_new_string(n->u.send.template_name));
+    } else if (n->kind == JRN_TASK && n->u.task.queue) {
+        json_object_object_add(x, "queue", json_object_new_string(n->u.task.queue));
+    }
+    json_object_object_add(x, "intent", json_object_new_string(hex));
+    return x;
+}
+
+static void print_json(const sim *s, const jrn_vstats *st, uint64_t nentered_people)
+{
+    char t[JD_TIME_TEXT];
     json_object *o = json_object_new_object(), *arr = json_object_new_array(), *fun = json_object_new_array();
     json_object_object_add(o, "journey", json_object_new_string(s->doc->id));
     json_object_object_add(o, "events", json_object_new_int64((int64_t)s->events));
     json_object_object_add(o, "people_entered", json_object_new_int64((int64_t)nentered_people));
-    json_object_object_add(o, "instances", json_object_new_int64((int64_t)s->instances));
-    for (size_t i = 0; i < s->nintents; i++) {
-        const intent_rec *r = &s->intents[i];
-        const jrn_node *n = &s->doc->nodes[r->node];
-        json_object *x = json_object_new_object();
-        jd_time_format(r->at, t);
-        intent_what(n, what, sizeof what);
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)r->id);
-        json_object_object_add(x, "at", json_object_new_string(t));
-        json_object_object_add(x, "person", json_object_new_string(r->p->key));
-        json_object_object_add(x, "node", json_object_new_string(n->id));
-        json_object_object_add(x, "what", json_object_new_string(what));
-        if (n->kind == JRN_SEND) {
-            json_object_object_add(x, "channel", json_object_new_string(n->u.send.channel));
-            json_object_object_add(x, "template", json_object_new_string(n->u.send.template_name));
-        } else if (n->kind == JRN_TASK && n->u.task.queue) {
-            json_object_object_add(x, "queue", json_object_new_string(n->u.task.queue));
-        }
-        json_object_object_add(x, "intent", json_object_new_string(hex));
-        json_object_array_add(arr, x);
-    }
+    json_object_object_add(o, "instances", json_object_new_int64((int64_t)st->entered));
+    for (size_t i = 0; i < s->nintents; i++) json_object_array_add(arr, intent_json(s, &s->intents[i]));
     json_object_object_add(o, "intents", arr);
     for (uint32_t i = 0; i < s->doc->nnodes; i++) {
-        const node_stats *st = &s->stats[i];
+        const node_stats *ns = &s->stats[i];
+        uint64_t entered = i < st->nnodes ? st->node_entered[i] : 0;
         json_object *x = json_object_new_object();
         json_object_object_add(x, "node", json_object_new_string(s->doc->nodes[i].id));
-        json_object_object_add(x, "entered", json_object_new_int64((int64_t)st->entered));
-        json_object_object_add(x, "exits", exits_json(st->exits));
-        json_object_object_add(x, "converted", json_object_new_int64((int64_t)st->goal));
-        json_object_object_add(x, "rate", json_object_new_double(rate(st->goal, st->entered)));
+        json_object_object_add(x, "entered", json_object_new_int64((int64_t)entered));
+        json_object_object_add(x, "exits", exits_json(ns->exits));
+        json_object_object_add(x, "converted", json_object_new_int64((int64_t)ns->goal));
+        json_object_object_add(x, "rate", json_object_new_double(rate(ns->goal, entered)));
         json_object_array_add(fun, x);
     }
     json_object_object_add(o, "funnel", fun);
@@ -437,21 +275,23 @@ static void print_json(const sim *s, uint64_t nentered_people)
         json_object_object_add(x, "person", json_object_new_string(p->key));
         json_object_object_add(x, "last_entered", json_object_new_string(t));
         json_object_object_add(x, "variant", json_object_new_string(p->variant));
-        json_object_object_add(x, "end", json_object_new_string(p->live ? "waiting" : end_names[p->end]));
+        json_object_object_add(x, "end", json_object_new_string(p->live ? "waiting" : end_name(p->end)));
         json_object_array_add(ppl, x);
     }
     json_object_object_add(o, "people", ppl);
-    json_object_object_add(o, "exits", exits_json(s->exits));
-    json_object_object_add(o, "converted", json_object_new_int64((int64_t)s->exits[JRN_END_GOAL]));
-    json_object_object_add(o, "conversion_rate", json_object_new_double(rate(s->exits[JRN_END_GOAL], s->instances)));
+    json_object_object_add(o, "exits", exits_json(st->exits));
+    json_object_object_add(o, "converted", json_object_new_int64((int64_t)st->exits[JRN_END_GOAL]));
+    json_object_object_add(o, "conversion_rate", json_object_new_double(rate(st->exits[JRN_END_GOAL], st->entered)));
     json_object *errs = json_object_new_array();
     for (size_t i = 0; i < s->nerrors; i++) json_object_array_add(errs, json_object_new_string(s->errors[i]));
     json_object_object_add(o, "errors", errs);
-    json_object_object_add(o, "entry_errors", json_object_new_int64((int64_t)s->entry_errors));
-    json_object_object_add(o, "concurrent_skipped", json_object_new_int64((int64_t)s->skipped_concurrent));
+    json_object_object_add(o, "condition_errors", json_object_new_int64((int64_t)st->condition_errors));
+    json_object_object_add(o, "last_condition_error", json_object_new_string(st->last_error));
     puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
 }
+
+/* ---- input ----------------------------------------------------------------- */
 
 static void gen_id(void *self, char out[37])
 {
@@ -518,7 +358,9 @@ static int parse_line(const char *file, uint64_t line, const char *text, size_t 
     return 0;
 }
 
-static int load_doc(const char *path, jrn_doc **doc)
+/* Publishes the journey at `path` as version 1 of a fresh registry. Returns 0,
+ * or 1 after printing the diagnostics (as `journeyd validate` does). */
+static int publish(const char *path, jrn_reg *reg)
 {
     char *text = NULL;
     size_t n = 0;
@@ -529,16 +371,25 @@ static int load_doc(const char *path, jrn_doc **doc)
         fprintf(stderr, "%s: %s\n", path, rc == JD_ENOTFOUND ? "no such file" : err.msg[0] ? err.msg : jd_strerror(rc));
         return 1;
     }
+    /* Parsed here only for its diagnostics and its id; the registry compiles its own copy. */
+    jrn_doc *doc = NULL;
     jrn_diags diags = { 0 };
-    rc = jrn_doc_parse(path, text, n, NULL, doc, &diags);
+    rc = jrn_doc_parse(path, text, n, NULL, &doc, &diags);
     if (rc != JD_OK) {
         jd_buf out;
         jd_buf_init(&out, (size_t)1 << 26);
         jrn_diags_format(&diags, &out);
         fputs(out.data ? out.data : "", stderr);
         jd_buf_release(&out);
+    } else {
+        jrn_ctl ctl = { JRN_OP_PUBLISH, doc->id, text, n, path };
+        const jrn_journey *j = NULL;
+        jrn_status was;
+        rc = jrn_reg_apply(reg, &ctl, 0, &j, &was, &err);
+        if (rc != JD_OK) fprintf(stderr, "%s: %s\n", path, err.msg);
     }
     jrn_diags_release(&diags);
+    jrn_doc_destroy(doc);
     free(text);
     return rc == JD_OK ? 0 : 1;
 }
@@ -548,16 +399,11 @@ static void sim_release(sim *s)
     for (size_t i = 0; i < s->npeople; i++) {
         free(s->plist[i]->key);
         free(s->plist[i]->visited);
-        json_object_put(s->plist[i]->overlay);
         free(s->plist[i]);
     }
     free(s->plist);
     for (size_t i = 0; i < s->nerrors; i++) free(s->errors[i]);
     if (s->people) jd_map_destroy(s->people);
-    if (s->w) tw_destroy(s->w);
-    if (s->profiles) prof_store_destroy(s->profiles);
-    if (s->scratch) expr_scratch_destroy(s->scratch);
-    json_object_put(s->traits);
     free(s->intents);
     free(s->stats);
 }
@@ -588,25 +434,27 @@ int jrn_cli_simulate(int argc, char **argv)
     if (until_s && jd_time_parse(until_s, strlen(until_s), &until) != JD_OK)
         return usage("--until is not an RFC 3339 time:", until_s);
 
-    jrn_doc *doc = NULL;
-    if (load_doc(journey, &doc) != 0) return 1;
-
     int status = 1;
     sim s;
     memset(&s, 0, sizeof s);
-    s.io = (jrn_io){ &s, h_eval, h_trait, h_arm, h_cancel, h_intent, h_update, h_transition, h_exit };
-    s.doc = doc;
-    prof_limits pl;
-    prof_limits_default(&pl);
-    s.profiles = prof_store_create(&pl);
-    s.people = jd_map_create(64);
-    s.scratch = expr_scratch_create((size_t)1 << 20);
-    s.stats = jd_xcalloc(doc->nnodes ? doc->nnodes : 1, sizeof *s.stats);
-
-    FILE *f = strcmp(events, "-") == 0 ? stdin : fopen(events, "r");
-    const char *fname = strcmp(events, "-") == 0 ? "<stdin>" : events;
+    jrn_host *h = NULL;
+    prof_store *profiles = NULL;
+    FILE *f = NULL;
     char *buf = NULL;
     size_t cap = 0;
+    jrn_reg *reg = jrn_reg_create(NULL);
+    if (publish(journey, reg) != 0) goto out;
+    const jrn_journey *j = jrn_reg_at(reg, 0);
+    s.doc = jrn_reg_live(j)->doc;
+    s.people = jd_map_create(64);
+    s.stats = jd_xcalloc(s.doc->nnodes ? s.doc->nnodes : 1, sizeof *s.stats);
+    prof_limits pl;
+    prof_limits_default(&pl);
+    profiles = prof_store_create(&pl);
+    const jrn_host_out hout = { .self = &s, .intent = out_intent, .exit = out_exit, .transition = out_transition };
+
+    f = strcmp(events, "-") == 0 ? stdin : fopen(events, "r");
+    const char *fname = strcmp(events, "-") == 0 ? "<stdin>" : events;
     if (!f) {
         fprintf(stderr, "%s: cannot open: %s\n", events, strerror(errno));
         goto out;
@@ -639,13 +487,17 @@ int jrn_cli_simulate(int argc, char **argv)
                 goto out;
             }
             last = m->timestamp_us;
-            if (!s.w) s.w = tw_create((uint64_t)m->timestamp_us, h_fire, &s);
             ingest_event ev = { .type = m->type, .timestamp_us = m->timestamp_us, .received_us = m->received_us,
                                 .user_id = m->user_id, .anonymous_id = m->anonymous_id, .event = m->event,
                                 .group_id = m->group_id, .previous_id = m->previous_id,
                                 .message_id = m->message_id, .json = m->json };
+            jd_err err;
+            jd_err_clear(&err);
             s.events++;
-            sim_event(&s, &ev, line);
+            if (!h) h = jrn_host_create(reg, profiles, ev.timestamp_us, &hout);
+            jrn_host_advance(h, ev.timestamp_us, line);   /* invariant (1) */
+            prof_apply(profiles, &ev, &err);
+            jrn_host_event(h, &ev, line, ev.timestamp_us);
         }
         ingest_batch_destroy(b);
     }
@@ -653,20 +505,25 @@ int jrn_cli_simulate(int argc, char **argv)
         fprintf(stderr, "%s: read error: %s\n", fname, strerror(errno));
         goto out;
     }
-    if (s.w) {
+    if (h) {
         if (!until_s) until = last + (int64_t)(30 * JD_DAY);
-        tw_advance(s.w, (uint64_t)until);
+        jrn_host_advance(h, until, line + 1);
     }
     if (s.nintents) qsort(s.intents, s.nintents, sizeof *s.intents, cmp_intent);
     uint64_t entered = 0;
     for (size_t i = 0; i < s.npeople; i++) entered += s.plist[i]->last_entered_us != INT64_MIN;
-    if (json) print_json(&s, entered);
-    else print_text(&s, entered);
+    static const jrn_vstats none;
+    const jrn_vstats *st = h ? jrn_host_stats(h, j->index, 1) : NULL;
+    if (!st) st = &none;
+    if (json) print_json(&s, st, entered);
+    else print_text(&s, st, entered);
     status = 0;
 out:
     if (f && f != stdin) fclose(f);
     free(buf);
+    jrn_host_destroy(h);
+    prof_store_destroy(profiles);
     sim_release(&s);
-    jrn_doc_destroy(doc);
+    jrn_reg_destroy(reg);
     return status;
 }

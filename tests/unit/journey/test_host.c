@@ -1,0 +1,1060 @@
+/* tests/unit/journey/test_host.c -- the journey runtime (include/journeyd/runtime.h):
+ * the registry (src/journey/registry.c) and one partition's host
+ * (src/journey/host.c, host_codec.c) driven the way a shard drives them, with
+ * a real prof_store and a virtual clock: every time is an int64 the test
+ * passes in, every record gets the next lsn. The host's callbacks are recorded
+ * in arrays to assert on. No sleeps. Numbers in comments, like "host (3)",
+ * are the invariants at the top of host.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "journeyd/base.h"
+#include "journeyd/ingest.h"
+#include "journeyd/journey.h"
+#include "journeyd/profile.h"
+#include "journeyd/runtime.h"
+
+/* ---- time ------------------------------------------------------------------ */
+
+static int64_t ts(const char *s)
+{
+    int64_t us = 0;
+    assert_int_equal(jd_time_parse(s, strlen(s), &us), JD_OK);
+    return us;
+}
+
+#define DAY  ((int64_t)JD_DAY)
+#define HOUR ((int64_t)JD_HOUR)
+#define MIN  ((int64_t)JD_MIN)
+#define T0   ts("2026-03-02T15:00:00Z")   /* a Monday */
+
+/* ---- the world: registry + profiles + host, and what the host reported -------- */
+
+#define MAXREC 64
+
+typedef struct intent_rec {
+    uint64_t id, lsn;
+    char journey[32], node[32], key[32];
+    uint32_t version;
+    int64_t at;
+} intent_rec;
+
+typedef struct exit_rec {
+    char journey[32], key[32], node[32];
+    jrn_end why;
+    int64_t at;
+} exit_rec;
+
+typedef struct world {
+    jrn_reg *reg;
+    prof_store *profiles;
+    jrn_host *h;
+    uint64_t lsn;
+    intent_rec intents[MAXREC]; size_t nintents;
+    exit_rec exits[MAXREC];     size_t nexits;
+    char json[4096];
+} world;
+
+static void copy(char *dst, size_t cap, const char *p, size_t n)
+{
+    snprintf(dst, cap, "%.*s", (int)n, p);
+}
+
+static void on_intent(void *self, const jrn_intent *it)
+{
+    world *w = self;
+    assert_true(w->nintents < MAXREC);
+    intent_rec *r = &w->intents[w->nintents++];
+    r->id = it->id;
+    r->lsn = it->lsn;
+    r->version = it->version;
+    r->at = it->at_us;
+    copy(r->journey, sizeof r->journey, it->journey->id, strlen(it->journey->id));
+    copy(r->node, sizeof r->node, it->node->id, strlen(it->node->id));
+    copy(r->key, sizeof r->key, it->key.p, it->key.n);
+}
+
+static void on_exit_(void *self, const jrn_journey *j, uint32_t version, jd_str key, uint32_t last_node, jrn_end why,
+                     const jd_err *err, int64_t now)
+{
+    world *w = self;
+    assert_true(w->nexits < MAXREC);
+    exit_rec *r = &w->exits[w->nexits++];
+    const jrn_doc *doc = j->versions[version - 1]->doc;
+    copy(r->journey, sizeof r->journey, j->id, strlen(j->id));
+    copy(r->key, sizeof r->key, key.p, key.n);
+    copy(r->node, sizeof r->node, last_node < doc->nnodes ? doc->nodes[last_node].id : "-",
+         last_node < doc->nnodes ? strlen(doc->nodes[last_node].id) : 1);
+    r->why = why;
+    r->at = now;
+    (void)err;
+}
+
+static void world_init(world *w, int64_t start)
+{
+    memset(w, 0, sizeof *w);
+    prof_limits pl;
+    prof_limits_default(&pl);
+    w->reg = jrn_reg_create(NULL);
+    w->profiles = prof_store_create(&pl);
+    jrn_host_out out = { .self = w, .intent = on_intent, .exit = on_exit_ };
+    w->h = jrn_host_create(w->reg, w->profiles, start, &out);
+}
+
+static void world_release(world *w)
+{
+    jrn_host_destroy(w->h);
+    prof_store_destroy(w->profiles);
+    jrn_reg_destroy(w->reg);
+}
+
+/* A control record through the registry, then the host told, as a shard does. */
+static int control(world *w, jrn_op op, const char *id, const char *text, int64_t at)
+{
+    jrn_ctl c = { op, id, text, text ? strlen(text) : 0, "test" };
+    const jrn_journey *j = NULL;
+    jrn_status was = 0;
+    jd_err err;
+    jd_err_clear(&err);
+    int rc = jrn_reg_apply(w->reg, &c, at, &j, &was, &err);
+    if (rc != JD_OK) return rc;
+    jrn_host_journey_changed(w->h, j, was, at, ++w->lsn);
+    return JD_OK;
+}
+
+static void publish(world *w, const char *id, const char *text, int64_t at)
+{
+    int rc = control(w, JRN_OP_PUBLISH, id, text, at);
+    assert_int_equal(rc, JD_OK);
+}
+
+/* One record: the clock first (due waits fire), then the profile, then the host. */
+static void feed(world *w, ingest_type type, const char *key, const char *name, const char *json, int64_t at)
+{
+    uint64_t lsn = ++w->lsn;
+    ingest_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    ev.timestamp_us = ev.received_us = at;
+    ev.user_id = (jd_str){ key, (uint32_t)strlen(key) };
+    ev.message_id = JD_STR_LIT("m");
+    if (name) ev.event = (jd_str){ name, (uint32_t)strlen(name) };
+    ev.json = (jd_str){ json, (uint32_t)strlen(json) };
+    jd_err err;
+    jd_err_clear(&err);
+    jrn_host_advance(w->h, at, lsn);
+    assert_int_equal(prof_apply(w->profiles, &ev, &err), JD_OK);
+    jrn_host_event(w->h, &ev, lsn, at);
+}
+
+static void track(world *w, const char *key, const char *name, const char *props, int64_t at)
+{
+    snprintf(w->json, sizeof w->json, "{\"type\":\"track\",\"userId\":\"%s\",\"event\":\"%s\",\"properties\":%s}", key,
+             name, props ? props : "{}");
+    feed(w, INGEST_TRACK, key, name, w->json, at);
+}
+
+static void identify(world *w, const char *key, const char *traits, int64_t at)
+{
+    snprintf(w->json, sizeof w->json, "{\"type\":\"identify\",\"userId\":\"%s\",\"traits\":%s}", key, traits);
+    feed(w, INGEST_IDENTIFY, key, NULL, w->json, at);
+}
+
+static void advance(world *w, int64_t at) { jrn_host_advance(w->h, at, ++w->lsn); }
+
+static const jrn_vstats *stats(const world *w, const char *id, uint32_t version)
+{
+    const jrn_journey *j = jrn_reg_find(w->reg, id);
+    assert_non_null(j);
+    const jrn_vstats *st = jrn_host_stats(w->h, j->index, version);
+    assert_non_null(st);
+    return st;
+}
+
+static uint32_t node_index(const world *w, const char *id, uint32_t version, const char *node)
+{
+    const jrn_journey *j = jrn_reg_find(w->reg, id);
+    assert_non_null(j);
+    const jrn_node *n = jrn_doc_node(j->versions[version - 1]->doc, node);
+    assert_non_null(n);
+    return n->index;
+}
+
+static void assert_intent(const world *w, size_t k, const char *key, const char *node, int64_t at)
+{
+    assert_true(k < w->nintents);
+    const intent_rec *r = &w->intents[k];
+    if (strcmp(r->key, key) != 0 || strcmp(r->node, node) != 0 || r->at != at) {
+        char t[JD_TIME_TEXT];
+        jd_time_format(r->at, t);
+        fprintf(stderr, "intent %zu: got %s %s at %s, want %s %s\n", k, r->key, r->node, t, key, node);
+    }
+    assert_string_equal(r->key, key);
+    assert_string_equal(r->node, node);
+    assert_int_equal(r->at, at);
+}
+
+/* The person's journeys as JSON (owned), or NULL when the host never saw them. */
+static json_object *person(const world *w, const char *key)
+{
+    jd_buf b;
+    jd_buf_init(&b, 1u << 20);
+    int rc = jrn_host_person_json(w->h, key, strlen(key), &b);
+    json_object *o = rc == JD_OK ? json_tokener_parse(b.data) : NULL;
+    if (rc == JD_OK) assert_non_null(o);
+    jd_buf_release(&b);
+    return o;
+}
+
+static const char *field(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* ---- documents ------------------------------------------------------------------ */
+
+static const char *const doc_send =
+    "id: hello\n"
+    "entry: { event: Go }\n"
+    "nodes:\n"
+    "  hi:\n"
+    "    send: { channel: email, template: hi }\n";
+
+static const char *const doc_cart =
+    "id: cart\n"
+    "entry: { event: Cart Updated, when: \"event.properties.cart_value > 0.0\" }\n"
+    "nodes:\n"
+    "  grace:\n"
+    "    wait: { event: Order Completed, timeout: 1h }\n"
+    "    next: done\n"
+    "    on_timeout: remind\n"
+    "  done:\n"
+    "    exit: { reason: ordered }\n"
+    "  remind:\n"
+    "    send: { channel: email, template: cart_reminder }\n";
+
+static char *doc_wait(char *buf, size_t cap, const char *id, const char *wait, const char *node)
+{
+    snprintf(buf, cap,
+             "id: %s\n"
+             "entry: { event: Go }\n"
+             "reentry: always\n"
+             "nodes:\n"
+             "  w:\n"
+             "    wait: %s\n"
+             "    next: %s\n"
+             "  %s:\n"
+             "    send: { channel: email, template: t }\n",
+             id, wait, node, node);
+    return buf;
+}
+
+/* ---- the registry ---------------------------------------------------------------- */
+
+static int check(const jrn_reg *r, jrn_op op, const char *id, const char *text, jd_err *err)
+{
+    jrn_ctl c = { op, id, text, text ? strlen(text) : 0, NULL };
+    jd_err_clear(err);
+    return jrn_reg_check(r, &c, NULL, err);
+}
+
+static int apply(jrn_reg *r, jrn_op op, const char *id, const char *text, int64_t at, jd_err *err)
+{
+    jrn_ctl c = { op, id, text, text ? strlen(text) : 0, NULL };
+    const jrn_journey *j = NULL;
+    jrn_status was = 0;
+    jd_err_clear(err);
+    return jrn_reg_apply(r, &c, at, &j, &was, err);
+}
+
+static void test_registry_lifecycle(void **state)
+{
+    (void)state;
+    jrn_reg *r = jrn_reg_create(NULL);
+    jd_err err;
+    const int64_t t = T0;
+
+    assert_int_equal(apply(r, JRN_OP_DRAFT, "hello", doc_send, t, &err), JD_OK);
+    const jrn_journey *j = jrn_reg_find(r, "hello");
+    assert_non_null(j);
+    assert_int_equal(j->status, JRN_DRAFT);
+    assert_null(jrn_reg_live(j));
+    json_object *o = jrn_reg_json(r, j, false);
+    assert_string_equal(field(o, "source"), "api");   /* ctl source NULL: "api" */
+    assert_string_equal(field(o, "status"), "draft");
+    json_object_put(o);
+
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "hello", NULL, t + 1, &err), JD_OK);   /* the draft */
+    assert_int_equal(j->status, JRN_ACTIVE);
+    assert_int_equal(j->nversions, 1);
+    assert_int_equal(jrn_reg_live(j)->number, 1);
+    assert_int_equal(jrn_reg_live(j)->published_us, t + 1);
+    assert_null(j->draft);
+
+    /* nothing to publish: the draft went into version 1 */
+    assert_int_equal(check(r, JRN_OP_PUBLISH, "hello", NULL, &err), JD_EBUSY);
+    assert_non_null(strstr(err.msg, "no draft"));
+
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "hello", doc_send, t + 2, &err), JD_OK);   /* inline */
+    assert_int_equal(j->nversions, 2);
+    assert_int_equal(jrn_reg_live(j)->number, 2);
+    assert_int_equal(j->versions[0]->number, 1);
+
+    assert_int_equal(apply(r, JRN_OP_RESUME, "hello", NULL, t, &err), JD_EBUSY);
+    assert_non_null(strstr(err.msg, "not paused"));
+    assert_int_equal(apply(r, JRN_OP_PAUSE, "hello", NULL, t + 3, &err), JD_OK);
+    assert_int_equal(j->status, JRN_PAUSED);
+    assert_int_equal(apply(r, JRN_OP_PAUSE, "hello", NULL, t + 3, &err), JD_EBUSY);
+    assert_int_equal(apply(r, JRN_OP_RESUME, "hello", NULL, t + 4, &err), JD_OK);
+    assert_int_equal(j->status, JRN_ACTIVE);
+    assert_int_equal(j->updated_us, t + 4);
+
+    /* unknown ids */
+    assert_int_equal(check(r, JRN_OP_PAUSE, "nope", NULL, &err), JD_ENOTFOUND);
+    assert_int_equal(check(r, JRN_OP_RESUME, "nope", NULL, &err), JD_ENOTFOUND);
+    assert_int_equal(check(r, JRN_OP_ARCHIVE, "nope", NULL, &err), JD_ENOTFOUND);
+    assert_int_equal(check(r, JRN_OP_PUBLISH, "nope", NULL, &err), JD_ENOTFOUND);
+    assert_int_equal(check(r, JRN_OP_PAUSE, "", NULL, &err), JD_EINVAL);
+
+    /* the document's id must be the journey's */
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "other", doc_send, t, &err), JD_EINVAL);
+    assert_non_null(strstr(err.msg, "'hello'"));
+    assert_null(jrn_reg_find(r, "other"));   /* on failure nothing changes */
+    assert_int_equal(jrn_reg_count(r), 1);
+
+    /* a document that does not compile: every problem in diags */
+    jrn_diags diags = { 0 };
+    jrn_ctl bad = { JRN_OP_DRAFT, "hello", "id: hello\nentry: { event: Go }\nnodes: {}\n", 40, NULL };
+    bad.text_len = strlen(bad.text);
+    jd_err_clear(&err);
+    assert_int_equal(jrn_reg_check(r, &bad, &diags, &err), JD_EINVAL);
+    assert_true(diags.n > 0);
+    jrn_diags_release(&diags);
+    assert_int_equal(j->nversions, 2);
+
+    assert_int_equal(apply(r, JRN_OP_ARCHIVE, "hello", NULL, t + 5, &err), JD_OK);
+    assert_int_equal(j->status, JRN_ARCHIVED);
+    /* archived is final */
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "hello", doc_send, t, &err), JD_EBUSY);
+    assert_non_null(strstr(err.msg, "archived"));
+    assert_int_equal(apply(r, JRN_OP_RESUME, "hello", NULL, t, &err), JD_EBUSY);
+    assert_int_equal(apply(r, JRN_OP_DRAFT, "hello", doc_send, t, &err), JD_EBUSY);
+    assert_int_equal(apply(r, JRN_OP_ARCHIVE, "hello", NULL, t, &err), JD_EBUSY);
+    assert_int_equal(j->nversions, 2);
+
+    jrn_op op;
+    assert_int_equal(jrn_op_parse("resume", &op), JD_OK);
+    assert_int_equal(op, JRN_OP_RESUME);
+    assert_int_equal(jrn_op_parse("delete", &op), JD_EINVAL);
+    assert_string_equal(jrn_status_name(JRN_PAUSED), "paused");
+    jrn_reg_destroy(r);
+}
+
+static void assert_entries(const jrn_reg *r, const char *event, const char *want)
+{
+    size_t n = 0;
+    const uint32_t *v = jrn_reg_entries_for(r, (jd_str){ event, (uint32_t)strlen(event) }, &n);
+    char got[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(got);
+        snprintf(got + len, sizeof got - len, "%s%s", i ? "," : "", jrn_reg_at(r, v[i])->id);
+    }
+    assert_string_equal(got, want);
+}
+
+static void test_registry_entries_for(void **state)
+{
+    (void)state;
+    char a[512], b[512], c[512];
+    jrn_reg *r = jrn_reg_create(NULL);
+    jd_err err;
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "a", doc_wait(a, sizeof a, "a", "1h", "s"), T0, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "b", doc_wait(b, sizeof b, "b", "1h", "s"), T0, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_DRAFT, "c", doc_wait(c, sizeof c, "c", "1h", "s"), T0, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "hello", doc_send, T0, &err), JD_OK);
+    assert_entries(r, "Go", "a,b,hello");
+    assert_entries(r, "Stop", "");
+    assert_int_equal(apply(r, JRN_OP_PAUSE, "a", NULL, T0, &err), JD_OK);
+    assert_entries(r, "Go", "b,hello");
+    assert_int_equal(apply(r, JRN_OP_ARCHIVE, "b", NULL, T0, &err), JD_OK);
+    assert_entries(r, "Go", "hello");
+    assert_int_equal(apply(r, JRN_OP_RESUME, "a", NULL, T0, &err), JD_OK);
+    assert_entries(r, "Go", "a,hello");
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "c", NULL, T0, &err), JD_OK);   /* the draft goes live */
+    assert_entries(r, "Go", "a,c,hello");
+    /* a new version with another entry event moves the journey */
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "hello", "id: hello\nentry: { event: Wave }\nnodes:\n  x:\n    exit: {}\n", T0,
+                           &err), JD_OK);
+    assert_entries(r, "Go", "a,c");
+    assert_entries(r, "Wave", "hello");
+    jrn_reg_destroy(r);
+}
+
+static void test_registry_codec(void **state)
+{
+    (void)state;
+    char a[512];
+    jrn_reg *r = jrn_reg_create(NULL), *r2 = jrn_reg_create(NULL);
+    jd_err err;
+    jrn_ctl c = { JRN_OP_PUBLISH, "cart", doc_cart, strlen(doc_cart), "journeys/cart.yaml" };
+    const jrn_journey *j;
+    jrn_status was;
+    assert_int_equal(jrn_reg_apply(r, &c, T0, &j, &was, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "cart", doc_cart, T0 + HOUR, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_PAUSE, "cart", NULL, T0 + 2 * HOUR, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_DRAFT, "cart", doc_cart, T0 + 3 * HOUR, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_DRAFT, "a", doc_wait(a, sizeof a, "a", "1h", "s"), T0, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "hello", doc_send, T0, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_ARCHIVE, "hello", NULL, T0 + DAY, &err), JD_OK);
+    assert_int_equal(apply(r, JRN_OP_PUBLISH, "a", doc_wait(a, sizeof a, "a", "2h", "s"), T0, &err), JD_OK);
+
+    jd_buf b1, b2;
+    jd_buf_init(&b1, 1u << 24);
+    jd_buf_init(&b2, 1u << 24);
+    assert_int_equal(jrn_reg_encode(r, &b1), JD_OK);
+    assert_int_equal(jrn_reg_decode(r2, b1.data, b1.len, &err), JD_OK);
+    assert_int_equal(jrn_reg_count(r2), jrn_reg_count(r));
+    for (uint32_t i = 0; i < jrn_reg_count(r); i++) {
+        const jrn_journey *x = jrn_reg_at(r, i), *y = jrn_reg_at(r2, i);
+        assert_string_equal(x->id, y->id);
+        assert_int_equal(y->index, i);
+        assert_int_equal(x->status, y->status);
+        assert_int_equal(x->nversions, y->nversions);
+        assert_int_equal(x->created_us, y->created_us);
+        assert_int_equal(x->updated_us, y->updated_us);
+        assert_string_equal(x->source ? x->source : "(none)", y->source ? y->source : "(none)");
+        assert_string_equal(x->draft ? x->draft : "(none)", y->draft ? y->draft : "(none)");
+        for (uint32_t k = 0; k < x->nversions; k++) {
+            assert_int_equal(y->versions[k]->number, k + 1);
+            assert_string_equal(x->versions[k]->text, y->versions[k]->text);
+            assert_int_equal(x->versions[k]->published_us, y->versions[k]->published_us);
+            assert_int_equal(x->versions[k]->doc->nnodes, y->versions[k]->doc->nnodes);
+        }
+    }
+    assert_int_equal(jrn_reg_find(r2, "cart")->status, JRN_PAUSED);
+    assert_int_equal(jrn_reg_find(r2, "cart")->nversions, 2);
+    assert_string_equal(jrn_reg_find(r2, "cart")->source, "journeys/cart.yaml");
+    assert_int_equal(jrn_reg_find(r2, "hello")->status, JRN_ARCHIVED);
+    assert_entries(r2, "Go", "a");
+    assert_entries(r2, "Cart Updated", "");
+    /* the same bytes again */
+    assert_int_equal(jrn_reg_encode(r2, &b2), JD_OK);
+    assert_int_equal(b1.len, b2.len);
+    assert_memory_equal(b1.data, b2.data, b1.len);
+    /* disk is input */
+    jrn_reg *r3 = jrn_reg_create(NULL);
+    assert_int_equal(jrn_reg_decode(r3, "{}", 2, &err), JD_ECORRUPT);
+    jrn_reg_destroy(r3);
+    jd_buf_release(&b1);
+    jd_buf_release(&b2);
+    jrn_reg_destroy(r);
+    jrn_reg_destroy(r2);
+}
+
+/* ---- the host: entries ------------------------------------------------------------ */
+
+static void test_entry_condition(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    publish(&w, "cart", doc_cart, T0);
+    track(&w, "a", "Cart Updated", "{\"cart_value\":0.0}", T0 + MIN);   /* when is false */
+    track(&w, "b", "Cart Updated", "{\"cart_value\":5.0}", T0 + MIN);
+    track(&w, "c", "Page Viewed", "{\"cart_value\":5.0}", T0 + MIN);    /* another event */
+    assert_int_equal(jrn_host_instances(w.h), 1);
+    assert_int_equal(jrn_host_timers(w.h), 1);
+    assert_int_equal(stats(&w, "cart", 1)->entered, 1);
+    assert_int_equal(stats(&w, "cart", 1)->active, 1);
+    json_object *p = person(&w, "a");
+    assert_null(p);   /* never entered: the host has no record of a */
+    world_release(&w);
+}
+
+static void test_reentry(void **state)
+{
+    (void)state;
+    static const char *const fmt =
+        "id: %s\nentry: { event: Go }\n%s\nnodes:\n  s:\n    send: { channel: email, template: t }\n";
+    char never[256], always[256], cool[256];
+    snprintf(never, sizeof never, fmt, "never", "reentry: never");
+    snprintf(always, sizeof always, fmt, "always", "reentry: always");
+    snprintf(cool, sizeof cool, fmt, "cool", "reentry: cooldown\ncooldown: 1h");
+    world w;
+    world_init(&w, T0);
+    publish(&w, "never", never, T0);
+    publish(&w, "always", always, T0);
+    publish(&w, "cool", cool, T0);
+    track(&w, "a", "Go", NULL, T0);
+    track(&w, "a", "Go", NULL, T0 + 30 * MIN);
+    track(&w, "a", "Go", NULL, T0 + HOUR - 1);
+    track(&w, "a", "Go", NULL, T0 + HOUR);
+    assert_int_equal(stats(&w, "never", 1)->entered, 1);
+    assert_int_equal(stats(&w, "always", 1)->entered, 4);
+    assert_int_equal(stats(&w, "cool", 1)->entered, 2);   /* T0 and T0+1h, not 1 us earlier */
+    assert_int_equal(stats(&w, "cool", 1)->exits[JRN_END_FINISHED], 2);
+    assert_int_equal(w.nintents, 7);
+    assert_int_equal(jrn_host_instances(w.h), 0);
+
+    /* while in the journey (concurrent: false) even `always` does not enter again */
+    char wait[512];
+    publish(&w, "waiting", doc_wait(wait, sizeof wait, "waiting", "1d", "s"), T0 + HOUR);
+    track(&w, "a", "Go", NULL, T0 + 2 * HOUR);
+    track(&w, "a", "Go", NULL, T0 + 3 * HOUR);
+    assert_int_equal(stats(&w, "waiting", 1)->entered, 1);
+    assert_int_equal(jrn_host_instances(w.h), 1);
+    world_release(&w);
+}
+
+static void test_entry_guard(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    publish(&w, "always", "id: always\nentry: { event: Go }\nreentry: always\nnodes:\n  s:\n    exit: {}\n", T0);
+    publish(&w, "byapi",
+            "id: byapi\nentry: { api: true }\nreentry: always\nconcurrent: true\nnodes:\n  s:\n    wait: 1h\n", T0);
+    /* host (3): the same record twice (a replay) enters once */
+    snprintf(w.json, sizeof w.json, "{\"type\":\"track\",\"userId\":\"a\",\"event\":\"Go\",\"properties\":{}}");
+    ingest_event ev = { .type = INGEST_TRACK, .timestamp_us = T0, .received_us = T0, .user_id = JD_STR_LIT("a"),
+                        .event = JD_STR_LIT("Go"), .message_id = JD_STR_LIT("m1"),
+                        .json = { w.json, (uint32_t)strlen(w.json) } };
+    jd_err err;
+    jd_err_clear(&err);
+    assert_int_equal(prof_apply(w.profiles, &ev, &err), JD_OK);
+    jrn_host_event(w.h, &ev, 10, T0);
+    jrn_host_event(w.h, &ev, 10, T0);
+    assert_int_equal(stats(&w, "always", 1)->entered, 1);
+    jrn_host_event(w.h, &ev, 11, T0);   /* the next record does (reentry: always) */
+    assert_int_equal(stats(&w, "always", 1)->entered, 2);
+    w.lsn = 20;
+    /* through the API too, even with concurrent: true */
+    assert_int_equal(jrn_host_enter(w.h, "byapi", JD_STR_LIT("a"), 21, T0, &err), JD_OK);
+    assert_int_equal(jrn_host_enter(w.h, "byapi", JD_STR_LIT("a"), 21, T0, &err), JD_EBUSY);
+    assert_int_equal(jrn_host_enter(w.h, "byapi", JD_STR_LIT("a"), 22, T0, &err), JD_OK);
+    assert_int_equal(stats(&w, "byapi", 1)->entered, 2);
+    assert_int_equal(jrn_host_enter(w.h, "nope", JD_STR_LIT("a"), 23, T0, &err), JD_ENOTFOUND);
+    assert_int_equal(control(&w, JRN_OP_PAUSE, "byapi", NULL, T0), JD_OK);
+    assert_int_equal(jrn_host_enter(w.h, "byapi", JD_STR_LIT("a"), 24, T0, &err), JD_EBUSY);
+    assert_non_null(strstr(err.msg, "paused"));
+    assert_int_equal(jrn_host_instances(w.h), 2);
+    world_release(&w);
+}
+
+static void test_version_pinning(void **state)
+{
+    (void)state;
+    char v1[512], v2[512];
+    world w;
+    world_init(&w, T0);
+    publish(&w, "pin", doc_wait(v1, sizeof v1, "pin", "1d", "old_mail"), T0);
+    track(&w, "a", "Go", NULL, T0 + MIN);
+    publish(&w, "pin", doc_wait(v2, sizeof v2, "pin", "2d", "new_mail"), T0 + HOUR);
+    track(&w, "b", "Go", NULL, T0 + 2 * HOUR);
+    json_object *p = person(&w, "a");
+    assert_int_equal(json_object_array_length(p), 1);
+    assert_string_equal(field(json_object_array_get_idx(p, 0), "version"), "1");
+    json_object_put(p);
+    /* a (version 1) gets version 1's node and time; b version 2's */
+    advance(&w, T0 + 3 * DAY);
+    assert_int_equal(w.nintents, 2);
+    assert_intent(&w, 0, "a", "old_mail", T0 + MIN + DAY);
+    assert_int_equal(w.intents[0].version, 1);
+    assert_intent(&w, 1, "b", "new_mail", T0 + 2 * HOUR + 2 * DAY);
+    assert_int_equal(w.intents[1].version, 2);
+    assert_int_equal(stats(&w, "pin", 1)->entered, 1);
+    assert_int_equal(stats(&w, "pin", 2)->entered, 1);
+    world_release(&w);
+}
+
+/* ---- the host: time ------------------------------------------------------------ */
+
+static void test_cart_wait_event_or_timeout(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    publish(&w, "cart", doc_cart, T0);
+    track(&w, "buyer", "Cart Updated", "{\"cart_value\":50.0}", T0);
+    track(&w, "shopper", "Cart Updated", "{\"cart_value\":50.0}", T0 + MIN);
+    track(&w, "buyer", "Order Completed", "{\"total\":50.0}", T0 + 20 * MIN);
+    assert_int_equal(w.nexits, 1);
+    assert_string_equal(w.exits[0].key, "buyer");
+    assert_string_equal(w.exits[0].node, "done");
+    assert_int_equal(w.exits[0].why, JRN_END_FINISHED);
+    advance(&w, T0 + 2 * HOUR);
+    assert_int_equal(w.nintents, 1);
+    assert_intent(&w, 0, "shopper", "remind", T0 + MIN + HOUR);
+    assert_string_equal(w.intents[0].journey, "cart");
+    const jrn_vstats *st = stats(&w, "cart", 1);
+    assert_int_equal(st->entered, 2);
+    assert_int_equal(st->active, 0);
+    assert_int_equal(st->exits[JRN_END_FINISHED], 2);
+    assert_int_equal(st->node_entered[node_index(&w, "cart", 1, "grace")], 2);
+    assert_int_equal(st->node_entered[node_index(&w, "cart", 1, "done")], 1);
+    assert_int_equal(st->node_entered[node_index(&w, "cart", 1, "remind")], 1);
+    /* an Order Completed after the timeout changes nothing */
+    track(&w, "shopper", "Order Completed", "{\"total\":50.0}", T0 + 3 * HOUR);
+    assert_int_equal(w.nexits, 2);
+    world_release(&w);
+}
+
+static void test_wait_fires_at_deadline(void **state)
+{
+    (void)state;
+    char d[512];
+    world w;
+    world_init(&w, T0);
+    publish(&w, "w3d", doc_wait(d, sizeof d, "w3d", "3d", "s"), T0);
+    track(&w, "a", "Go", NULL, T0 + 5);
+    const int64_t due = T0 + 5 + 3 * DAY;
+    advance(&w, due - 1);
+    assert_int_equal(w.nintents, 0);
+    assert_int_equal(jrn_host_timers(w.h), 1);
+    assert_int_equal(jrn_host_now(w.h), due - 1);
+    advance(&w, due);
+    assert_int_equal(w.nintents, 1);
+    assert_intent(&w, 0, "a", "s", due);
+    assert_int_equal(jrn_host_timers(w.h), 0);
+    assert_int_equal(jrn_host_instances(w.h), 0);
+    /* the clock never goes back */
+    advance(&w, T0);
+    assert_int_equal(jrn_host_now(w.h), due);
+    world_release(&w);
+}
+
+/* ---- the host: profiles and conditions -------------------------------------------- */
+
+static const char *const doc_update =
+    "id: upd\n"
+    "entry: { event: Go }\n"
+    "nodes:\n"
+    "  mark:\n"
+    "    update:\n"
+    "      set: { level: \"2\", plan: \"'pro'\" }\n"
+    "      add_tags: [vip]\n"
+    "    next: route\n"
+    "  route:\n"
+    "    branch:\n"
+    "      - { when: \"profile.traits.level == 2 && 'vip' in profile.tags\", next: yes_mail }\n"
+    "      - { else: no_mail }\n"
+    "  yes_mail:\n"
+    "    send: { channel: email, template: yes }\n"
+    "  no_mail:\n"
+    "    send: { channel: email, template: no }\n";
+
+static void test_update_node(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    publish(&w, "upd", doc_update, T0);
+    identify(&w, "a", "{\"name\":\"Ana\"}", T0);
+    track(&w, "a", "Go", NULL, T0 + MIN);
+    assert_int_equal(w.nintents, 1);
+    assert_intent(&w, 0, "a", "yes_mail", T0 + MIN);
+    json_object *v = prof_view(w.profiles, "a", 1), *tr, *x, *tags;
+    assert_non_null(v);
+    assert_true(json_object_object_get_ex(v, "traits", &tr));
+    assert_true(json_object_object_get_ex(tr, "level", &x));
+    assert_int_equal(json_object_get_int64(x), 2);
+    assert_true(json_object_object_get_ex(tr, "plan", &x));
+    assert_string_equal(json_object_get_string(x), "pro");
+    assert_true(json_object_object_get_ex(tr, "name", &x));   /* identify's traits stay */
+    assert_true(json_object_object_get_ex(v, "tags", &tags));
+    assert_int_equal(json_object_array_length(tags), 1);
+    assert_string_equal(json_object_get_string(json_object_array_get_idx(tags, 0)), "vip");
+    json_object_put(v);
+    assert_int_equal(stats(&w, "upd", 1)->condition_errors, 0);
+    world_release(&w);
+}
+
+static void test_condition_error_is_false(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    publish(&w, "plan",
+            "id: plan\nentry: { event: Go }\nnodes:\n"
+            "  route:\n    branch:\n"
+            "      - { when: \"profile.traits.plan == 'pro'\", next: pro }\n"
+            "      - { else: basic }\n"
+            "  pro:\n    send: { channel: email, template: pro }\n"
+            "  basic:\n    send: { channel: email, template: basic }\n",
+            T0);
+    identify(&w, "b", "{\"plan\":\"pro\"}", T0);
+    track(&w, "a", "Go", NULL, T0 + MIN);   /* no plan trait: an error, false */
+    track(&w, "b", "Go", NULL, T0 + MIN);
+    assert_int_equal(w.nintents, 2);
+    assert_intent(&w, 0, "a", "basic", T0 + MIN);
+    assert_intent(&w, 1, "b", "pro", T0 + MIN);
+    const jrn_vstats *st = stats(&w, "plan", 1);
+    assert_int_equal(st->condition_errors, 1);
+    assert_non_null(strstr(st->last_error, "plan"));
+    assert_int_equal(st->exits[JRN_END_ERROR], 0);   /* host (4): it does not end the instance */
+    assert_int_equal(st->exits[JRN_END_FINISHED], 2);
+    world_release(&w);
+}
+
+/* ---- the host: pause, resume, archive ------------------------------------------- */
+
+static void test_pause_holds_resume_fires(void **state)
+{
+    (void)state;
+    char d[512];
+    world w;
+    world_init(&w, T0);
+    publish(&w, "p", doc_wait(d, sizeof d, "p", "1h", "s"), T0);
+    track(&w, "a", "Go", NULL, T0);
+    track(&w, "b", "Go", NULL, T0 + 20 * MIN);
+    assert_int_equal(control(&w, JRN_OP_PAUSE, "p", NULL, T0 + 30 * MIN), JD_OK);
+    advance(&w, T0 + 2 * HOUR);             /* a and b came due at T0+1h and T0+1h20: held */
+    assert_int_equal(w.nintents, 0);
+    track(&w, "c", "Go", NULL, T0 + 2 * HOUR + 1);   /* no entries while paused */
+    assert_int_equal(stats(&w, "p", 1)->entered, 2);
+    json_object *p = person(&w, "a");
+    assert_string_equal(field(json_object_array_get_idx(p, 0), "state"), "held");
+    json_object_put(p);
+    assert_int_equal(control(&w, JRN_OP_RESUME, "p", NULL, T0 + 3 * HOUR), JD_OK);
+    assert_int_equal(w.nintents, 2);        /* a and b were both due: they run at resume time */
+    assert_intent(&w, 0, "a", "s", T0 + 3 * HOUR);
+    assert_intent(&w, 1, "b", "s", T0 + 3 * HOUR);
+    assert_int_equal(jrn_host_instances(w.h), 0);
+    world_release(&w);
+}
+
+static void test_pause_then_resume_before_due(void **state)
+{
+    (void)state;
+    char d[512];
+    world w;
+    world_init(&w, T0);
+    publish(&w, "p", doc_wait(d, sizeof d, "p", "1h", "s"), T0);
+    track(&w, "a", "Go", NULL, T0);
+    assert_int_equal(control(&w, JRN_OP_PAUSE, "p", NULL, T0 + 10 * MIN), JD_OK);
+    assert_int_equal(control(&w, JRN_OP_RESUME, "p", NULL, T0 + 20 * MIN), JD_OK);
+    assert_int_equal(w.nintents, 0);
+    advance(&w, T0 + HOUR);                 /* its own deadline, unchanged */
+    assert_int_equal(w.nintents, 1);
+    assert_intent(&w, 0, "a", "s", T0 + HOUR);
+    world_release(&w);
+}
+
+static void test_archive_ends_instances(void **state)
+{
+    (void)state;
+    char d[512];
+    world w;
+    world_init(&w, T0);
+    publish(&w, "arch", doc_wait(d, sizeof d, "arch", "1h", "s"), T0);
+    track(&w, "a", "Go", NULL, T0);
+    track(&w, "b", "Go", NULL, T0 + MIN);
+    assert_int_equal(control(&w, JRN_OP_ARCHIVE, "arch", NULL, T0 + 10 * MIN), JD_OK);
+    assert_int_equal(w.nexits, 2);
+    for (size_t i = 0; i < w.nexits; i++) {
+        assert_int_equal(w.exits[i].why, JRN_END_ARCHIVED);
+        assert_int_equal(w.exits[i].at, T0 + 10 * MIN);
+        assert_string_equal(w.exits[i].node, "w");
+    }
+    assert_int_equal(jrn_host_instances(w.h), 0);
+    assert_int_equal(jrn_host_timers(w.h), 0);
+    advance(&w, T0 + DAY);
+    assert_int_equal(w.nintents, 0);
+    assert_int_equal(stats(&w, "arch", 1)->exits[JRN_END_ARCHIVED], 2);
+    assert_int_equal(stats(&w, "arch", 1)->active, 0);
+    json_object *p = person(&w, "a");
+    assert_string_equal(field(json_object_array_get_idx(p, 0), "last_end"), "archived");
+    json_object_put(p);
+    world_release(&w);
+}
+
+/* ---- the host: where a person is ------------------------------------------------ */
+
+static void test_person_json(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    publish(&w, "cart", doc_cart, T0);
+    publish(&w, "hello", doc_send, T0);
+    track(&w, "a", "Cart Updated", "{\"cart_value\":5.0}", T0 + MIN);
+    track(&w, "a", "Go", NULL, T0 + 2 * MIN);
+    json_object *p = person(&w, "a");
+    assert_non_null(p);
+    assert_int_equal(json_object_array_length(p), 2);
+    json_object *c = NULL, *h = NULL;
+    for (size_t i = 0; i < 2; i++) {
+        json_object *o = json_object_array_get_idx(p, i);
+        if (strcmp(field(o, "journey"), "cart") == 0) c = o;
+        else h = o;
+    }
+    assert_non_null(c);
+    assert_non_null(h);
+    char t[JD_TIME_TEXT];
+    assert_string_equal(field(c, "version"), "1");
+    assert_string_equal(field(c, "state"), "waiting");
+    assert_string_equal(field(c, "node"), "grace");
+    assert_string_equal(field(c, "waiting_for"), "event:Order Completed");
+    jd_time_format(T0 + MIN + HOUR, t);
+    assert_string_equal(field(c, "timer_at"), t);
+    jd_time_format(T0 + MIN, t);
+    assert_string_equal(field(c, "entered_at"), t);
+    assert_string_equal(field(c, "since"), t);
+    assert_int_equal(strlen(field(c, "instance")), 16);
+    /* hello ran to its end: history only */
+    assert_string_equal(field(h, "journey"), "hello");
+    assert_string_equal(field(h, "state"), "exited");
+    assert_string_equal(field(h, "last_end"), "finished");
+    jd_time_format(T0 + 2 * MIN, t);
+    assert_string_equal(field(h, "last_entered_at"), t);
+    json_object_put(p);
+    assert_null(person(&w, "nobody"));
+    world_release(&w);
+}
+
+/* ---- the host: snapshot ---------------------------------------------------------- */
+
+static const char *const doc_split =
+    "id: ab\n"
+    "entry: { event: Go }\n"
+    "reentry: always\n"
+    "nodes:\n"
+    "  w:\n"
+    "    wait: { event: Bought, timeout: 2h }\n"
+    "    next: thanks\n"
+    "    on_timeout: test\n"
+    "  thanks:\n"
+    "    send: { channel: email, template: thanks }\n"
+    "  test:\n"
+    "    split:\n"
+    "      - { variant: A, weight: 50, next: mail_a }\n"
+    "      - { variant: B, weight: 50, next: mail_b }\n"
+    "  mail_a:\n"
+    "    send: { channel: email, template: a }\n"
+    "    next: later\n"
+    "  mail_b:\n"
+    "    send: { channel: email, template: b }\n"
+    "    next: later\n"
+    "  later:\n"
+    "    wait: 1d\n"
+    "    next: route\n"
+    "  route:\n"
+    "    branch:\n"
+    "      - { when: \"has(profile.traits.vip) && profile.traits.vip == true\", next: vip_mail }\n"
+    "      - { else: last_mail }\n"
+    "  vip_mail:\n"
+    "    send: { channel: email, template: vip }\n"
+    "  last_mail:\n"
+    "    send: { channel: email, template: last }\n";
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    char d[512];
+    world w1, w2;
+    world_init(&w1, T0);
+    publish(&w1, "ab", doc_split, T0);
+    publish(&w1, "slow", doc_wait(d, sizeof d, "slow", "3d", "s"), T0);
+    assert_int_equal(control(&w1, JRN_OP_PAUSE, "slow", NULL, T0), JD_OK);
+    assert_int_equal(control(&w1, JRN_OP_RESUME, "slow", NULL, T0), JD_OK);
+    char key[16];
+    for (int i = 0; i < 8; i++) {
+        snprintf(key, sizeof key, "p%d", i);
+        if (i % 3 == 0) identify(&w1, key, "{\"vip\":true}", T0 + i * MIN);
+        track(&w1, key, "Go", NULL, T0 + i * MIN);
+    }
+    track(&w1, "p1", "Bought", NULL, T0 + 30 * MIN);
+    advance(&w1, T0 + 3 * HOUR);   /* the split ran: some wait a day after mail_a or mail_b */
+    const size_t before = w1.nintents;
+    assert_true(before >= 7);
+    assert_int_equal(jrn_host_instances(w1.h), 15);   /* 7 in ab's `later`, 8 in slow */
+
+    /* the snapshot: registry, profiles, host; decoded into a fresh world */
+    jd_buf rb, pb, hb;
+    jd_buf_init(&rb, 1u << 24);
+    jd_buf_init(&pb, 1u << 24);
+    jd_buf_init(&hb, 1u << 24);
+    assert_int_equal(jrn_reg_encode(w1.reg, &rb), JD_OK);
+    assert_int_equal(prof_store_encode(w1.profiles, &pb), JD_OK);
+    assert_int_equal(jrn_host_encode(w1.h, &hb), JD_OK);
+    jd_err err;
+    jd_err_clear(&err);
+    world_init(&w2, 0);
+    assert_int_equal(jrn_reg_decode(w2.reg, rb.data, rb.len, &err), JD_OK);
+    assert_int_equal(prof_store_decode(w2.profiles, pb.data, pb.len, &err), JD_OK);
+    assert_int_equal(jrn_host_decode(w2.h, hb.data, hb.len, &err), JD_OK);
+    assert_int_equal(jrn_host_now(w2.h), T0 + 3 * HOUR);
+    assert_int_equal(jrn_host_instances(w2.h), jrn_host_instances(w1.h));
+    assert_int_equal(jrn_host_timers(w2.h), jrn_host_timers(w1.h));
+    const jrn_vstats *s1 = stats(&w1, "ab", 1), *s2 = stats(&w2, "ab", 1);
+    assert_int_equal(s1->entered, s2->entered);
+    assert_int_equal(s1->active, s2->active);
+    assert_memory_equal(s1->node_entered, s2->node_entered, s1->nnodes * sizeof *s1->node_entered);
+    json_object *p1 = person(&w1, "p3"), *p2 = person(&w2, "p3");
+    assert_string_equal(json_object_to_json_string(p1), json_object_to_json_string(p2));
+    json_object_put(p1);
+    json_object_put(p2);
+
+    /* then the same future on both: the same intents, with the same ids */
+    w1.lsn = w2.lsn = 1000;
+    advance(&w1, T0 + 5 * DAY);
+    advance(&w2, T0 + 5 * DAY);
+    const size_t after = w1.nintents - before;
+    assert_int_equal(after, 15);
+    assert_int_equal(w2.nintents, after);
+    for (size_t i = 0; i < after; i++) {
+        const intent_rec *a = &w1.intents[before + i], *b = &w2.intents[i];
+        assert_int_equal(a->id, b->id);
+        assert_string_equal(a->key, b->key);
+        assert_string_equal(a->node, b->node);
+        assert_string_equal(a->journey, b->journey);
+        assert_int_equal(a->at, b->at);
+        assert_int_equal(a->lsn, b->lsn);
+    }
+    size_t vip = 0;
+    for (size_t i = 0; i < w2.nintents; i++) vip += strcmp(w2.intents[i].node, "vip_mail") == 0;
+    assert_int_equal(vip, 3);   /* p0, p3, p6: conditions read the restored profiles */
+    assert_int_equal(jrn_host_instances(w2.h), 0);
+
+    /* disk is input */
+    jrn_host *h3 = jrn_host_create(w2.reg, w2.profiles, 0, NULL);
+    assert_int_equal(jrn_host_decode(h3, hb.data, hb.len - 1, &err), JD_ECORRUPT);
+    jrn_host_destroy(h3);
+    jd_buf_release(&rb);
+    jd_buf_release(&pb);
+    jd_buf_release(&hb);
+    world_release(&w1);
+    world_release(&w2);
+}
+
+/* Encodes w's registry, profiles and host and decodes them into a fresh w2. */
+static void restore(const world *w, world *w2)
+{
+    jd_buf rb, pb, hb;
+    jd_err err;
+    jd_err_clear(&err);
+    jd_buf_init(&rb, 1u << 24);
+    jd_buf_init(&pb, 1u << 24);
+    jd_buf_init(&hb, 1u << 24);
+    assert_int_equal(jrn_reg_encode(w->reg, &rb), JD_OK);
+    assert_int_equal(prof_store_encode(w->profiles, &pb), JD_OK);
+    assert_int_equal(jrn_host_encode(w->h, &hb), JD_OK);
+    world_init(w2, 0);
+    assert_int_equal(jrn_reg_decode(w2->reg, rb.data, rb.len, &err), JD_OK);
+    assert_int_equal(prof_store_decode(w2->profiles, pb.data, pb.len, &err), JD_OK);
+    assert_int_equal(jrn_host_decode(w2->h, hb.data, hb.len, &err), JD_OK);
+    w2->lsn = w->lsn;
+    jd_buf_release(&rb);
+    jd_buf_release(&pb);
+    jd_buf_release(&hb);
+}
+
+/* host (5) across a snapshot: a wait held by a pause still runs at resume. */
+static void test_snapshot_keeps_held_waits(void **state)
+{
+    (void)state;
+    char d[512];
+    world w1, w2;
+    world_init(&w1, T0);
+    publish(&w1, "p", doc_wait(d, sizeof d, "p", "1h", "s"), T0);
+    static const char *const who[] = { "a", "b", "c", "d", "e", "f" };
+    for (int i = 0; i < 6; i++) track(&w1, who[i], "Go", NULL, T0 + i);
+    assert_int_equal(control(&w1, JRN_OP_PAUSE, "p", NULL, T0 + MIN), JD_OK);
+    advance(&w1, T0 + 2 * HOUR);
+    restore(&w1, &w2);
+    assert_int_equal(control(&w1, JRN_OP_RESUME, "p", NULL, T0 + 3 * HOUR), JD_OK);
+    assert_int_equal(control(&w2, JRN_OP_RESUME, "p", NULL, T0 + 3 * HOUR), JD_OK);
+    assert_int_equal(w1.nintents, 6);
+    assert_int_equal(w2.nintents, 6);
+    /* held waits run in deadline order, before and after the snapshot */
+    for (size_t i = 0; i < 6; i++) {
+        assert_intent(&w1, i, who[i], "s", T0 + 3 * HOUR);
+        assert_intent(&w2, i, who[i], "s", T0 + 3 * HOUR);
+        assert_int_equal(w1.intents[i].id, w2.intents[i].id);
+    }
+    world_release(&w1);
+    world_release(&w2);
+}
+
+/* Concurrent instances of one person see an event in the same order before
+ * and after a snapshot (replay and restore must agree on the order of intents). */
+static void test_snapshot_keeps_instance_order(void **state)
+{
+    (void)state;
+    world w1, w2;
+    world_init(&w1, T0);
+    publish(&w1, "multi",
+            "id: multi\nentry: { event: Go }\nreentry: always\nconcurrent: true\nnodes:\n"
+            "  w:\n    wait: { event: Ping, timeout: 1d }\n    next: s\n    on_timeout: s\n"
+            "  s:\n    send: { channel: email, template: t }\n",
+            T0);
+    for (int i = 0; i < 3; i++) track(&w1, "a", "Go", NULL, T0 + i * MIN);
+    assert_int_equal(jrn_host_instances(w1.h), 3);
+    restore(&w1, &w2);
+    track(&w1, "a", "Ping", NULL, T0 + HOUR);
+    track(&w2, "a", "Ping", NULL, T0 + HOUR);
+    assert_int_equal(w1.nintents, 3);
+    assert_int_equal(w2.nintents, 3);
+    for (size_t i = 0; i < 3; i++) assert_int_equal(w1.intents[i].id, w2.intents[i].id);
+    world_release(&w1);
+    world_release(&w2);
+}
+
+/* A condition-only exit rule is checked on the person's events: an identify
+ * that sets the trait ends the instance. */
+static void test_exit_rule_on_identify(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    publish(&w, "x",
+            "id: x\nentry: { event: Go }\n"
+            "exits:\n  - when: has(profile.traits.unsubscribed) && profile.traits.unsubscribed == true\n"
+            "nodes:\n  w:\n    wait: 1d\n    next: s\n  s:\n    send: { channel: email, template: t }\n",
+            T0);
+    track(&w, "a", "Go", NULL, T0);
+    track(&w, "b", "Go", NULL, T0);
+    identify(&w, "a", "{\"unsubscribed\":true}", T0 + HOUR);
+    identify(&w, "b", "{\"unsubscribed\":false}", T0 + HOUR);
+    assert_int_equal(w.nexits, 1);
+    assert_string_equal(w.exits[0].key, "a");
+    assert_int_equal(w.exits[0].why, JRN_END_EXIT_RULE);
+    advance(&w, T0 + 2 * DAY);
+    assert_int_equal(w.nintents, 1);
+    assert_intent(&w, 0, "b", "s", T0 + DAY);
+    world_release(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry_lifecycle),
+        cmocka_unit_test(test_registry_entries_for),
+        cmocka_unit_test(test_registry_codec),
+        cmocka_unit_test(test_entry_condition),
+        cmocka_unit_test(test_reentry),
+        cmocka_unit_test(test_entry_guard),
+        cmocka_unit_test(test_version_pinning),
+        cmocka_unit_test(test_cart_wait_event_or_timeout),
+        cmocka_unit_test(test_wait_fires_at_deadline),
+        cmocka_unit_test(test_update_node),
+        cmocka_unit_test(test_condition_error_is_false),
+        cmocka_unit_test(test_pause_holds_resume_fires),
+        cmocka_unit_test(test_pause_then_resume_before_due),
+        cmocka_unit_test(test_archive_ends_instances),
+        cmocka_unit_test(test_person_json),
+        cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_snapshot_keeps_held_waits),
+        cmocka_unit_test(test_snapshot_keeps_instance_order),
+        cmocka_unit_test(test_exit_rule_on_identify),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
