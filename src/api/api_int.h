@@ -34,5 +34,24 @@ void api__ingest(http_req *r, void *ctx);
 void api__profile_get(http_req *r, void *ctx);
 void api__healthz(http_req *r, void *ctx);
 void api__metrics(http_req *r, void *ctx);
+void api__journeys_list(http_req *r, void *ctx);     /* journeys.c */
+void api__journey_create(http_req *r, void *ctx);
+void api__journey_get(http_req *r, void *ctx);
+void api__journey_put(http_req *r, void *ctx);
+void api__journey_post(http_req *r, void *ctx);
+void api__intents_get(http_req *r, void *ctx);
+
+/* One journey document per request: the same ceiling as JRN_MAX_DOC_BYTES
+ * (src/journey/journey_int.h, what `journeyd validate` reads), named in the 413. */
+#define API_MAX_DOC_BYTES (1u << 20)
+#define API_MAX_DOC_KEY   "JRN_MAX_DOC_BYTES, fixed"
+
+/* A deferred engine read or change (journeys.c): api__pending makes one for r
+ * (answered with ok_status on JD_OK, `missing` is the 404 message when the
+ * engine gives none); api__on_json is the eng_json_fn that answers r with the
+ * status of the engine's rc (one table) and frees the pending. */
+typedef struct api_pending api_pending;
+api_pending *api__pending(http_req *r, int ok_status, const char *missing);
+void api__on_json(void *ctx, int rc, const jd_err *err, const char *json, size_t n);
 
 #endif

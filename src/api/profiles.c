@@ -1,9 +1,17 @@
-/* src/api/profiles.c -- GET /v1/profiles/{userId or anonymousId} (admin token).
- * A read is a message to the owning shard (eng_profile_get); the reply is sent
- * from the shard thread. */
+/* src/api/profiles.c -- GET /v1/profiles/{userId or anonymousId} and
+ * GET /v1/profiles/{id}/journeys (admin token).
+ * A read is a message to the owning shard (eng_profile_get,
+ * eng_profile_journeys); the reply is sent from the shard thread.
+ *
+ * The route is a prefix route and its tail is URL-decoded, so an id that itself
+ * ends in "/journeys" (sent as "%2Fjourneys") reads as the journeys of the id
+ * before it: ids of that shape cannot be looked up here. */
 #include "api_int.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#define JOURNEYS_SUFFIX "/journeys"
 
 static void on_profile(void *ctx, int rc, const char *json, size_t n)
 {
@@ -19,11 +27,23 @@ void api__profile_get(http_req *r, void *ctx)
         api__refuse(a, r, R_UNAUTHORIZED, 401, "missing or unknown admin token (Authorization: Bearer)", NULL);
         return;
     }
+    const char *tail = http_req_path_tail(r);
+    size_t n = strlen(tail), sn = strlen(JOURNEYS_SUFFIX);
+    bool journeys = n > sn && strcmp(tail + n - sn, JOURNEYS_SUFFIX) == 0;
     if (!api__enter(a)) {
         api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
         return;
     }
     http_defer(r);
-    eng_profile_get(a->e, http_req_path_tail(r), on_profile, r);
+    if (journeys) {
+        /* The id is copied before the call: the reply (and with it `tail`) may
+         * be gone as soon as the engine has the message. */
+        char *id = jd_xstrndup(tail, n - sn);
+        api_pending *p = api__pending(r, 200, "no journey history for this userId or anonymousId");
+        eng_profile_journeys(a->e, id, api__on_json, p);
+        free(id);
+    } else {
+        eng_profile_get(a->e, tail, on_profile, r);
+    }
     api__leave(a);
 }

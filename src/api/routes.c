@@ -19,7 +19,8 @@ const char *const api__refused_names[R_COUNT] = {
 };
 
 /* The Segment routes differ only in what they accept; their body limit is
- * filled in from the configuration in api_create. */
+ * filled in from the configuration in api_create; a row with its own max_body
+ * keeps it. */
 static const http_route route_template[] = {
     { "POST", "/v1/track",    api__ingest, 0, "limits.max_message_bytes" },
     { "POST", "/v1/identify", api__ingest, 0, "limits.max_message_bytes" },
@@ -29,7 +30,13 @@ static const http_route route_template[] = {
     { "POST", "/v1/alias",    api__ingest, 0, "limits.max_message_bytes" },
     { "POST", "/v1/batch",    api__ingest, 0, "limits.max_batch_bytes" },
     { "POST", "/v1/import",   api__ingest, 0, "limits.max_batch_bytes" },
-    { "GET",  "/v1/profiles/*", api__profile_get, 0, NULL },
+    { "GET",  "/v1/profiles/*", api__profile_get, 0, NULL },   /* also {id}/journeys */
+    { "GET",  "/v1/journeys",   api__journeys_list, 0, NULL },
+    { "POST", "/v1/journeys",   api__journey_create, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },
+    { "GET",  "/v1/journeys/*", api__journey_get, 0, NULL },    /* {id}, {id}/versions */
+    { "PUT",  "/v1/journeys/*", api__journey_put, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },
+    { "POST", "/v1/journeys/*", api__journey_post, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },  /* publish, pause, ... */
+    { "GET",  "/v1/intents",    api__intents_get, 0, NULL },
     { "GET",  "/healthz",     api__healthz, 0, NULL },
     { "GET",  "/metrics",     api__metrics, 0, NULL },
 };
@@ -49,6 +56,7 @@ api_ctx *api_create(const jd_config *cfg, eng *e)
     memcpy(a->routes, route_template, sizeof route_template);
     for (size_t i = 0; i < a->nroutes; i++) {
         http_route *r = &a->routes[i];
+        if (r->max_body) continue;     /* a fixed ceiling (journey documents) */
         if (!r->max_body_key) r->max_body = 64 * 1024;
         else if (strcmp(r->max_body_key, "limits.max_batch_bytes") == 0) r->max_body = cfg->max_batch_bytes;
         else r->max_body = cfg->max_message_bytes;

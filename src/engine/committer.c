@@ -170,16 +170,19 @@ static void batch_record(eng *e, shard_batch **b, uint64_t lsn, uint16_t type, u
     }
 }
 
-static uint64_t dispatch(eng *e, eng_txn **txns, size_t n)
+/* Returns the events dispatched; *records gets every record. */
+static uint64_t dispatch(eng *e, eng_txn **txns, size_t n, uint64_t *records)
 {
     shard_batch **b = jd_xcalloc(e->nshards, sizeof *b);
     uint64_t count = 0, now = jd_monotonic_ns();
+    *records = 0;
     for (size_t i = 0; i < n; i++) {
         rec_hdr *h = (rec_hdr *)txns[i]->recs.data;
         for (uint32_t j = 0; j < txns[i]->n; j++, h = REC_NEXT(h)) {
             if (h->dup) continue;
             batch_record(e, b, h->lsn, h->type, h->partition, h + 1, h->len, now);
             if (h->type == ENG_REC_EVENT) count++;
+            (*records)++;
         }
     }
     for (uint32_t s = 0; s < e->nshards; s++)
@@ -201,10 +204,10 @@ static void commit_group(eng *e, group *g)
         log_discard_group(e->log);
     }
     if (rc == JD_OK) {
-        uint64_t n = dispatch(e, g->txns, g->n);
+        uint64_t records, n = dispatch(e, g->txns, g->n, &records);
         atomic_fetch_add_explicit(&e->st_accepted, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->st_duplicate, g->dups, memory_order_relaxed);
-        e->since_snapshot += n;
+        e->since_snapshot += records;   /* clock records too: the log must be trimmed even without events */
     } else {
         ingest_dedupe_undo(e->dedupe, g->dedupe_inserts);          /* invariant (3) */
         atomic_fetch_add_explicit(&e->st_refused_io, g->n, memory_order_relaxed);
