@@ -287,7 +287,7 @@ static void jget_finish(jget_job *j)
                 attach_stats(json_object_array_get_idx(j->def, i), j->stats);
         else
             attach_stats(j->def, j->stats);
-        const char *s = json_object_to_json_string_ext(j->def, JSON_C_TO_STRING_PLAIN);
+        const char *s = json_object_to_json_string_ext(j->def, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         j->done(j->ctx, JD_OK, NULL, s, strlen(s));
     }
     json_object_put(j->def);
@@ -380,7 +380,7 @@ static void reply_err(eng_json_fn done, void *ctx, int rc, const jd_err *err, co
     }
     if (d) json_object_object_add(o, "errors", a);
     else json_object_put(a);
-    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     done(ctx, rc, err, s, strlen(s));
     json_object_put(o);
 }
@@ -426,7 +426,7 @@ static void change_check(eng_shard *sh, void *arg)
     if (j->text) json_object_object_add(o, "text", json_object_new_string(j->text));
     if (j->source) json_object_object_add(o, "source", json_object_new_string(j->source));
     json_object_object_add(o, "at", json_object_new_int64((int64_t)jd_clock_now(e->clock)));
-    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     eng_txn *t = eng_txn_create();
     eng__txn_add(t, ENG_REC_JOURNEY, ENG_PART_ALL, s, (uint32_t)strlen(s));
     json_object_put(o);
@@ -502,7 +502,7 @@ static void enter_result_read(eng_shard *sh, void *arg)
         json_object_object_add(o, "journey", json_object_new_string(j->id));
         json_object_object_add(o, "key", json_object_new_string(j->key));
         if (inst) json_object_object_add(o, "instance", json_object_get(inst));
-        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         j->done(j->ctx, JD_OK, NULL, s, strlen(s));
         json_object_put(o);
         json_object_put(all);
@@ -542,7 +542,7 @@ static void enter_check(eng_shard *sh, void *arg)
     json_object_object_add(o, "journey", json_object_new_string(j->id));
     json_object_object_add(o, "key", json_object_new_string(j->key));
     json_object_object_add(o, "at", json_object_new_int64((int64_t)jd_clock_now(e->clock)));
-    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     eng_txn *t = eng_txn_create();
     eng__txn_add(t, ENG_REC_ENTER, (uint16_t)j->partition, s, (uint32_t)strlen(s));
     json_object_put(o);
@@ -670,7 +670,7 @@ static void intents_finish(person_job *j)
         json_object_object_del(o, "_seq");
         json_object_array_add(out, json_object_get(o));
     }
-    const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN);
+    const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     j->done(j->ctx, JD_OK, NULL, s, strlen(s));
     json_object_put(out);
     json_object_put(j->all);

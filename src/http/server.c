@@ -102,6 +102,7 @@ struct http_req {
     jd_buf             raw;           /* the body as received */
     jd_buf             inflated;      /* the body after gunzip */
     size_t             discarded;     /* REJECTED: bytes thrown away */
+    size_t             discard_allow; /* REJECTED: bytes that may still be read and dropped */
     jd_buf             hdrs;          /* reply headers: "name\0value\0"... */
 };
 
@@ -307,6 +308,7 @@ static enum MHD_Result on_headers(http_server *s, http_req *r, struct MHD_Connec
         if (declared - lim_raw > DISCARD_MAX) return queue_stored(r, c);
         r->state = RS_REJECTED;
         r->discarded = 0;
+        r->discard_allow = (size_t)declared;   /* the whole declared body, at most ceiling + DISCARD_MAX */
         jd_buf_release(&r->raw);
         return MHD_YES;
     }
@@ -322,7 +324,7 @@ static enum MHD_Result on_chunk(http_req *r, const char *data, size_t *n)
         /* MHD cannot queue a reply during the upload: the 413 waits for the
          * end of the body. Past DISCARD_MAX more bytes, close instead. */
         r->discarded += got;
-        if (r->discarded <= DISCARD_MAX) return MHD_YES;
+        if (r->discarded <= r->discard_allow) return MHD_YES;
         jd_warn("http: closing connection: %s %s body still coming %zu bytes past its ceiling",
                 r->method, r->path, r->discarded);
         return MHD_NO;
@@ -330,6 +332,7 @@ static enum MHD_Result on_chunk(http_req *r, const char *data, size_t *n)
     if (jd_buf_add(&r->raw, data, got) != JD_OK) {
         raw_limit_error(r);
         r->discarded = got;
+        r->discard_allow = DISCARD_MAX;
         r->state = RS_REJECTED;
         jd_buf_release(&r->raw);
     }

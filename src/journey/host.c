@@ -305,10 +305,10 @@ static char *value_json(const expr_val *v)
     }
     default:
         if ((v->kind == EXPR_MAP || v->kind == EXPR_LIST) && v->v.json)
-            return jd_xstrdup(json_object_to_json_string_ext((json_object *)v->v.json, JSON_C_TO_STRING_PLAIN));
+            return jd_xstrdup(json_object_to_json_string_ext((json_object *)v->v.json, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         return NULL;
     }
-    char *s = jd_xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    char *s = jd_xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return s;
 }
@@ -672,7 +672,7 @@ int jrn_host_person_json(const jrn_host *h, const char *key, size_t kn, jd_buf *
             json_object_array_add(a, o);
         }
     }
-    int rc = jd_buf_adds(out, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
+    int rc = jd_buf_adds(out, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(a);
     return rc;
 }
