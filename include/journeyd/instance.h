@@ -46,13 +46,12 @@ typedef enum {
     JRN_EDGE_WAIT_EVENT, JRN_EDGE_WAIT_TIMEOUT, JRN_EDGE_WAIT_DONE,
 } jrn_edge;
 
-/* One instance: small, fixed size, no pointers to the profile. Embeds its
- * timer (32 bytes) so a wait costs no allocation. Target: under 200 bytes
- * together with the host's index entry. */
+/* One instance: small, fixed size (88 bytes), no pointers to the profile.
+ * Embeds its timer (32 bytes) so a wait costs no allocation. Target: under
+ * 200 bytes together with the host's records (docs/internals/instance.md). */
 typedef struct jrn_instance {
     tw_entry timer;            /* armed while WAITING on a duration/until/timeout */
-    uint64_t id;               /* hash(journey id, version, profile key, entry_seq) */
-    uint64_t entry_seq;        /* lsn of the record that entered the person */
+    uint64_t id;               /* hash(journey id, version, profile key, entry_seq given to jrn_enter) */
     int64_t  entered_us;       /* time of entry */
     int64_t  node_since_us;    /* when the current node was reached */
     int64_t  paused_left_us;   /* PAUSED: time left on the wait's timer, -1 none */
@@ -105,6 +104,9 @@ int  jrn_entry_matches(const jrn_doc *doc, const ingest_event *ev, int64_t now_u
 /* Re-entry policy: may a person enter now, given whether they are in the
  * journey and when they last entered (INT64_MIN: never)? */
 bool jrn_reentry_allows(const jrn_doc *doc, bool in_journey, int64_t last_entered_us, int64_t now_us);
+
+/* The id jrn_enter gives an instance: hash(journey id, version, key, entry_seq). */
+uint64_t jrn_instance_id(const jrn_doc *doc, uint32_t version, jd_str key, uint64_t entry_seq);
 
 /* Initializes `in` and runs it from the start node until it waits or exits.
  * `key` is the profile key (part of the instance id). */

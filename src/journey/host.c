@@ -42,20 +42,66 @@
 
 static jh_inst *inst_of(jrn_instance *in) { return (jh_inst *)(void *)((char *)in - offsetof(jh_inst, in)); }
 
+static uint32_t key_hash(const char *key, size_t kn) { return (uint32_t)jd_hash64(key, kn); }
+
 jh_person *jh__person(const jrn_host *h, const char *key, size_t kn)
 {
-    return jd_map_get(h->people, key, kn);
+    if (!h->people.cap) return NULL;
+    uint32_t hash = key_hash(key, kn), mask = h->people.cap - 1;
+    for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
+        jh_person *p = h->people.slots[i];
+        if (!p) return NULL;
+        if (p->hash == hash && p->key_len == kn && memcmp(p->key, key, kn) == 0) return p;
+    }
+}
+
+static void people_insert(jh_people *t, jh_person *p)
+{
+    uint32_t mask = t->cap - 1, i = p->hash & mask;
+    while (t->slots[i]) i = (i + 1) & mask;
+    t->slots[i] = p;
 }
 
 jh_person *jh__person_add(jrn_host *h, const char *key, size_t kn)
 {
     jh_person *p = jh__person(h, key, kn);
     if (p) return p;
+    jh_people *t = &h->people;
+    if ((uint64_t)(t->len + 1) * 8 > (uint64_t)t->cap * 7) {   /* at most 7/8 full */
+        jh_people old = *t;
+        t->cap = old.cap ? old.cap * 2 : 64;
+        t->slots = jd_xcalloc(t->cap, sizeof *t->slots);
+        for (uint32_t i = 0; i < old.cap; i++)
+            if (old.slots[i]) people_insert(t, old.slots[i]);
+        free(old.slots);
+    }
     p = jd_xcalloc(1, sizeof *p + kn + 1);
     p->key_len = (uint32_t)kn;
+    p->hash = key_hash(key, kn);
     memcpy(p->key, key, kn);
-    jd_map_put(h->people, p->key, kn, p);
+    people_insert(t, p);
+    t->len++;
     return p;
+}
+
+/* The entry events kept for versions that read journey.entry. */
+typedef struct jh_entry { uint64_t id; char json[]; } jh_entry;
+
+void jh__entry_keep(jrn_host *h, jh_inst *x, jd_str json)
+{
+    jh_entry *e = jd_xmalloc(sizeof *e + json.n + 1);
+    e->id = x->in.id;
+    memcpy(e->json, json.p, json.n);
+    e->json[json.n] = 0;
+    free(jd_map_put(h->entries, (const char *)&e->id, sizeof e->id, e));
+    x->flags |= JH_ENTRY;
+}
+
+const char *jh__entry(const jrn_host *h, const jh_inst *x)
+{
+    if (!(x->flags & JH_ENTRY)) return NULL;
+    jh_entry *e = jd_map_get(h->entries, (const char *)&x->in.id, sizeof x->in.id);
+    return e ? e->json : NULL;
 }
 
 jh_pj *jh__pj(jh_person *p, uint32_t journey, bool add)
@@ -120,8 +166,7 @@ jh_inst *jh__inst_new(jrn_host *h, jh_person *p, jh_pj *pj)
     jh_inst *x = jd_xcalloc(1, sizeof *x);
     x->p = p;
     x->journey = pj->journey;
-    x->split_node = JRN_NONE;
-    x->last_node = JRN_NONE;
+    x->split_node = JH_NO_SPLIT;
     x->next = pj->live;
     pj->live = x;
     h->live++;
@@ -136,7 +181,7 @@ static void inst_free(jrn_host *h, jh_inst *x)
     for (jh_inst **pp = &pj->live; *pp; pp = &(*pp)->next)
         if (*pp == x) { *pp = x->next; break; }
     tw_cancel(h->w, &x->in.timer);
-    free(x->entry);
+    if (x->flags & JH_ENTRY) free(jd_map_del(h->entries, (const char *)&x->in.id, sizeof x->in.id));
     free(x);
     h->live--;
 }
@@ -200,8 +245,9 @@ static json_object *journey_json(jrn_host *h, const jh_inst *x)
     if (x->split_node < doc->nnodes && x->in.variant && x->in.variant <= doc->nodes[x->split_node].u.split.nvariants)
         variant = doc->nodes[x->split_node].u.split.variants[x->in.variant - 1].name;
     json_object_object_add(j, "variant", json_object_new_string(variant));
-    if (x->entry) {
-        json_object *e = json_tokener_parse(x->entry);
+    const char *entry = jh__entry(h, x);
+    if (entry) {
+        json_object *e = json_tokener_parse(entry);
         if (e) json_object_object_add(j, "entry", e);
     }
     json_object_put(h->t.jobj);
@@ -362,9 +408,8 @@ static void h_transition(void *self, const jrn_instance *in, uint32_t from, uint
     if (h->out.transition)
         h->out.transition(h->out.self, jrn_reg_at(h->reg, x->journey), in->version, (jd_str){ x->p->key, x->p->key_len },
                           from, to, edge, arm, now);
-    if (edge == JRN_EDGE_SPLIT_VARIANT && from != JRN_NONE) x->split_node = from;
+    if (edge == JRN_EDGE_SPLIT_VARIANT && from != JRN_NONE) x->split_node = (uint16_t)from;
     if (to == JRN_NONE) return;
-    x->last_node = to;
     jrn_vstats *st = jh__stats(h, x->journey, in->version);
     if (to < st->nnodes) st->node_entered[to]++;
 }
@@ -382,7 +427,7 @@ static void h_exit(void *self, const jrn_instance *in, jrn_end why, const jd_err
     if (pj) pj->last_end = (uint8_t)w;
     if (h->out.exit)
         h->out.exit(h->out.self, jrn_reg_at(h->reg, x->journey), in->version, (jd_str){ x->p->key, x->p->key_len },
-                    x->last_node, (jrn_end)w, err, now);
+                    in->node, (jrn_end)w, err, now);
 }
 
 /* ---- time ------------------------------------------------------------------ */
@@ -423,7 +468,7 @@ jrn_host *jrn_host_create(const jrn_reg *reg, prof_store *profiles, int64_t now,
     if (out) h->out = *out;
     h->now = now;
     h->w = tw_create(now < 0 ? 0 : (uint64_t)now, h_fire, h);
-    h->people = jd_map_create(64);
+    h->entries = jd_map_create(16);
     h->scratch = expr_scratch_create((size_t)1 << 20);
     h->tok = json_tokener_new();
     h->io = (jrn_io){ h, h_eval, h_trait, h_arm, h_cancel, h_intent, h_update, h_transition, h_exit };
@@ -440,22 +485,22 @@ void jh__reset_clock(jrn_host *h, int64_t now)
 void jrn_host_destroy(jrn_host *h)
 {
     if (!h) return;
-    size_t pos = 0;
-    const char *k;
-    size_t kn;
-    void *v;
-    while (jd_map_next(h->people, &pos, &k, &kn, &v)) {
-        jh_person *p = v;
+    jh_person *p;
+    JH_FOREACH_PERSON(h, p) {
         for (uint16_t i = 0; i < p->n; i++)
             for (jh_inst *x = p->pj[i].live, *next; x; x = next) {
                 next = x->next;
-                free(x->entry);
                 free(x);
             }
         free(p->pj);
         free(p);
     }
-    jd_map_destroy(h->people);
+    free(h->people.slots);
+    size_t pos = 0, kn;
+    const char *k;
+    void *v;
+    while (jd_map_next(h->entries, &pos, &k, &kn, &v)) free(v);
+    jd_map_destroy(h->entries);
     for (uint32_t j = 0; j < h->nstats; j++) {
         for (uint32_t v2 = 0; v2 < h->nstats_v[j]; v2++)
             if (h->stats[j][v2]) { free(h->stats[j][v2]->node_entered); free(h->stats[j][v2]); }
@@ -473,14 +518,15 @@ size_t jrn_host_instances(const jrn_host *h) { return h->live; }
 size_t jrn_host_timers(const jrn_host *h) { return tw_count(h->w); }
 size_t jrn_host_bytes(const jrn_host *h)
 {
-    size_t bytes = 0, pos = 0, kn;
-    const char *k;
-    void *v;
-    while (jd_map_next(h->people, &pos, &k, &kn, &v)) {
-        const jh_person *p = v;
-        bytes += sizeof *p + p->key_len + 1 + (size_t)p->cap * sizeof *p->pj + 16;   /* 16: the map slot */
+    size_t bytes = (size_t)h->people.cap * sizeof *h->people.slots;
+    jh_person *p;
+    JH_FOREACH_PERSON(h, p) {
+        bytes += sizeof *p + p->key_len + 1 + (size_t)p->cap * sizeof *p->pj;
         for (uint16_t i = 0; i < p->n; i++)
-            for (const jh_inst *x = p->pj[i].live; x; x = x->next) bytes += sizeof *x + (x->entry ? strlen(x->entry) + 1 : 0);
+            for (const jh_inst *x = p->pj[i].live; x; x = x->next) {
+                const char *e = jh__entry(h, x);
+                bytes += sizeof *x + (e ? sizeof(jh_entry) + strlen(e) + 1 : 0);
+            }
     }
     return bytes;
 }
@@ -502,11 +548,17 @@ static int try_enter(jrn_host *h, const jrn_journey *j, jd_str key, uint64_t lsn
     pj->last_entered_us = h->now;
     pj->last_entry_lsn = lsn;
     jh_inst *x = jh__inst_new(h, p, pj);
-    if (v->keeps_entry && ev && ev->json.n) x->entry = jd_xstrndup(ev->json.p, ev->json.n);
+    x->in.id = 0;   /* set by jrn_enter; the entry is keyed by it, so kept right after */
     jrn_vstats *st = jh__stats(h, j->index, v->number);
     st->entered++;
     st->active++;
     h->t.p = p;
+    /* The entry event must be readable from the first node on: jrn_enter
+     * computes the id, then runs; so the id is computed here the same way. */
+    if (v->keeps_entry && ev && ev->json.n) {
+        x->in.id = jrn_instance_id(v->doc, v->number, (jd_str){ p->key, p->key_len }, lsn);
+        jh__entry_keep(h, x, ev->json);
+    }
     jrn_enter(v->doc, v->number, &x->in, (jd_str){ p->key, p->key_len }, lsn, ev, h->now, &h->io);
     reap(h, x);
     return JD_OK;
@@ -576,11 +628,10 @@ static int cmp_held(const void *a, const void *b)
 static jh_inst **instances_of(jrn_host *h, uint32_t journey, bool held_only, size_t *n)
 {
     jh_inst **v = NULL;
-    size_t cnt = 0, cap = 0, pos = 0, kn;
-    const char *k;
-    void *val;
-    while (jd_map_next(h->people, &pos, &k, &kn, &val)) {
-        jh_pj *pj = jh__pj(val, journey, false);
+    size_t cnt = 0, cap = 0;
+    jh_person *p;
+    JH_FOREACH_PERSON(h, p) {
+        jh_pj *pj = jh__pj(p, journey, false);
         for (jh_inst *x = pj ? pj->live : NULL; x; x = x->next) {
             if (held_only && !(x->flags & JH_HELD)) continue;
             if (cnt == cap) { cap = cap ? cap * 2 : 64; v = jd_xrealloc(v, cap * sizeof *v); }

@@ -8,9 +8,9 @@
 **                   nnodes x u64 | str last_error }
 **   u32 npeople x { str key | u16 npj x { str journey | u8 last_end |
 **                   i64 last_entered | u64 last_entry_lsn | u32 ninst x inst } }
-**   inst: u64 id, entry_seq | i64 entered, node_since, paused_left |
+**   inst: u64 id | i64 entered, node_since, paused_left |
 **         u32 paused_rule, version, node, steps | u16 variant | u8 state, end,
-**         flags | u32 split_node, last_node | u64 timer_when (0: none; with
+**         flags | u16 split_node | u64 timer_when (0: none; with
 **         flags JH_HELD the deadline of a held wait, which is not armed) |
 **         str entry ("" none)
 **   str: u32 length | bytes
@@ -48,11 +48,10 @@ static void w_str(jd_buf *b, const char *s, size_t n)
     jd_buf_add(b, s, n);
 }
 
-static void w_inst(jd_buf *b, const jh_inst *x)
+static void w_inst(const jrn_host *h, jd_buf *b, const jh_inst *x)
 {
     const jrn_instance *in = &x->in;
     w_u64(b, in->id);
-    w_u64(b, in->entry_seq);
     w_u64(b, (uint64_t)in->entered_us);
     w_u64(b, (uint64_t)in->node_since_us);
     w_u64(b, (uint64_t)in->paused_left_us);
@@ -64,11 +63,11 @@ static void w_inst(jd_buf *b, const jh_inst *x)
     w_u8(b, in->state);
     w_u8(b, in->end);
     w_u8(b, x->flags);
-    w_u32(b, x->split_node);
-    w_u32(b, x->last_node);
+    w_u16(b, x->split_node);
     /* A held wait keeps its deadline: resume runs held waits in deadline order. */
     w_u64(b, tw_armed(&in->timer) || (x->flags & JH_HELD) ? in->timer.when_us : 0);
-    w_str(b, x->entry ? x->entry : "", x->entry ? strlen(x->entry) : 0);
+    const char *entry = jh__entry(h, x);
+    w_str(b, entry ? entry : "", entry ? strlen(entry) : 0);
 }
 
 int jrn_host_encode(const jrn_host *h, jd_buf *b)
@@ -95,12 +94,9 @@ int jrn_host_encode(const jrn_host *h, jd_buf *b)
             for (uint32_t k = 0; k < st->nnodes; k++) w_u64(b, st->node_entered[k]);
             w_str(b, st->last_error, strlen(st->last_error));
         }
-    w_u32(b, (uint32_t)jd_map_len(h->people));
-    size_t pos = 0, kn;
-    const char *k;
-    void *val;
-    while (jd_map_next(h->people, &pos, &k, &kn, &val)) {
-        const jh_person *p = val;
+    w_u32(b, h->people.len);
+    jh_person *p;
+    JH_FOREACH_PERSON(h, p) {
         w_str(b, p->key, p->key_len);
         w_u16(b, p->n);
         for (uint16_t i = 0; i < p->n; i++) {
@@ -113,7 +109,7 @@ int jrn_host_encode(const jrn_host *h, jd_buf *b)
             w_u64(b, (uint64_t)pj->last_entered_us);
             w_u64(b, pj->last_entry_lsn);
             w_u32(b, ninst);
-            for (const jh_inst *x = pj->live; x; x = x->next) w_inst(b, x);
+            for (const jh_inst *x = pj->live; x; x = x->next) w_inst(h, b, x);
         }
     }
     return b->len <= b->max ? JD_OK : JD_ELIMIT;
@@ -170,7 +166,6 @@ static int r_inst(jrn_host *h, rd *r, jh_person *p, jh_pj *pj, const jrn_journey
     jh_inst *x = jh__inst_new(h, p, pj);
     jrn_instance *in = &x->in;
     in->id = r_u64(r);
-    in->entry_seq = r_u64(r);
     in->entered_us = (int64_t)r_u64(r);
     in->node_since_us = (int64_t)r_u64(r);
     in->paused_left_us = (int64_t)r_u64(r);
@@ -182,8 +177,7 @@ static int r_inst(jrn_host *h, rd *r, jh_person *p, jh_pj *pj, const jrn_journey
     in->state = r_u8(r);
     in->end = r_u8(r);
     x->flags = r_u8(r);
-    x->split_node = r_u32(r);
-    x->last_node = r_u32(r);
+    x->split_node = r_u16(r);
     uint64_t when = r_u64(r);
     jd_str entry = r_str(r);
     if (r->bad) return corrupt(r, err, "truncated instance");
@@ -191,7 +185,8 @@ static int r_inst(jrn_host *h, rd *r, jh_person *p, jh_pj *pj, const jrn_journey
     const jrn_doc *doc = j->versions[in->version - 1]->doc;
     if (in->node >= doc->nnodes || (in->state != JRN_ST_WAITING && in->state != JRN_ST_PAUSED))
         return corrupt(r, err, "instance at an impossible node or state");
-    if (entry.n) x->entry = jd_xstrndup(entry.p, entry.n);
+    x->flags &= (uint8_t)~JH_ENTRY;   /* set again by jh__entry_keep, from the bytes */
+    if (entry.n) jh__entry_keep(h, x, entry);
     if (when && (x->flags & JH_HELD)) in->timer.when_us = when;   /* fired already: not armed */
     else if (when) tw_arm(h->w, &in->timer, when);
     return JD_OK;

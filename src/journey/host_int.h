@@ -8,20 +8,24 @@
 
 #include <json-c/json.h>
 
-enum { JH_HELD = 1 };            /* came due while its journey was paused: runs at resume */
+enum {
+    JH_HELD = 1,                 /* came due while its journey was paused: runs at resume */
+    JH_ENTRY = 2,                /* its entry event is kept in the host's entries map */
+};
 
 typedef struct jh_person jh_person;
 
-typedef struct jh_inst {         /* a live instance: 128 bytes */
-    jrn_instance in;             /* its timer is in the host's wheel while waiting */
+/* A live instance: 112 bytes, one allocator size class (mimalloc's 112).
+ * The node it is at (or left the graph from) is in.node. */
+typedef struct jh_inst {
+    jrn_instance in;             /* 88 bytes; its timer is in the host's wheel while waiting */
     jh_person   *p;
     struct jh_inst *next;        /* other live instances of the same (person, journey) */
-    char        *entry;          /* the entry event's JSON when the version reads journey.entry */
     uint32_t     journey;        /* registry index */
-    uint32_t     split_node;     /* the last split passed (journey.variant), JRN_NONE none */
-    uint32_t     last_node;      /* for exit attribution */
+    uint16_t     split_node;     /* the last split passed (journey.variant), JH_NO_SPLIT none */
     uint8_t      flags;          /* JH_* */
 } jh_inst;
+#define JH_NO_SPLIT UINT16_MAX   /* documents have at most 500 nodes */
 
 typedef struct jh_pj {           /* a person's history with one journey: 32 bytes */
     uint32_t journey;
@@ -31,12 +35,25 @@ typedef struct jh_pj {           /* a person's history with one journey: 32 byte
     jh_inst *live;
 } jh_pj;
 
-struct jh_person {
+struct jh_person {               /* 20 bytes + the key */
     jh_pj   *pj;
     uint16_t n, cap;
     uint32_t key_len;
+    uint32_t hash;               /* of the key: the people table's probe and rehash */
     char     key[];              /* NUL-terminated */
 };
+
+/* The people of a partition: open addressing over person pointers (8 bytes a
+ * slot; the key is the person's own), linear probing, at most 7/8 full. A
+ * generic jd_map slot is 32 bytes, which alone was a sixth of an instance's
+ * budget. */
+typedef struct jh_people {
+    jh_person **slots;
+    uint32_t    cap, len;
+} jh_people;
+#define JH_FOREACH_PERSON(h, p) \
+    for (uint32_t jh_i_ = 0; jh_i_ < (h)->people.cap; jh_i_++) \
+        if (((p) = (h)->people.slots[jh_i_]) != NULL)
 
 struct jrn_host {
     const jrn_reg *reg;
@@ -46,7 +63,8 @@ struct jrn_host {
     tw_wheel     *w;
     int64_t       now;
     uint64_t      lsn;           /* the record being applied (intents name it) */
-    jd_map       *people;        /* key -> jh_person (key bytes: person->key) */
+    jh_people     people;
+    jd_map       *entries;       /* instance id (8 bytes) -> entry event JSON, for versions that read journey.entry */
     size_t        live;
     jrn_vstats ***stats;         /* [journey][version - 1], lazily */
     uint32_t     *nstats_v, nstats;
@@ -70,6 +88,10 @@ jh_pj *jh__pj(jh_person *p, uint32_t journey, bool add);
 jh_inst *jh__inst_new(jrn_host *h, jh_person *p, jh_pj *pj);
 const jrn_version *jh__version(const jrn_host *h, uint32_t journey, uint32_t version);
 jrn_vstats *jh__stats(jrn_host *h, uint32_t journey, uint32_t version);
+/* The entry event JSON of x (a version that reads journey.entry), or NULL;
+ * keeping one sets JH_ENTRY (keyed by x->in.id, which must be final). */
+const char *jh__entry(const jrn_host *h, const jh_inst *x);
+void jh__entry_keep(jrn_host *h, jh_inst *x, jd_str json);
 /* A fresh wheel at now (decode: the host is empty). */
 void jh__reset_clock(jrn_host *h, int64_t now);
 

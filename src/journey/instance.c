@@ -71,7 +71,7 @@ uint64_t jrn__split_draw(uint64_t instance_id, uint32_t node)
     return jd_hash64_seed(b, sizeof b, SPLIT_SEED);
 }
 
-static uint64_t instance_id(const jrn_doc *doc, uint32_t version, jd_str key, uint64_t entry_seq)
+uint64_t jrn_instance_id(const jrn_doc *doc, uint32_t version, jd_str key, uint64_t entry_seq)
 {
     uint8_t b[12];
     uint64_t h = jd_hash64(doc->id, strlen(doc->id));
@@ -183,8 +183,7 @@ void jrn_enter(const jrn_doc *doc, uint32_t version, jrn_instance *in, jd_str ke
                uint64_t entry_seq, const ingest_event *ev, int64_t now_us, const jrn_io *io)
 {
     memset(in, 0, sizeof *in);
-    in->id = instance_id(doc, version, key, entry_seq);
-    in->entry_seq = entry_seq;
+    in->id = jrn_instance_id(doc, version, key, entry_seq);
     in->entered_us = now_us;
     in->node_since_us = now_us;
     in->paused_left_us = -1;

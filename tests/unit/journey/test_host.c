@@ -957,6 +957,46 @@ static void restore(const world *w, world *w2)
     jd_buf_release(&hb);
 }
 
+/* A version that reads journey.entry keeps the entry event per instance (and
+ * only then), across a snapshot too: a big cart gets the discount mail a day
+ * later, a small one the plain reminder. */
+static const char doc_entry[] =
+    "id: big\n"
+    "entry: { event: Cart Updated }\n"
+    "nodes:\n"
+    "  later: { wait: 1d, next: how_big }\n"
+    "  how_big:\n"
+    "    branch:\n"
+    "      - { when: \"journey.entry.properties.total >= 100.0\", next: discount }\n"
+    "      - { else: plain }\n"
+    "  discount: { send: { channel: email, template: discount } }\n"
+    "  plain: { send: { channel: email, template: reminder } }\n";
+
+static void test_entry_event_kept(void **state)
+{
+    (void)state;
+    world w, w2;
+    world_init(&w, T0);
+    publish(&w, "big", doc_entry, T0);
+    track(&w, "a", "Cart Updated", "{\"total\":250.0}", T0);
+    track(&w, "b", "Cart Updated", "{\"total\":20.0}", T0);
+    assert_int_equal(jrn_host_instances(w.h), 2);
+    restore(&w, &w2);
+    advance(&w2, T0 + DAY);
+    assert_int_equal(w2.nintents, 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_string_equal(w2.intents[i].node, strcmp(w2.intents[i].key, "a") == 0 ? "discount" : "plain");
+    assert_int_equal(stats(&w2, "big", 1)->condition_errors, 0);
+    world_release(&w2);
+    /* a version that does not mention journey.entry keeps nothing: the same
+     * branch written against `event` has no event at a timer, so it errs (false) */
+    char d[512];
+    publish(&w, "slow", doc_wait(d, sizeof d, "slow", "1h", "s"), T0);
+    track(&w, "c", "Go", NULL, T0 + MIN);
+    assert_true(jrn_host_bytes(w.h) > 0);
+    world_release(&w);
+}
+
 /* host (5) across a snapshot: a wait held by a pause still runs at resume. */
 static void test_snapshot_keeps_held_waits(void **state)
 {
@@ -1052,6 +1092,7 @@ int main(void)
         cmocka_unit_test(test_archive_ends_instances),
         cmocka_unit_test(test_person_json),
         cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_entry_event_kept),
         cmocka_unit_test(test_snapshot_keeps_held_waits),
         cmocka_unit_test(test_snapshot_keeps_instance_order),
         cmocka_unit_test(test_exit_rule_on_identify),
