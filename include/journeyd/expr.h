@@ -103,6 +103,24 @@ void expr_activation_json(expr_activation *a, const struct json_object *vars);
  * vars may be NULL (no variables). */
 expr_decls *expr_decls_json(const struct json_object *vars);
 
+/* ---- guards: what a host may check before evaluating -------------------- */
+
+/* A test every true evaluation of a program passes: its top-level
+ * conjunction (a && b && ...) contains `VAR.f1. ... .fn == "text"` (either
+ * side). Where the value at that path is absent or is not that string, the
+ * program is false or an error, so a host may skip it (journeys index entry
+ * conditions by their guards). Strings borrow the program. */
+#define EXPR_GUARD_MAX_PATH 8
+typedef struct expr_guard {
+    const char *var;
+    const char *path[EXPR_GUARD_MAX_PATH];
+    uint32_t    npath;
+    const char *value;
+    size_t      value_len;
+} expr_guard;
+/* Writes at most max guards of p to out, in source order; returns how many. */
+size_t expr_prog_guards(const expr_prog *p, expr_guard *out, size_t max);
+
 /* A JSON value as an expr_val (objects and arrays as views, not copies): for
  * activations that resolve variables themselves. Borrows j. */
 void expr_val_from_json(const struct json_object *j, expr_val *out);

@@ -88,6 +88,12 @@ int jrn_reg_apply(jrn_reg *r, const jrn_ctl *ctl, int64_t now_us, const jrn_jour
 /* Journeys an event named `name` may enter (active, newest version's entry
  * event is `name`), in registry order. */
 const uint32_t *jrn_reg_entries_for(const jrn_reg *r, jd_str name, size_t *n);
+/* The same, less the journeys whose entry condition cannot be true for this
+ * event (the parsed event JSON): a condition with a guard `event.a.b == "x"`
+ * (expr_prog_guards) is skipped unless the event has "x" there. out must
+ * hold as many as jrn_reg_entries_for gives; returns how many, registry order.
+ * event NULL: all of them. */
+size_t jrn_reg_candidates(const jrn_reg *r, jd_str name, const struct json_object *event, uint32_t *out, size_t cap);
 
 /* Snapshot codec: JSON text of every journey with its draft and versions. */
 int jrn_reg_encode(const jrn_reg *r, jd_buf *out);

@@ -508,6 +508,7 @@ void jrn_host_destroy(jrn_host *h)
     }
     free(h->stats);
     free(h->nstats_v);
+    free(h->cand);
     tw_destroy(h->w);
     expr_scratch_destroy(h->scratch);
     json_tokener_free(h->tok);
@@ -584,10 +585,17 @@ void jrn_host_event(jrn_host *h, const ingest_event *ev, uint64_t lsn, int64_t n
         }
     }
     if (ev->type == INGEST_TRACK) {
-        size_t n;
-        const uint32_t *list = jrn_reg_entries_for(h->reg, ev->event, &n);
+        size_t all;
+        jrn_reg_entries_for(h->reg, ev->event, &all);
+        if (all > h->ncand) {
+            h->cand = jd_xrealloc(h->cand, all * sizeof *h->cand);
+            h->ncand = all;
+        }
+        /* Journeys whose guard the event fails are not evaluated (their
+         * condition is false or an error whatever the rest says). */
+        size_t n = all ? jrn_reg_candidates(h->reg, ev->event, event_json(h), h->cand, h->ncand) : 0;
         for (size_t i = 0; i < n; i++) {
-            const jrn_journey *j = jrn_reg_at(h->reg, list[i]);
+            const jrn_journey *j = jrn_reg_at(h->reg, h->cand[i]);
             const jrn_version *v = jrn_reg_live(j);
             bool match = false;
             jd_err err;

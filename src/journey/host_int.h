@@ -70,6 +70,8 @@ struct jrn_host {
     uint32_t     *nstats_v, nstats;
     expr_scratch *scratch;
     json_tokener *tok;
+    uint32_t     *cand;          /* entry candidates of the event being applied */
+    size_t        ncand;
     struct {                     /* the turn (host.c) */
         jh_person *p;
         jd_str key;

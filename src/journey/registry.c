@@ -30,7 +30,22 @@
 #include "journeyd/runtime.h"
 #include "journey_int.h"
 
-typedef struct entry_list { char *name; uint32_t *v; size_t n; } entry_list;
+/* Journeys entered by one event name. Each journey whose entry condition has
+ * a guard on `event` (expr_prog_guards: `event.a.b == "x"` in its top-level
+ * conjunction) is filed under that path and value; the others are `always`
+ * candidates. An event then needs one lookup per distinct path. */
+typedef struct guard_vals { char *value; uint32_t *v; size_t n; } guard_vals;
+typedef struct guard_path {
+    const char *path[EXPR_GUARD_MAX_PATH];   /* borrowed from the version's program */
+    uint32_t    npath;
+    jd_map     *by_value;                    /* value -> guard_vals (key: its value) */
+} guard_path;
+typedef struct entry_list {
+    char       *name;
+    uint32_t   *v;      size_t n;            /* every journey, registry order */
+    uint32_t   *always; size_t nalways;      /* without a guard */
+    guard_path *g;      size_t ng;
+} entry_list;
 
 struct jrn_reg {
     const jrn_env *env;
@@ -70,6 +85,18 @@ static void free_entries(jrn_reg *r)
     void *v;
     while (jd_map_next(r->entries, &pos, &k, &kn, &v)) {
         entry_list *l = v;
+        for (size_t i = 0; i < l->ng; i++) {
+            size_t p2 = 0;
+            while (jd_map_next(l->g[i].by_value, &p2, &k, &kn, &v)) {
+                guard_vals *gv = v;
+                free(gv->value);
+                free(gv->v);
+                free(gv);
+            }
+            jd_map_destroy(l->g[i].by_value);
+        }
+        free(l->g);
+        free(l->always);
         free(l->name);
         free(l->v);
         free(l);
@@ -111,6 +138,44 @@ const uint32_t *jrn_reg_entries_for(const jrn_reg *r, jd_str name, size_t *n)
     return l ? l->v : NULL;
 }
 
+static void push_u32(uint32_t **v, size_t *n, uint32_t x)
+{
+    *v = jd_xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = x;
+}
+
+/* Files journey i of list l under its first guard on `event`. */
+static void index_journey(entry_list *l, uint32_t i, const expr_prog *when)
+{
+    expr_guard gs[8];
+    size_t ng = expr_prog_guards(when, gs, JD_ARRAY_LEN(gs)), k;
+    for (k = 0; k < ng && strcmp(gs[k].var, "event") != 0; k++) {}
+    if (k == ng) { push_u32(&l->always, &l->nalways, i); return; }
+    const expr_guard *g = &gs[k];
+    guard_path *gp = NULL;
+    for (size_t m = 0; m < l->ng && !gp; m++) {
+        guard_path *c = &l->g[m];
+        bool same = c->npath == g->npath;
+        for (uint32_t d = 0; same && d < g->npath; d++) same = strcmp(c->path[d], g->path[d]) == 0;
+        if (same) gp = c;
+    }
+    if (!gp) {
+        l->g = jd_xrealloc(l->g, (l->ng + 1) * sizeof *l->g);
+        gp = &l->g[l->ng++];
+        memset(gp, 0, sizeof *gp);
+        gp->npath = g->npath;
+        memcpy(gp->path, g->path, sizeof gp->path);
+        gp->by_value = jd_map_create(8);
+    }
+    guard_vals *gv = jd_map_get(gp->by_value, g->value, g->value_len);
+    if (!gv) {
+        gv = jd_xcalloc(1, sizeof *gv);
+        gv->value = jd_xstrndup(g->value, g->value_len);
+        jd_map_put(gp->by_value, gv->value, g->value_len, gv);
+    }
+    push_u32(&gv->v, &gv->n, i);
+}
+
 /* Invariant (3). */
 static void rebuild_entries(jrn_reg *r)
 {
@@ -127,9 +192,41 @@ static void rebuild_entries(jrn_reg *r)
             l->name = jd_xstrdup(name);
             jd_map_put(r->entries, l->name, strlen(l->name), l);
         }
-        l->v = jd_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-        l->v[l->n++] = i;
+        push_u32(&l->v, &l->n, i);
+        index_journey(l, i, v->doc->entry.when);
     }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t jrn_reg_candidates(const jrn_reg *r, jd_str name, const struct json_object *event, uint32_t *out, size_t cap)
+{
+    entry_list *l = name.n ? jd_map_get(r->entries, name.p, name.n) : NULL;
+    size_t n = 0;
+    if (!l) return 0;
+    JD_ASSERT(cap >= l->n);
+    if (!event) {   /* no event to look into: every journey is a candidate */
+        memcpy(out, l->v, l->n * sizeof *out);
+        return l->n;
+    }
+    memcpy(out, l->always, l->nalways * sizeof *out);
+    n = l->nalways;
+    for (size_t i = 0; i < l->ng; i++) {
+        json_object *o = (json_object *)event;
+        for (uint32_t d = 0; o && d < l->g[i].npath; d++)
+            if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, l->g[i].path[d], &o)) o = NULL;
+        if (!o || !json_object_is_type(o, json_type_string)) continue;
+        guard_vals *gv = jd_map_get(l->g[i].by_value, json_object_get_string(o), (size_t)json_object_get_string_len(o));
+        if (!gv) continue;
+        memcpy(out + n, gv->v, gv->n * sizeof *out);
+        n += gv->n;
+    }
+    if (l->ng) qsort(out, n, sizeof *out, cmp_u32);   /* registry order, as without the index */
+    return n;
 }
 
 /* ---- checking and applying control operations ---------------------------- */

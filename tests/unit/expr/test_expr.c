@@ -290,6 +290,43 @@ static void test_threads_share_a_program(void **state)
     expr_decls_destroy(d);
 }
 
+/* Guards: equalities in the top-level conjunction only, either side, paths
+ * from a variable; has(), ||, ! and non-string literals are not guards. */
+static void test_guards(void **state)
+{
+    (void)state;
+    expr_decls *d = expr_decls_journeyd();
+    expr_guard g[8];
+    expr_prog *p = compile_ok("event.properties.price > 5.0 && \"c3\" == event.properties.category && "
+                              "profile.traits.plan == 'pro'", d);
+    size_t n = expr_prog_guards(p, g, 8);
+    assert_int_equal(n, 2);
+    assert_string_equal(g[0].var, "event");
+    assert_int_equal(g[0].npath, 2);
+    assert_string_equal(g[0].path[0], "properties");
+    assert_string_equal(g[0].path[1], "category");
+    assert_int_equal(g[0].value_len, 2);
+    assert_memory_equal(g[0].value, "c3", 2);
+    assert_string_equal(g[1].var, "profile");
+    assert_string_equal(g[1].path[1], "plan");
+    assert_int_equal(expr_prog_guards(p, g, 1), 1);   /* max is respected */
+    expr_prog_destroy(p);
+    static const char *const none[] = {
+        "event.properties.category == 'a' || event.properties.price > 1.0",
+        "!(event.properties.category == 'a')",
+        "has(event.properties.category) == true",
+        "event.properties.count == 3",
+        "event.properties.category != 'a'",
+        "true",
+    };
+    for (size_t i = 0; i < JD_ARRAY_LEN(none); i++) {
+        p = compile_ok(none[i], d);
+        assert_int_equal(expr_prog_guards(p, g, 8), 0);
+        expr_prog_destroy(p);
+    }
+    expr_decls_destroy(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_decls_and_kinds),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_threads_share_a_program),
+        cmocka_unit_test(test_guards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

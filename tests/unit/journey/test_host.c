@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "journeyd/base.h"
+#include "journeyd/expr.h"
 #include "journeyd/ingest.h"
 #include "journeyd/journey.h"
 #include "journeyd/profile.h"
@@ -935,6 +936,70 @@ static void test_snapshot_round_trip(void **state)
     world_release(&w2);
 }
 
+/* The entry index is sound: a journey left out of jrn_reg_candidates has an
+ * entry condition that is not true for that event (checked by evaluating it),
+ * and one whose guard matches is never left out. */
+static void test_entry_index_is_sound(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    static const char *const conds[] = {
+        "event.properties.category == 'c%d'",
+        "event.properties.price > %d.0 && event.properties.category == 'c%d'",
+        "'c%d' == event.properties.kind.name",
+        "event.properties.price > %d.0",
+        "event.properties.category == 'c%d' || event.properties.price > 50.0",
+        "has(event.properties.category) && event.properties.category == 'c%d' && profile.traits.plan == 'pro'",
+    };
+    char doc[512], id[16];
+    for (int k = 0; k < 36; k++) {
+        char cond[200];
+        snprintf(cond, sizeof cond, conds[k % 6], k % 5, k % 5);
+        snprintf(id, sizeof id, "j%d", k);
+        snprintf(doc, sizeof doc, "id: %s\nentry:\n  event: Viewed\n  when: \"%s\"\nnodes:\n  s: { send: { channel: email, template: t } }\n",
+                 id, cond);
+        publish(&w, id, doc, T0);
+    }
+    size_t all = 0;
+    const uint32_t *every = jrn_reg_entries_for(w.reg, JD_STR_LIT("Viewed"), &all);
+    assert_int_equal(all, 36);
+    uint32_t cand[64];
+    expr_scratch *sc = expr_scratch_create(1 << 16);
+    uint64_t seed = 7, skipped = 0;
+    for (int e = 0; e < 400; e++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        char ev[256];
+        int c = (int)(seed >> 33) % 7, price = (int)(seed >> 40) % 100;
+        if (e % 10 == 0) snprintf(ev, sizeof ev, "{\"event\":{\"properties\":{\"price\":%d.0}}}", price);
+        else if (e % 10 == 1) snprintf(ev, sizeof ev, "{\"event\":{\"properties\":{\"category\":%d}}}", c);
+        else snprintf(ev, sizeof ev, "{\"event\":{\"properties\":{\"category\":\"c%d\",\"price\":%d.0,\"kind\":{\"name\":\"c%d\"}}},"
+                      "\"profile\":{\"traits\":{\"plan\":\"pro\"}}}", c, price, (c + 1) % 7);
+        json_object *vars = json_tokener_parse(ev), *evj;
+        assert_true(json_object_object_get_ex(vars, "event", &evj));
+        size_t n = jrn_reg_candidates(w.reg, JD_STR_LIT("Viewed"), evj, cand, 64);
+        for (size_t i = 1; i < n; i++) assert_true(cand[i - 1] < cand[i]);   /* registry order */
+        for (size_t i = 0; i < all; i++) {
+            bool in = false;
+            for (size_t m = 0; m < n; m++) in |= cand[m] == every[i];
+            if (in) continue;
+            skipped++;
+            const jrn_doc *doc2 = jrn_reg_live(jrn_reg_at(w.reg, every[i]))->doc;
+            expr_activation a;
+            expr_activation_json(&a, vars);
+            bool out = false;
+            jd_err err;
+            expr_scratch_reset(sc);
+            if (expr_eval_bool(doc2->entry.when, &a, sc, &out, &err) == JD_OK) assert_false(out);
+        }
+        json_object_put(vars);
+    }
+    assert_true(skipped > 1000);   /* the index did skip work */
+    assert_int_equal(jrn_reg_candidates(w.reg, JD_STR_LIT("Viewed"), NULL, cand, 64), 36);
+    expr_scratch_destroy(sc);
+    world_release(&w);
+}
+
 /* Encodes w's registry, profiles and host and decodes them into a fresh w2. */
 static void restore(const world *w, world *w2)
 {
@@ -1093,6 +1158,7 @@ int main(void)
         cmocka_unit_test(test_person_json),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_entry_event_kept),
+        cmocka_unit_test(test_entry_index_is_sound),
         cmocka_unit_test(test_snapshot_keeps_held_waits),
         cmocka_unit_test(test_snapshot_keeps_instance_order),
         cmocka_unit_test(test_exit_rule_on_identify),
