@@ -41,7 +41,15 @@ typedef struct jrn_version {
     char    *text;              /* the source as published (owned) */
     int64_t  published_us;
     bool     keeps_entry;       /* the document reads journey.entry: instances keep their entry event */
+    /* The event names an instance of this version reacts to (goal, exit
+     * rules, resumes, event waits): others skip it. listens_all when an
+     * exit rule is a condition alone (checked on every event). */
+    const char **listens;       /* borrowed from doc */
+    uint32_t     nlistens;
+    bool         listens_all;
 } jrn_version;
+/* Does an instance of v react to an event with this name? */
+bool jrn_version_listens(const jrn_version *v, jd_str name);
 
 typedef struct jrn_journey {
     char        *id;

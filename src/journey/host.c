@@ -580,7 +580,9 @@ void jrn_host_event(jrn_host *h, const ingest_event *ev, uint64_t lsn, int64_t n
         if (j->status != JRN_ACTIVE) continue;   /* paused: events are not seen (docs/journeys.md) */
         for (jh_inst *x = p->pj[i].live, *next; x; x = next) {
             next = x->next;
-            jrn_on_event(doc_of(h, x), &x->in, ev, h->now, &h->io);
+            const jrn_version *v = jh__version(h, x->journey, x->in.version);
+            if (!jrn_version_listens(v, ev->event)) continue;   /* nothing in it reacts to this event */
+            jrn_on_event(v->doc, &x->in, ev, h->now, &h->io);
             reap(h, x);
         }
     }

@@ -111,6 +111,7 @@ void jrn_reg_destroy(jrn_reg *r)
         jrn_journey *j = r->j[i];
         for (uint32_t k = 0; k < j->nversions; k++) {
             jrn_doc_destroy(j->versions[k]->doc);
+            free(j->versions[k]->listens);
             free(j->versions[k]->text);
             free(j->versions[k]);
         }
@@ -312,6 +313,37 @@ static jrn_journey *journey_new(jrn_reg *r, const char *id, int64_t now)
     return j;
 }
 
+static void listen_to(jrn_version *v, const char *name)
+{
+    if (!name) return;
+    for (uint32_t i = 0; i < v->nlistens; i++)
+        if (strcmp(v->listens[i], name) == 0) return;
+    v->listens = jd_xrealloc(v->listens, (v->nlistens + 1) * sizeof *v->listens);
+    v->listens[v->nlistens++] = name;
+}
+
+/* What jrn_on_event looks at, gathered once per version. */
+static void gather_listens(jrn_version *v)
+{
+    const jrn_doc *d = v->doc;
+    if (d->goal.present) listen_to(v, d->goal.event);
+    for (uint32_t i = 0; i < d->nexits; i++) {
+        if (!d->exits[i].event) v->listens_all = true;
+        listen_to(v, d->exits[i].event);
+        listen_to(v, d->exits[i].resume_event);
+    }
+    for (uint32_t i = 0; i < d->nnodes; i++)
+        if (d->nodes[i].kind == JRN_WAIT && d->nodes[i].u.wait.kind == JRN_WAIT_EVENT) listen_to(v, d->nodes[i].u.wait.event);
+}
+
+bool jrn_version_listens(const jrn_version *v, jd_str name)
+{
+    if (v->listens_all) return true;
+    for (uint32_t i = 0; i < v->nlistens; i++)
+        if (jd_str_eq(name, v->listens[i], strlen(v->listens[i]))) return true;
+    return false;
+}
+
 static void add_version(jrn_journey *j, jrn_doc *doc, const char *text, size_t n, int64_t now)
 {
     jrn_version *v = jd_xcalloc(1, sizeof *v);
@@ -320,6 +352,7 @@ static void add_version(jrn_journey *j, jrn_doc *doc, const char *text, size_t n
     v->text = jd_xstrndup(text, n);
     v->published_us = now;
     v->keeps_entry = mentions_entry(v->text);
+    gather_listens(v);
     j->versions = jd_xrealloc(j->versions, (j->nversions + 1) * sizeof *j->versions);
     j->versions[j->nversions++] = v;
 }
