@@ -2,7 +2,7 @@
 #   make          build build/journeyd (release: -O2, mimalloc)
 #   make run      install what is missing, build, start journeyd on ./data with the example journeys
 #   make test     install, build with ASan+UBSan, run unit, golden, fuzz-regression and end-to-end tests
-#   make bench    benchmarks (not part of test): bench/ingest
+#   make bench    benchmarks (not part of test): bench/ingest, timers, expr, journeys
 #   make fuzz     longer libFuzzer runs (FUZZ_SECONDS per harness)
 #   make check    include boundaries and banned functions
 
