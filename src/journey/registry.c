@@ -214,7 +214,7 @@ size_t jrn_reg_candidates(const jrn_reg *r, jd_str name, const struct json_objec
         memcpy(out, l->v, l->n * sizeof *out);
         return l->n;
     }
-    memcpy(out, l->always, l->nalways * sizeof *out);
+    if (l->nalways) memcpy(out, l->always, l->nalways * sizeof *out);   /* NULL when none */
     n = l->nalways;
     for (size_t i = 0; i < l->ng; i++) {
         json_object *o = (json_object *)event;
