@@ -381,7 +381,7 @@ static int cmd_serve(int argc, char **argv)
         .data_dir = c.data_dir, .partitions = c.partitions, .shards = c.shards, .max_pending = c.max_pending,
         .snapshot_every = c.snapshot_every, .dedupe_window_us = c.dedupe_window_us,
         .dedupe_max_entries = c.dedupe_max_entries, .log = { .segment_bytes = c.segment_bytes },
-        .tick_us = c.tick_us, .recent_intents = c.recent_intents,
+        .tick_us = c.tick_us, .recent_intents = c.recent_intents, .max_backlog = c.max_backlog,
     };
     prof_limits_default(&eo.prof);
     eo.prof.max_traits_bytes = c.max_traits_bytes;

@@ -54,6 +54,7 @@ typedef struct jd_config {
     uint32_t max_pending;           /* engine.max_pending */
     uint64_t snapshot_every;        /* engine.snapshot_every */
     uint64_t tick_us;               /* engine.tick */
+    uint64_t max_backlog;           /* engine.max_backlog */
     uint32_t recent_intents;        /* journeys.recent_intents */
     /* http */
     uint32_t http_threads;          /* http.threads */

@@ -33,6 +33,8 @@ typedef struct eng_opts {
     uint32_t    partitions;       /* power of two; fixed for a data folder */
     uint32_t    shards;           /* 0: one per core */
     uint32_t    max_pending;      /* transactions queued for the log before JD_EBUSY */
+    uint64_t    max_backlog;      /* engine.max_backlog: records a shard may have waiting before the
+                                     committer stops taking requests (0: 200,000) */
     uint64_t    snapshot_every;   /* records between automatic snapshots */
     uint64_t    dedupe_window_us;
     uint64_t    dedupe_max_entries;
@@ -149,6 +151,7 @@ typedef struct eng_stats {
     uint32_t shards;
     uint64_t pending_txns;
     uint64_t ticks;               /* clock records written */
+    uint64_t backlog_waits;       /* times the committer waited for a shard to catch up */
     uint64_t intents;             /* send and task intents produced */
     uint64_t instances, timers;   /* live journey instances and armed waits, all shards */
 } eng_stats;

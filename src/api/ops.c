@@ -72,6 +72,9 @@ void api__metrics(http_req *r, void *ctx)
     anl_prom_sample(&b, "journeyd_dedupe_evicted_early_total", NULL, NULL, (double)s.dedupe_evicted_early);
     anl_prom_family(&b, "journeyd_snapshots_total", "counter", "snapshots written");
     anl_prom_sample(&b, "journeyd_snapshots_total", NULL, NULL, (double)s.snapshots);
+    anl_prom_family(&b, "journeyd_backlog_waits_total", "counter",
+                    "times requests were held because a shard was engine.max_backlog records behind");
+    anl_prom_sample(&b, "journeyd_backlog_waits_total", NULL, NULL, (double)s.backlog_waits);
     anl_prom_family(&b, "journeyd_clock_records_total", "counter", "clock records written to move journey waits");
     anl_prom_sample(&b, "journeyd_clock_records_total", NULL, NULL, (double)s.ticks);
     anl_prom_family(&b, "journeyd_journey_instances", "gauge", "people in a journey now, all journeys");

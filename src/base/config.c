@@ -38,6 +38,7 @@ static const setting settings[] = {
     { "engine.partitions", T_U32, F(partitions), 0, 1, JD_MAX_PARTITIONS, "partitions (a power of two, fixed per data folder)" },
     { "engine.max_pending", T_U32, F(max_pending), 0, 1, 10000000, "requests waiting for the log before 503" },
     { "engine.snapshot_every", T_U64, F(snapshot_every), 0, 1000, UINT64_MAX, "records between snapshots" },
+    { "engine.max_backlog", T_U64, F(max_backlog), 0, 1, UINT64_MAX, "records a shard may have waiting before requests are held (then 503 past engine.max_pending)" },
     { "engine.tick", T_DURATION_US, F(tick_us), 0, 1000, 60 * JD_SEC, "least time between clock records while journey waits are due" },
     { "journeys.recent_intents", T_U32, F(recent_intents), 0, 0, 1u << 20, "intents kept per partition for GET /v1/intents" },
     { "http.threads",      T_U32, F(http_threads), 0, 1, 64, "HTTP server threads" },
@@ -73,6 +74,7 @@ void jd_config_init(jd_config *c)
     c->snapshot_every = JD_DEF_SNAPSHOT_EVERY;
     c->max_tags = JD_DEF_MAX_TAGS;
     c->tick_us = 10 * 1000;
+    c->max_backlog = 200000;
     c->recent_intents = 256;
     c->http_threads = JD_DEF_HTTP_THREADS;
     c->max_connections = JD_DEF_MAX_CONNECTIONS;

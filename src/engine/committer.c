@@ -287,6 +287,9 @@ static void *committer_main(void *arg)
     eng *e = arg;
     group g = { 0 };
     for (;;) {
+        /* While a shard is max_backlog records behind, requests wait in the
+         * queue (and past engine.max_pending get 503): memory stays bounded. */
+        eng__backlog_wait(e);
         /* Waking at least every 200 ms lets a finished snapshot be sealed without traffic. */
         jd_qnode *list = jd_queue_pop_all(&e->cq, wait_ms(e));
         for (jd_qnode *n = list, *next; n; n = next) {
@@ -331,6 +334,7 @@ static int replay_rec(void *arg, const log_rec *r)
         if (rc->batches[s] && rc->batches[s]->n >= 4096) {
             eng__shard_push(e, s, &rc->batches[s]->m);
             rc->batches[s] = NULL;
+            eng__backlog_wait(e);   /* replay of a long log must not hold it all in memory */
         }
     rc->applied++;
     return 0;
@@ -382,6 +386,9 @@ int eng_open(eng **out, const eng_opts *o, eng_recovery *rec, jd_err *err)
     jd_queue_init(&e->cq);
     e->clock = o->clock ? o->clock : &jd_clock_real;
     if (!e->o.tick_us) e->o.tick_us = 10 * 1000;
+    if (!e->o.max_backlog) e->o.max_backlog = 200000;
+    pthread_mutex_init(&e->bl_mu, NULL);
+    pthread_cond_init(&e->bl_cv, NULL);
     e->parts = jd_xcalloc(e->nparts, sizeof *e->parts);
     for (uint32_t p = 0; p < e->nparts; p++) {
         e->parts[p].e = e;
@@ -456,6 +463,8 @@ void eng_close(eng *e)
         for (uint32_t p = 0; p < e->nparts; p++) prof_store_destroy(e->parts[p].profiles);
     free(e->parts);
     jd_queue_release(&e->cq);
+    pthread_mutex_destroy(&e->bl_mu);
+    pthread_cond_destroy(&e->bl_cv);
     free(e->data_dir);
     free(e->log_dir);
     free(e->snap_dir);
@@ -481,6 +490,7 @@ void eng_get_stats(const eng *e, eng_stats *s)
     s->shards = e->nshards;
     s->pending_txns = atomic_load_explicit(&m->st_pending, memory_order_relaxed);
     s->ticks = atomic_load_explicit(&m->st_ticks, memory_order_relaxed);
+    s->backlog_waits = atomic_load_explicit(&m->st_backlog_waits, memory_order_relaxed);
     s->intents = atomic_load_explicit(&m->st_intents, memory_order_relaxed);
     s->instances = s->timers = 0;
     for (uint32_t k = 0; m->sh_instances && k < e->nshards; k++) {

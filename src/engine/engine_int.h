@@ -134,6 +134,11 @@ struct eng {
     const jd_clock *clock;         /* stamps clock records: the committer is the edge */
     uint64_t     last_tick_us;     /* committer */
     _Atomic uint64_t *next_due;    /* per shard: earliest armed wait (UINT64_MAX none) */
+    _Atomic uint64_t *backlog;     /* per shard: records dispatched, not yet applied */
+    pthread_mutex_t   bl_mu;       /* the committer waits on bl_cv while a backlog is full */
+    pthread_cond_t    bl_cv;
+    atomic_bool       bl_waiting;
+    atomic_uint_fast64_t st_backlog_waits;
     atomic_uint_fast64_t *sh_instances, *sh_timers;   /* per shard, for stats */
     eng_shard   *shards;
     jd_queue     cq;               /* committer input */
@@ -149,6 +154,11 @@ struct eng {
     atomic_bool          st_log_failed;
     atomic_uint_fast64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, fsync_sum_ns;
 };
+
+/* shard.c: blocks the calling thread (committer, or eng_open's replay) while
+ * some shard has more than max_backlog records waiting. Shards never wait on
+ * the committer, so the wait always ends. */
+void eng__backlog_wait(eng *e);
 
 /* committer.c: appends a record (body copied) to a transaction. */
 void eng__txn_add(eng_txn *t, uint16_t type, uint16_t partition, const void *body, uint32_t len);

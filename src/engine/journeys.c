@@ -48,6 +48,7 @@ void eng__journeys_init(eng *e)
 {
     e->regs = jd_xcalloc(e->nshards, sizeof *e->regs);
     e->next_due = jd_xcalloc(e->nshards, sizeof *e->next_due);
+    e->backlog = jd_xcalloc(e->nshards, sizeof *e->backlog);
     e->sh_instances = jd_xcalloc(e->nshards, sizeof *e->sh_instances);
     e->sh_timers = jd_xcalloc(e->nshards, sizeof *e->sh_timers);
     for (uint32_t s = 0; s < e->nshards; s++) {
@@ -74,6 +75,7 @@ void eng__journeys_release(eng *e)
     for (uint32_t s = 0; s < e->nshards; s++) jrn_reg_destroy(e->regs[s]);
     free(e->regs);
     free((void *)e->next_due);
+    free((void *)e->backlog);
     free((void *)e->sh_instances);
     free((void *)e->sh_timers);
     e->regs = NULL;

@@ -16,6 +16,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 uint32_t eng__shard_of(const eng *e, uint32_t partition) { return partition % e->nshards; }
 
@@ -45,6 +46,7 @@ void eng__batch_add(shard_batch *b, uint64_t lsn, uint16_t type, uint16_t partit
 void eng__shard_push(eng *e, uint32_t s, shard_msg *m)
 {
     JD_ASSERT(s < e->nshards);
+    if (m->kind == SM_BATCH) atomic_fetch_add_explicit(&e->backlog[s], ((shard_batch *)m)->n, memory_order_relaxed);
     bool ok = jd_queue_push(&e->shards[s].q, &m->node);
     JD_ASSERT(ok);   /* shard queues close only after the committer stopped */
     (void)ok;
@@ -95,8 +97,43 @@ static void on_batch(eng_shard *sh, shard_msg *m)
             jd_warn("shard %u: record %llu not applied: %s", sh->id, (unsigned long long)h->lsn, err.msg);
     }
     eng__journeys_publish(sh);
+    eng *e = sh->e;
+    uint64_t left = atomic_fetch_sub_explicit(&e->backlog[sh->id], b->n, memory_order_relaxed) - b->n;
+    if (left <= e->o.max_backlog && atomic_load(&e->bl_waiting)) {
+        pthread_mutex_lock(&e->bl_mu);
+        pthread_cond_broadcast(&e->bl_cv);
+        pthread_mutex_unlock(&e->bl_mu);
+    }
     jd_buf_release(&b->recs);
     free(b);
+}
+
+/* ---- back-pressure: the log may not run ahead of the shards without bound -- */
+
+static bool backlog_full(eng *e)
+{
+    for (uint32_t s = 0; s < e->nshards; s++)
+        if (atomic_load_explicit(&e->backlog[s], memory_order_relaxed) > e->o.max_backlog) return true;
+    return false;
+}
+
+void eng__backlog_wait(eng *e)
+{
+    if (!backlog_full(e)) return;
+    atomic_fetch_add_explicit(&e->st_backlog_waits, 1, memory_order_relaxed);
+    pthread_mutex_lock(&e->bl_mu);
+    atomic_store(&e->bl_waiting, true);
+    while (backlog_full(e)) {
+        /* A shard signals when it drops under the limit; the timeout covers a
+         * signal sent between the check and the wait. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&e->bl_cv, &e->bl_mu, &ts);
+    }
+    atomic_store(&e->bl_waiting, false);
+    pthread_mutex_unlock(&e->bl_mu);
 }
 
 /* ---- reads: the home shard first, then every shard ------------------------ */

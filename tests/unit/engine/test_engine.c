@@ -398,6 +398,31 @@ static void test_backpressure_when_pending_is_full(void **state)
     eng_close(e);
 }
 
+/* A shard may not fall further behind than max_backlog records: the
+ * committer holds requests meanwhile, and everything still gets applied. */
+static void test_backlog_holds_requests(void **state)
+{
+    fixture *f = *state;
+    eng *e;
+    jd_err err;
+    eng_opts o = f->o;
+    o.max_backlog = 1;   /* every batch makes the committer wait for the shards */
+    assert_int_equal(eng_open(&e, &o, NULL, &err), JD_OK);
+    for (int i = 0; i < 30; i++) {
+        char *b = track_batch(i * 20, 20, "");
+        assert_int_equal(submit(e, b), JD_OK);
+        free(b);
+    }
+    char *p = get(e, "599");
+    assert_non_null(p);
+    free(p);
+    eng_stats s;
+    eng_get_stats(e, &s);
+    assert_int_equal(s.events_accepted, 600);
+    assert_true(s.backlog_waits > 0);
+    eng_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_periodic_snapshot_trims_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions_fixed_per_data_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure_when_pending_is_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_holds_requests, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
