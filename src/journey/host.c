@@ -200,8 +200,34 @@ static void turn_begin(jrn_host *h, jh_person *p, jd_str key, const ingest_event
     h->t.ev = ev;
 }
 
+/* After an update node changed the person's profile: every live instance of
+ * theirs whose version has a condition-only exit rule checks it now, not at
+ * the person's next event. Run at the end of the turn, when no caller is
+ * walking the person's instance lists. Exit rules only end or pause, so this
+ * cannot change the profile again. */
+static void recheck_exits(jrn_host *h)
+{
+    jh_person *p = h->t.p;
+    h->t.changed = false;
+    size_t n = 0, k = 0;
+    for (uint16_t i = 0; i < p->n; i++)
+        for (jh_inst *x = p->pj[i].live; x; x = x->next) n++;
+    if (!n) return;
+    jh_inst **v = jd_xmalloc(n * sizeof *v);
+    for (uint16_t i = 0; i < p->n; i++)
+        for (jh_inst *x = p->pj[i].live; x; x = x->next) v[k++] = x;
+    for (size_t i = 0; i < n; i++) {
+        const jrn_version *ver = jh__version(h, v[i]->journey, v[i]->in.version);
+        if (!ver->listens_all || jrn_reg_at(h->reg, v[i]->journey)->status != JRN_ACTIVE) continue;
+        jrn_on_profile_change(ver->doc, &v[i]->in, h->now, &h->io);
+        reap(h, v[i]);
+    }
+    free(v);
+}
+
 static void turn_end(jrn_host *h)
 {
+    if (h->t.changed && h->t.p) recheck_exits(h);
     json_object_put(h->t.evj);
     json_object_put(h->t.prof);
     json_object_put(h->t.jobj);
@@ -395,6 +421,7 @@ static void h_update(void *self, const jrn_instance *in, const jrn_node *node, i
     }
     json_object_put(h->t.prof);   /* the view is stale now */
     h->t.prof = NULL;
+    h->t.changed = true;
     for (uint32_t i = 0; i < n; i++) free(texts[i]);
     free(texts);
     free(ops);

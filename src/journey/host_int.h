@@ -81,6 +81,7 @@ struct jrn_host {
         uint32_t journey, version;   /* whose counters an error goes to */
         json_object *evj, *prof, *jobj;
         bool evj_done;
+        bool changed;                /* an update node changed the person's profile */
     } t;
 };
 

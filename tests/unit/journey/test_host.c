@@ -1000,6 +1000,30 @@ static void test_entry_index_is_sound(void **state)
     world_release(&w);
 }
 
+/* A condition-only exit rule is checked in the same turn as another
+ * journey's update node that makes it true, not at the person's next event. */
+static void test_exit_rule_after_update_node(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    publish(&w, "nurture",
+            "id: nurture\nentry: { event: Signed Up }\n"
+            "exits:\n  - when: \"has(profile.traits.vip) && profile.traits.vip == true\"\n"
+            "nodes:\n  w: { wait: 3d, next: m }\n  m: { send: { channel: email, template: nurture } }\n", T0);
+    publish(&w, "promote",
+            "id: promote\nentry: { event: Upgraded }\n"
+            "nodes:\n  u: { update: { set: { vip: \"true\" } } }\n", T0);
+    track(&w, "a", "Signed Up", NULL, T0);
+    assert_int_equal(jrn_host_instances(w.h), 1);
+    track(&w, "a", "Upgraded", NULL, T0 + MIN);
+    assert_int_equal(jrn_host_instances(w.h), 0);   /* nurture ended in that turn */
+    assert_int_equal(stats(&w, "nurture", 1)->exits[JRN_END_EXIT_RULE], 1);
+    advance(&w, T0 + 4 * DAY);
+    assert_int_equal(w.nintents, 0);
+    world_release(&w);
+}
+
 /* Encodes w's registry, profiles and host and decodes them into a fresh w2. */
 static void restore(const world *w, world *w2)
 {
@@ -1159,6 +1183,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_entry_event_kept),
         cmocka_unit_test(test_entry_index_is_sound),
+        cmocka_unit_test(test_exit_rule_after_update_node),
         cmocka_unit_test(test_snapshot_keeps_held_waits),
         cmocka_unit_test(test_snapshot_keeps_instance_order),
         cmocka_unit_test(test_exit_rule_on_identify),
