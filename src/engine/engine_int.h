@@ -185,6 +185,12 @@ int  eng__apply_enter(eng_shard *sh, const rec_hdr *h, jd_err *err);
 int  eng__apply_tick(eng_shard *sh, const rec_hdr *h, jd_err *err);
 /* After a batch: publish the shard's next due wait and its counts. */
 void eng__journeys_publish(eng_shard *sh);
+/* Small JSON helpers shared with journeys_read.c: a string or integer member
+ * (NULL / 0 when absent), and an error reply {"error","at"?,"errors"?[...]}. */
+struct json_object;
+const char *eng__jstr(struct json_object *o, const char *k);
+int64_t eng__jint(struct json_object *o, const char *k);
+void eng__reply_err(eng_json_fn done, void *ctx, int rc, const jd_err *err, const jrn_diags *d);
 
 /* snapshot.c */
 int  eng__snapshot_load(eng *e, uint64_t *lsn, jd_err *err);

@@ -1,7 +1,8 @@
 /*
 ** src/engine/journeys.c -- journeys inside the shards: applying journey,
 ** entry and clock records, the intents each partition produced, and the
-** journey reads and changes of include/journeyd/engine.h.
+** journey changes and API entries of include/journeyd/engine.h (the reads
+** are in journeys_read.c).
 **
 ** Every shard keeps a registry (e->regs[shard]); every partition a jrn_host
 ** over its profiles and its shard's registry. A JOURNEY record reaches every
@@ -130,13 +131,13 @@ static json_object *body_json(const rec_hdr *h, jd_err *err)
     return o;
 }
 
-static const char *jstr(json_object *o, const char *k)
+const char *eng__jstr(json_object *o, const char *k)
 {
     json_object *v;
     return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
-static int64_t jint(json_object *o, const char *k)
+int64_t eng__jint(json_object *o, const char *k)
 {
     json_object *v;
     return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
@@ -149,16 +150,16 @@ int eng__apply_journey(eng_shard *sh, const rec_hdr *h, jd_err *err)
     if (!o) return JD_ECORRUPT;
     int rc;
     jrn_ctl c = { 0 };
-    const char *op = jstr(o, "op");
+    const char *op = eng__jstr(o, "op");
     if (!op || jrn_op_parse(op, &c.op) != JD_OK) {
         rc = jd_err_set(err, JD_ECORRUPT, "op", "journey record %llu has no known op", (unsigned long long)h->lsn);
         goto out;
     }
-    c.id = jstr(o, "id");
-    c.text = jstr(o, "text");
+    c.id = eng__jstr(o, "id");
+    c.text = eng__jstr(o, "text");
     c.text_len = c.text ? strlen(c.text) : 0;
-    c.source = jstr(o, "source");
-    int64_t at = jint(o, "at");
+    c.source = eng__jstr(o, "source");
+    int64_t at = eng__jint(o, "at");
     const jrn_journey *j = NULL;
     jrn_status was = 0;
     /* Refusals are the same on every shard and every replay (invariant 1). */
@@ -176,177 +177,16 @@ int eng__apply_enter(eng_shard *sh, const rec_hdr *h, jd_err *err)
     eng_part *p = &sh->e->parts[h->partition];
     json_object *o = body_json(h, err);
     if (!o) return JD_ECORRUPT;
-    const char *journey = jstr(o, "journey"), *key = jstr(o, "key");
+    const char *journey = eng__jstr(o, "journey"), *key = eng__jstr(o, "key");
     enter_result *res = &p->enters[h->lsn % ENTER_RESULTS];
     res->lsn = h->lsn;
     jd_err_clear(&res->err);
     res->rc = journey && key ? jrn_host_enter(p->host, journey, (jd_str){ key, (uint32_t)strlen(key) }, h->lsn,
-                                              jint(o, "at"), &res->err)
+                                              eng__jint(o, "at"), &res->err)
                              : jd_err_set(&res->err, JD_ECORRUPT, "", "entry record without journey or key");
     json_object_put(o);
     (void)err;
     return JD_OK;   /* a refused entry is an answer, not a failure to apply */
-}
-
-/* ---- fan-out reads ----------------------------------------------------------- */
-
-/* Adds src's numbers into dst, recursively; strings fill in where dst has none. */
-static void sum_into(json_object *dst, json_object *src)
-{
-    json_object_object_foreach(src, k, v) {
-        json_object *d;
-        if (!json_object_object_get_ex(dst, k, &d)) {
-            json_object_object_add(dst, k, json_object_get(v));
-        } else if (json_object_is_type(v, json_type_int) && json_object_is_type(d, json_type_int)) {
-            json_object_object_add(dst, k, json_object_new_int64(json_object_get_int64(d) + json_object_get_int64(v)));
-        } else if (json_object_is_type(v, json_type_object) && json_object_is_type(d, json_type_object)) {
-            sum_into(d, v);
-        } else if (json_object_is_type(v, json_type_string) && json_object_get_string_len(d) == 0) {
-            json_object_object_add(dst, k, json_object_get(v));
-        }
-    }
-}
-
-/* One version's counters in one partition, as JSON (node counts by node id). */
-static json_object *vstats_json(const jrn_vstats *st, const jrn_doc *doc)
-{
-    json_object *o = json_object_new_object(), *x = json_object_new_object(), *nodes = json_object_new_object();
-    json_object_object_add(o, "entered", json_object_new_int64((int64_t)st->entered));
-    json_object_object_add(o, "active", json_object_new_int64((int64_t)st->active));
-    for (int k = JRN_END_FINISHED; k < JRN_END_COUNT_; k++)
-        json_object_object_add(x, jrn_end_name((jrn_end)k), json_object_new_int64((int64_t)st->exits[k]));
-    json_object_object_add(o, "exits", x);
-    json_object_object_add(o, "converted", json_object_new_int64((int64_t)st->exits[JRN_END_GOAL]));
-    json_object_object_add(o, "condition_errors", json_object_new_int64((int64_t)st->condition_errors));
-    json_object_object_add(o, "last_error", json_object_new_string(st->last_error));
-    for (uint32_t i = 0; i < st->nnodes && i < doc->nnodes; i++)
-        json_object_object_add(nodes, doc->nodes[i].id, json_object_new_int64((int64_t)st->node_entered[i]));
-    json_object_object_add(o, "nodes", nodes);
-    return o;
-}
-
-typedef struct jget_job {
-    pthread_mutex_t mu;
-    uint32_t        pending;
-    char           *id;
-    bool            with_docs;
-    json_object    *def;           /* shard 0: the definitions */
-    json_object    *stats;         /* {"<id>": {"<version>": {...}}} summed */
-    eng_json_fn     done;
-    void           *ctx;
-} jget_job;
-
-static json_object *empty_stats(void)
-{
-    json_object *o = json_object_new_object(), *x = json_object_new_object();
-    json_object_object_add(o, "entered", json_object_new_int64(0));
-    json_object_object_add(o, "active", json_object_new_int64(0));
-    for (int k = JRN_END_FINISHED; k < JRN_END_COUNT_; k++)
-        json_object_object_add(x, jrn_end_name((jrn_end)k), json_object_new_int64(0));
-    json_object_object_add(o, "exits", x);
-    json_object_object_add(o, "converted", json_object_new_int64(0));
-    json_object_object_add(o, "condition_errors", json_object_new_int64(0));
-    json_object_object_add(o, "last_error", json_object_new_string(""));
-    return o;
-}
-
-/* Puts "stats" on a journey object and on each of its versions. */
-static void attach_stats(json_object *jo, json_object *all)
-{
-    json_object *idv, *vs, *mine = NULL;
-    if (!json_object_object_get_ex(jo, "id", &idv)) return;
-    json_object_object_get_ex(all, json_object_get_string(idv), &mine);
-    json_object *total = empty_stats();
-    if (json_object_object_get_ex(jo, "versions", &vs))
-        for (size_t i = 0; i < json_object_array_length(vs); i++) {
-            json_object *v = json_object_array_get_idx(vs, i), *num, *st = NULL;
-            char key[16];
-            json_object_object_get_ex(v, "version", &num);
-            snprintf(key, sizeof key, "%lld", (long long)json_object_get_int64(num));
-            json_object *vst = empty_stats();
-            json_object_object_add(vst, "nodes", json_object_new_object());
-            if (mine && json_object_object_get_ex(mine, key, &st)) sum_into(vst, st);
-            json_object *copy = empty_stats();
-            json_object *nodes;
-            sum_into(copy, vst);
-            if (json_object_object_get_ex(copy, "nodes", &nodes)) json_object_object_del(copy, "nodes");
-            sum_into(total, copy);
-            json_object_put(copy);
-            json_object_object_add(v, "stats", vst);
-        }
-    json_object_object_add(jo, "stats", total);
-}
-
-static void jget_finish(jget_job *j)
-{
-    if (!j->def) {
-        jd_err err;
-        jd_err_set(&err, JD_ENOTFOUND, "id", "no journey '%s'", j->id ? j->id : "");
-        j->done(j->ctx, JD_ENOTFOUND, &err, NULL, 0);
-    } else {
-        if (json_object_is_type(j->def, json_type_array))
-            for (size_t i = 0; i < json_object_array_length(j->def); i++)
-                attach_stats(json_object_array_get_idx(j->def, i), j->stats);
-        else
-            attach_stats(j->def, j->stats);
-        const char *s = json_object_to_json_string_ext(j->def, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        j->done(j->ctx, JD_OK, NULL, s, strlen(s));
-    }
-    json_object_put(j->def);
-    json_object_put(j->stats);
-    pthread_mutex_destroy(&j->mu);
-    free(j->id);
-    free(j);
-}
-
-static void jget_shard(eng_shard *sh, void *arg)
-{
-    jget_job *j = arg;
-    eng *e = sh->e;
-    const jrn_reg *reg = e->regs[sh->id];
-    const jrn_journey *one = j->id ? jrn_reg_find(reg, j->id) : NULL;
-    json_object *st = json_object_new_object();
-    for (uint32_t ji = 0; ji < jrn_reg_count(reg); ji++) {
-        const jrn_journey *jr = jrn_reg_at(reg, ji);
-        if (j->id && jr != one) continue;
-        json_object *per = json_object_new_object();
-        for (uint32_t v = 1; v <= jr->nversions; v++) {
-            json_object *sum = NULL;
-            for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) {
-                const jrn_vstats *vs = jrn_host_stats(e->parts[p].host, ji, v);
-                if (!vs) continue;
-                json_object *x = vstats_json(vs, jr->versions[v - 1]->doc);
-                if (!sum) sum = x;
-                else { sum_into(sum, x); json_object_put(x); }
-            }
-            char key[16];
-            snprintf(key, sizeof key, "%u", v);
-            if (sum) json_object_object_add(per, key, sum);
-        }
-        json_object_object_add(st, jr->id, per);
-    }
-    json_object *def = NULL;
-    if (sh->id == 0 && (!j->id || one)) def = jrn_reg_json(reg, one, j->with_docs);
-    pthread_mutex_lock(&j->mu);
-    if (def) j->def = def;
-    sum_into(j->stats, st);
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    json_object_put(st);
-    if (last) jget_finish(j);
-}
-
-void eng_journeys_get(eng *e, const char *id, bool with_docs, eng_json_fn done, void *ctx)
-{
-    jget_job *j = jd_xcalloc(1, sizeof *j);
-    pthread_mutex_init(&j->mu, NULL);
-    j->pending = e->nshards;
-    j->id = id ? jd_xstrdup(id) : NULL;
-    j->with_docs = with_docs;
-    j->stats = json_object_new_object();
-    j->done = done;
-    j->ctx = ctx;
-    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, jget_shard, j);
 }
 
 /* ---- changes ----------------------------------------------------------------- */
@@ -368,7 +208,7 @@ static void change_free(change_job *j)
     free(j);
 }
 
-static void reply_err(eng_json_fn done, void *ctx, int rc, const jd_err *err, const jrn_diags *d)
+void eng__reply_err(eng_json_fn done, void *ctx, int rc, const jd_err *err, const jrn_diags *d)
 {
     json_object *o = json_object_new_object(), *a = json_object_new_array();
     json_object_object_add(o, "error", json_object_new_string(err->msg));
@@ -390,7 +230,7 @@ static void reply_err(eng_json_fn done, void *ctx, int rc, const jd_err *err, co
 static void change_committed(void *ctx, int status, const jd_err *err, uint64_t lsn)
 {
     change_job *j = ctx;
-    if (status != JD_OK) reply_err(j->done, j->ctx, status, err, NULL);
+    if (status != JD_OK) eng__reply_err(j->done, j->ctx, status, err, NULL);
     else eng_journeys_get(j->e, j->id, false, j->done, j->ctx);
     change_free(j);
 }
@@ -415,7 +255,7 @@ static void change_check(eng_shard *sh, void *arg)
     }
     if (rc == JD_OK) rc = jrn_reg_check(reg, &j->c, &d, &err);
     if (rc != JD_OK) {
-        reply_err(j->done, j->ctx, rc, &err, rc == JD_EINVAL ? &d : NULL);
+        eng__reply_err(j->done, j->ctx, rc, &err, rc == JD_EINVAL ? &d : NULL);
         jrn_diags_release(&d);
         change_free(j);
         return;
@@ -450,7 +290,7 @@ void eng_journey_change(eng *e, const eng_journey_req *req, eng_json_fn done, vo
     j->must_exist = req->must_exist;
     if (!req->op || jrn_op_parse(req->op, &j->c.op) != JD_OK) {
         jd_err_set(&err, JD_EINVAL, "op", "unknown journey operation '%s'", req->op ? req->op : "");
-        reply_err(done, ctx, JD_EINVAL, &err, NULL);
+        eng__reply_err(done, ctx, JD_EINVAL, &err, NULL);
         change_free(j);
         return;
     }
@@ -487,9 +327,9 @@ static void enter_result_read(eng_shard *sh, void *arg)
     jd_err err;
     if (r->lsn != j->lsn) {
         jd_err_set(&err, JD_EBUSY, "", "the entry was applied but its result was overwritten; see GET /v1/profiles/%s/journeys", j->key);
-        reply_err(j->done, j->ctx, JD_EBUSY, &err, NULL);
+        eng__reply_err(j->done, j->ctx, JD_EBUSY, &err, NULL);
     } else if (r->rc != JD_OK) {
-        reply_err(j->done, j->ctx, r->rc, &r->err, NULL);
+        eng__reply_err(j->done, j->ctx, r->rc, &r->err, NULL);
     } else {
         jd_buf b;
         jd_buf_init(&b, SIZE_MAX);
@@ -497,7 +337,7 @@ static void enter_result_read(eng_shard *sh, void *arg)
         json_object *o = json_object_new_object(), *all = b.data ? json_tokener_parse(b.data) : NULL, *inst = NULL;
         for (size_t i = 0; all && i < json_object_array_length(all); i++) {
             json_object *x = json_object_array_get_idx(all, i);
-            const char *jid = jstr(x, "journey");
+            const char *jid = eng__jstr(x, "journey");
             if (jid && strcmp(jid, j->id) == 0) inst = x;
         }
         json_object_object_add(o, "entered", json_object_new_boolean(1));
@@ -517,7 +357,7 @@ static void enter_committed(void *ctx, int status, const jd_err *err, uint64_t l
 {
     enter_job *j = ctx;
     if (status != JD_OK) {
-        reply_err(j->done, j->ctx, status, err, NULL);
+        eng__reply_err(j->done, j->ctx, status, err, NULL);
         enter_free(j);
         return;
     }
@@ -536,7 +376,7 @@ static void enter_check(eng_shard *sh, void *arg)
     else if (jr->status != JRN_ACTIVE)
         rc = jd_err_set(&err, JD_EBUSY, "status", "journey '%s' is %s, not active", j->id, jrn_status_name(jr->status));
     if (rc != JD_OK) {
-        reply_err(j->done, j->ctx, rc, &err, NULL);
+        eng__reply_err(j->done, j->ctx, rc, &err, NULL);
         enter_free(j);
         return;
     }
@@ -561,158 +401,4 @@ void eng_journey_enter(eng *e, const char *id, const char *profile_id, eng_json_
     j->done = done;
     j->ctx = ctx;
     eng__call(e, 0, enter_check, j);
-}
-
-/* ---- a person's journeys, and intents ----------------------------------------- */
-
-typedef struct person_job {
-    char       *key;
-    uint32_t    partition, limit;
-    eng_json_fn done;
-    void       *ctx;
-    /* intents of everyone: one array per shard, merged by the last */
-    pthread_mutex_t mu;
-    uint32_t    pending;
-    json_object *all;
-} person_job;
-
-static void person_read(eng_shard *sh, void *arg)
-{
-    person_job *j = arg;
-    eng_part *p = &sh->e->parts[j->partition];
-    jd_buf b;
-    jd_buf_init(&b, SIZE_MAX);
-    if (jrn_host_person_json(p->host, j->key, strlen(j->key), &b) == JD_OK) {
-        j->done(j->ctx, JD_OK, NULL, b.data, b.len);
-    } else {
-        jd_err err;
-        jd_err_set(&err, JD_ENOTFOUND, "id", "'%s' has never been in a journey", j->key);
-        reply_err(j->done, j->ctx, JD_ENOTFOUND, &err, NULL);
-    }
-    jd_buf_release(&b);
-    free(j->key);
-    free(j);
-}
-
-void eng_profile_journeys(eng *e, const char *profile_id, eng_json_fn done, void *ctx)
-{
-    person_job *j = jd_xcalloc(1, sizeof *j);
-    j->key = jd_xstrdup(profile_id);
-    j->partition = eng__partition_of(e, j->key, strlen(j->key));
-    j->done = done;
-    j->ctx = ctx;
-    eng__call(e, eng__shard_of(e, j->partition), person_read, j);
-}
-
-static json_object *intent_json(const intent_rec *r)
-{
-    static const char *const kinds[] = { [JRN_SEND] = "send", [JRN_TASK] = "task" };
-    char hex[17], t[JD_TIME_TEXT];
-    json_object *o = json_object_new_object();
-    const jrn_node *n = r->node;
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)r->id);
-    json_object_object_add(o, "id", json_object_new_string(hex));
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)r->instance);
-    json_object_object_add(o, "instance", json_object_new_string(hex));
-    json_object_object_add(o, "journey", json_object_new_string(r->journey->id));
-    json_object_object_add(o, "version", json_object_new_int64(r->version));
-    json_object_object_add(o, "node", json_object_new_string(n->id));
-    json_object_object_add(o, "kind", json_object_new_string(
-        (n->kind == JRN_SEND || n->kind == JRN_TASK) ? kinds[n->kind] : "other"));
-    if (n->kind == JRN_SEND) {
-        json_object_object_add(o, "channel", json_object_new_string(n->u.send.channel));
-        json_object_object_add(o, "template", json_object_new_string(n->u.send.template_name));
-        if (n->u.send.category) json_object_object_add(o, "category", json_object_new_string(n->u.send.category));
-    } else if (n->kind == JRN_TASK) {
-        if (n->u.task.queue) json_object_object_add(o, "queue", json_object_new_string(n->u.task.queue));
-        if (n->u.task.title) json_object_object_add(o, "title", json_object_new_string(n->u.task.title));
-    }
-    json_object_object_add(o, "person", json_object_new_string(r->person));
-    jd_time_format(r->at_us, t);
-    json_object_object_add(o, "at", json_object_new_string(t));
-    json_object_object_add(o, "at_us", json_object_new_int64(r->at_us));
-    json_object_object_add(o, "lsn", json_object_new_int64((int64_t)r->lsn));
-    json_object_object_add(o, "delay_us", json_object_new_int64(r->delay_us));
-    return o;
-}
-
-/* Newest first: by lsn, then production order within a record. */
-static int cmp_intent_json(const void *a, const void *b)
-{
-    json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b;
-    int64_t lx = jint(x, "lsn"), ly = jint(y, "lsn");
-    if (lx != ly) return lx > ly ? -1 : 1;
-    int64_t sx = jint(x, "_seq"), sy = jint(y, "_seq");
-    return sx > sy ? -1 : sx < sy;
-}
-
-/* Appends the partition's newest intents (of key, or all) to arr. */
-static void collect(const eng *e, const eng_part *p, const char *key, uint32_t limit, json_object *arr)
-{
-    uint64_t cap = e->o.recent_intents, have = p->nintents < cap ? p->nintents : cap;
-    uint32_t got = 0;
-    for (uint64_t i = 0; i < have && got < limit; i++) {
-        uint64_t seq = p->nintents - 1 - i;
-        const intent_rec *r = &p->intents[seq % cap];
-        if (key && strcmp(r->person, key) != 0) continue;
-        json_object *o = intent_json(r);
-        json_object_object_add(o, "_seq", json_object_new_int64((int64_t)seq));
-        json_object_array_add(arr, o);
-        got++;
-    }
-}
-
-static void intents_finish(person_job *j)
-{
-    size_t n = json_object_array_length(j->all);
-    json_object_array_sort(j->all, cmp_intent_json);
-    json_object *out = json_object_new_array();
-    for (size_t i = 0; i < n && i < j->limit; i++) {
-        json_object *o = json_object_array_get_idx(j->all, i);
-        json_object_object_del(o, "_seq");
-        json_object_array_add(out, json_object_get(o));
-    }
-    const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    j->done(j->ctx, JD_OK, NULL, s, strlen(s));
-    json_object_put(out);
-    json_object_put(j->all);
-    pthread_mutex_destroy(&j->mu);
-    free(j->key);
-    free(j);
-}
-
-static void intents_shard(eng_shard *sh, void *arg)
-{
-    person_job *j = arg;
-    eng *e = sh->e;
-    json_object *mine = json_object_new_array();
-    if (j->key) collect(e, &e->parts[j->partition], j->key, j->limit, mine);
-    else
-        for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) collect(e, &e->parts[p], NULL, j->limit, mine);
-    pthread_mutex_lock(&j->mu);
-    for (size_t i = 0; i < json_object_array_length(mine); i++)
-        json_object_array_add(j->all, json_object_get(json_object_array_get_idx(mine, i)));
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    json_object_put(mine);
-    if (last) intents_finish(j);
-}
-
-void eng_intents_get(eng *e, const char *profile_id, uint32_t limit, eng_json_fn done, void *ctx)
-{
-    person_job *j = jd_xcalloc(1, sizeof *j);
-    pthread_mutex_init(&j->mu, NULL);
-    j->key = profile_id ? jd_xstrdup(profile_id) : NULL;
-    j->limit = limit ? limit : 100;
-    j->done = done;
-    j->ctx = ctx;
-    j->all = json_object_new_array();
-    if (j->key) {
-        j->partition = eng__partition_of(e, j->key, strlen(j->key));
-        j->pending = 1;
-        eng__call(e, eng__shard_of(e, j->partition), intents_shard, j);
-    } else {
-        j->pending = e->nshards;
-        for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, intents_shard, j);
-    }
 }

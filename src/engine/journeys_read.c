@@ -1,0 +1,333 @@
+/*
+** src/engine/journeys_read.c -- journey reads, each a message to the shards
+** that own the answer: the journeys with their counters summed over every
+** partition (eng_journeys_get), where a person is (eng_profile_journeys), and
+** the intents ring (eng_intents_get). Writes are in journeys.c.
+**
+** Invariants:
+**  (1) A fan-out read's job is shared by the shards it went to under its
+**      mutex; the last one to finish answers and frees it.
+**  (2) json-c objects built on one shard are handed to the finisher through
+**      that mutex; none is touched by two threads at once.
+*/
+#include "engine_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+
+/* ---- fan-out reads ----------------------------------------------------------- */
+
+/* Adds src's numbers into dst, recursively; strings fill in where dst has none. */
+static void sum_into(json_object *dst, json_object *src)
+{
+    json_object_object_foreach(src, k, v) {
+        json_object *d;
+        if (!json_object_object_get_ex(dst, k, &d)) {
+            json_object_object_add(dst, k, json_object_get(v));
+        } else if (json_object_is_type(v, json_type_int) && json_object_is_type(d, json_type_int)) {
+            json_object_object_add(dst, k, json_object_new_int64(json_object_get_int64(d) + json_object_get_int64(v)));
+        } else if (json_object_is_type(v, json_type_object) && json_object_is_type(d, json_type_object)) {
+            sum_into(d, v);
+        } else if (json_object_is_type(v, json_type_string) && json_object_get_string_len(d) == 0) {
+            json_object_object_add(dst, k, json_object_get(v));
+        }
+    }
+}
+
+/* One version's counters in one partition, as JSON (node counts by node id). */
+static json_object *vstats_json(const jrn_vstats *st, const jrn_doc *doc)
+{
+    json_object *o = json_object_new_object(), *x = json_object_new_object(), *nodes = json_object_new_object();
+    json_object_object_add(o, "entered", json_object_new_int64((int64_t)st->entered));
+    json_object_object_add(o, "active", json_object_new_int64((int64_t)st->active));
+    for (int k = JRN_END_FINISHED; k < JRN_END_COUNT_; k++)
+        json_object_object_add(x, jrn_end_name((jrn_end)k), json_object_new_int64((int64_t)st->exits[k]));
+    json_object_object_add(o, "exits", x);
+    json_object_object_add(o, "converted", json_object_new_int64((int64_t)st->exits[JRN_END_GOAL]));
+    json_object_object_add(o, "condition_errors", json_object_new_int64((int64_t)st->condition_errors));
+    json_object_object_add(o, "last_error", json_object_new_string(st->last_error));
+    for (uint32_t i = 0; i < st->nnodes && i < doc->nnodes; i++)
+        json_object_object_add(nodes, doc->nodes[i].id, json_object_new_int64((int64_t)st->node_entered[i]));
+    json_object_object_add(o, "nodes", nodes);
+    return o;
+}
+
+typedef struct jget_job {
+    pthread_mutex_t mu;
+    uint32_t        pending;
+    char           *id;
+    bool            with_docs;
+    json_object    *def;           /* shard 0: the definitions */
+    json_object    *stats;         /* {"<id>": {"<version>": {...}}} summed */
+    eng_json_fn     done;
+    void           *ctx;
+} jget_job;
+
+static json_object *empty_stats(void)
+{
+    json_object *o = json_object_new_object(), *x = json_object_new_object();
+    json_object_object_add(o, "entered", json_object_new_int64(0));
+    json_object_object_add(o, "active", json_object_new_int64(0));
+    for (int k = JRN_END_FINISHED; k < JRN_END_COUNT_; k++)
+        json_object_object_add(x, jrn_end_name((jrn_end)k), json_object_new_int64(0));
+    json_object_object_add(o, "exits", x);
+    json_object_object_add(o, "converted", json_object_new_int64(0));
+    json_object_object_add(o, "condition_errors", json_object_new_int64(0));
+    json_object_object_add(o, "last_error", json_object_new_string(""));
+    return o;
+}
+
+/* Puts "stats" on a journey object and on each of its versions. */
+static void attach_stats(json_object *jo, json_object *all)
+{
+    json_object *idv, *vs, *mine = NULL;
+    if (!json_object_object_get_ex(jo, "id", &idv)) return;
+    json_object_object_get_ex(all, json_object_get_string(idv), &mine);
+    json_object *total = empty_stats();
+    if (json_object_object_get_ex(jo, "versions", &vs))
+        for (size_t i = 0; i < json_object_array_length(vs); i++) {
+            json_object *v = json_object_array_get_idx(vs, i), *num, *st = NULL;
+            char key[16];
+            json_object_object_get_ex(v, "version", &num);
+            snprintf(key, sizeof key, "%lld", (long long)json_object_get_int64(num));
+            json_object *vst = empty_stats();
+            json_object_object_add(vst, "nodes", json_object_new_object());
+            if (mine && json_object_object_get_ex(mine, key, &st)) sum_into(vst, st);
+            json_object *copy = empty_stats();
+            json_object *nodes;
+            sum_into(copy, vst);
+            if (json_object_object_get_ex(copy, "nodes", &nodes)) json_object_object_del(copy, "nodes");
+            sum_into(total, copy);
+            json_object_put(copy);
+            json_object_object_add(v, "stats", vst);
+        }
+    json_object_object_add(jo, "stats", total);
+}
+
+static void jget_finish(jget_job *j)
+{
+    if (!j->def) {
+        jd_err err;
+        jd_err_set(&err, JD_ENOTFOUND, "id", "no journey '%s'", j->id ? j->id : "");
+        j->done(j->ctx, JD_ENOTFOUND, &err, NULL, 0);
+    } else {
+        if (json_object_is_type(j->def, json_type_array))
+            for (size_t i = 0; i < json_object_array_length(j->def); i++)
+                attach_stats(json_object_array_get_idx(j->def, i), j->stats);
+        else
+            attach_stats(j->def, j->stats);
+        const char *s = json_object_to_json_string_ext(j->def, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+    }
+    json_object_put(j->def);
+    json_object_put(j->stats);
+    pthread_mutex_destroy(&j->mu);
+    free(j->id);
+    free(j);
+}
+
+static void jget_shard(eng_shard *sh, void *arg)
+{
+    jget_job *j = arg;
+    eng *e = sh->e;
+    const jrn_reg *reg = e->regs[sh->id];
+    const jrn_journey *one = j->id ? jrn_reg_find(reg, j->id) : NULL;
+    json_object *st = json_object_new_object();
+    for (uint32_t ji = 0; ji < jrn_reg_count(reg); ji++) {
+        const jrn_journey *jr = jrn_reg_at(reg, ji);
+        if (j->id && jr != one) continue;
+        json_object *per = json_object_new_object();
+        for (uint32_t v = 1; v <= jr->nversions; v++) {
+            json_object *sum = NULL;
+            for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) {
+                const jrn_vstats *vs = jrn_host_stats(e->parts[p].host, ji, v);
+                if (!vs) continue;
+                json_object *x = vstats_json(vs, jr->versions[v - 1]->doc);
+                if (!sum) sum = x;
+                else { sum_into(sum, x); json_object_put(x); }
+            }
+            char key[16];
+            snprintf(key, sizeof key, "%u", v);
+            if (sum) json_object_object_add(per, key, sum);
+        }
+        json_object_object_add(st, jr->id, per);
+    }
+    json_object *def = NULL;
+    if (sh->id == 0 && (!j->id || one)) def = jrn_reg_json(reg, one, j->with_docs);
+    pthread_mutex_lock(&j->mu);
+    if (def) j->def = def;
+    sum_into(j->stats, st);
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->mu);
+    json_object_put(st);
+    if (last) jget_finish(j);
+}
+
+void eng_journeys_get(eng *e, const char *id, bool with_docs, eng_json_fn done, void *ctx)
+{
+    jget_job *j = jd_xcalloc(1, sizeof *j);
+    pthread_mutex_init(&j->mu, NULL);
+    j->pending = e->nshards;
+    j->id = id ? jd_xstrdup(id) : NULL;
+    j->with_docs = with_docs;
+    j->stats = json_object_new_object();
+    j->done = done;
+    j->ctx = ctx;
+    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, jget_shard, j);
+}
+
+/* ---- a person's journeys, and intents ----------------------------------------- */
+
+typedef struct person_job {
+    char       *key;
+    uint32_t    partition, limit;
+    eng_json_fn done;
+    void       *ctx;
+    /* intents of everyone: one array per shard, merged by the last */
+    pthread_mutex_t mu;
+    uint32_t    pending;
+    json_object *all;
+} person_job;
+
+static void person_read(eng_shard *sh, void *arg)
+{
+    person_job *j = arg;
+    eng_part *p = &sh->e->parts[j->partition];
+    jd_buf b;
+    jd_buf_init(&b, SIZE_MAX);
+    if (jrn_host_person_json(p->host, j->key, strlen(j->key), &b) == JD_OK) {
+        j->done(j->ctx, JD_OK, NULL, b.data, b.len);
+    } else {
+        jd_err err;
+        jd_err_set(&err, JD_ENOTFOUND, "id", "'%s' has never been in a journey", j->key);
+        eng__reply_err(j->done, j->ctx, JD_ENOTFOUND, &err, NULL);
+    }
+    jd_buf_release(&b);
+    free(j->key);
+    free(j);
+}
+
+void eng_profile_journeys(eng *e, const char *profile_id, eng_json_fn done, void *ctx)
+{
+    person_job *j = jd_xcalloc(1, sizeof *j);
+    j->key = jd_xstrdup(profile_id);
+    j->partition = eng__partition_of(e, j->key, strlen(j->key));
+    j->done = done;
+    j->ctx = ctx;
+    eng__call(e, eng__shard_of(e, j->partition), person_read, j);
+}
+
+static json_object *intent_json(const intent_rec *r)
+{
+    static const char *const kinds[] = { [JRN_SEND] = "send", [JRN_TASK] = "task" };
+    char hex[17], t[JD_TIME_TEXT];
+    json_object *o = json_object_new_object();
+    const jrn_node *n = r->node;
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)r->id);
+    json_object_object_add(o, "id", json_object_new_string(hex));
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)r->instance);
+    json_object_object_add(o, "instance", json_object_new_string(hex));
+    json_object_object_add(o, "journey", json_object_new_string(r->journey->id));
+    json_object_object_add(o, "version", json_object_new_int64(r->version));
+    json_object_object_add(o, "node", json_object_new_string(n->id));
+    json_object_object_add(o, "kind", json_object_new_string(
+        (n->kind == JRN_SEND || n->kind == JRN_TASK) ? kinds[n->kind] : "other"));
+    if (n->kind == JRN_SEND) {
+        json_object_object_add(o, "channel", json_object_new_string(n->u.send.channel));
+        json_object_object_add(o, "template", json_object_new_string(n->u.send.template_name));
+        if (n->u.send.category) json_object_object_add(o, "category", json_object_new_string(n->u.send.category));
+    } else if (n->kind == JRN_TASK) {
+        if (n->u.task.queue) json_object_object_add(o, "queue", json_object_new_string(n->u.task.queue));
+        if (n->u.task.title) json_object_object_add(o, "title", json_object_new_string(n->u.task.title));
+    }
+    json_object_object_add(o, "person", json_object_new_string(r->person));
+    jd_time_format(r->at_us, t);
+    json_object_object_add(o, "at", json_object_new_string(t));
+    json_object_object_add(o, "at_us", json_object_new_int64(r->at_us));
+    json_object_object_add(o, "lsn", json_object_new_int64((int64_t)r->lsn));
+    json_object_object_add(o, "delay_us", json_object_new_int64(r->delay_us));
+    return o;
+}
+
+/* Newest first: by lsn, then production order within a record. */
+static int cmp_intent_json(const void *a, const void *b)
+{
+    json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b;
+    int64_t lx = eng__jint(x, "lsn"), ly = eng__jint(y, "lsn");
+    if (lx != ly) return lx > ly ? -1 : 1;
+    int64_t sx = eng__jint(x, "_seq"), sy = eng__jint(y, "_seq");
+    return sx > sy ? -1 : sx < sy;
+}
+
+/* Appends the partition's newest intents (of key, or all) to arr. */
+static void collect(const eng *e, const eng_part *p, const char *key, uint32_t limit, json_object *arr)
+{
+    uint64_t cap = e->o.recent_intents, have = p->nintents < cap ? p->nintents : cap;
+    uint32_t got = 0;
+    for (uint64_t i = 0; i < have && got < limit; i++) {
+        uint64_t seq = p->nintents - 1 - i;
+        const intent_rec *r = &p->intents[seq % cap];
+        if (key && strcmp(r->person, key) != 0) continue;
+        json_object *o = intent_json(r);
+        json_object_object_add(o, "_seq", json_object_new_int64((int64_t)seq));
+        json_object_array_add(arr, o);
+        got++;
+    }
+}
+
+static void intents_finish(person_job *j)
+{
+    size_t n = json_object_array_length(j->all);
+    json_object_array_sort(j->all, cmp_intent_json);
+    json_object *out = json_object_new_array();
+    for (size_t i = 0; i < n && i < j->limit; i++) {
+        json_object *o = json_object_array_get_idx(j->all, i);
+        json_object_object_del(o, "_seq");
+        json_object_array_add(out, json_object_get(o));
+    }
+    const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+    json_object_put(out);
+    json_object_put(j->all);
+    pthread_mutex_destroy(&j->mu);
+    free(j->key);
+    free(j);
+}
+
+static void intents_shard(eng_shard *sh, void *arg)
+{
+    person_job *j = arg;
+    eng *e = sh->e;
+    json_object *mine = json_object_new_array();
+    if (j->key) collect(e, &e->parts[j->partition], j->key, j->limit, mine);
+    else
+        for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) collect(e, &e->parts[p], NULL, j->limit, mine);
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < json_object_array_length(mine); i++)
+        json_object_array_add(j->all, json_object_get(json_object_array_get_idx(mine, i)));
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->mu);
+    json_object_put(mine);
+    if (last) intents_finish(j);
+}
+
+void eng_intents_get(eng *e, const char *profile_id, uint32_t limit, eng_json_fn done, void *ctx)
+{
+    person_job *j = jd_xcalloc(1, sizeof *j);
+    pthread_mutex_init(&j->mu, NULL);
+    j->key = profile_id ? jd_xstrdup(profile_id) : NULL;
+    j->limit = limit ? limit : 100;
+    j->done = done;
+    j->ctx = ctx;
+    j->all = json_object_new_array();
+    if (j->key) {
+        j->partition = eng__partition_of(e, j->key, strlen(j->key));
+        j->pending = 1;
+        eng__call(e, eng__shard_of(e, j->partition), intents_shard, j);
+    } else {
+        j->pending = e->nshards;
+        for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, intents_shard, j);
+    }
+}
