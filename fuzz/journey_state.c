@@ -2,7 +2,7 @@
  * partition's journey state in a snapshot) and jrn_reg_decode (the registry).
  *
  * The registry is fixed (one journey, two versions: waits on an event with a
- * timeout, a split, a send), built once. Raw bytes go to the decoder of a
+ * timeout, a split, a send; one segment that time flips), built once. Raw bytes go to the decoder of a
  * fresh host. It must never crash, leak or read out of bounds; when it
  * accepts the bytes, time is advanced a year so every restored wait fires
  * (the state machine must cope with any accepted state), and encoding the
@@ -48,6 +48,9 @@ static void setup(void)
     jrn_ctl c = { JRN_OP_PUBLISH, "cart", DOC, sizeof DOC - 1, "fuzz" };
     if (jrn_reg_apply(reg, &c, 1, &j, &was, &err) != JD_OK) abort();
     if (jrn_reg_apply(reg, &c, 2, &j, &was, &err) != JD_OK) abort();   /* version 2 */
+    static const char seg[] = "id: idle\nwhen: days_since(timestamp(profile.last_seen)) >= 3\n";
+    jrn_ctl s = { JRN_OP_SEGMENT, "idle", seg, sizeof seg - 1, "fuzz" };
+    if (jrn_reg_apply(reg, &s, 3, &j, &was, &err) != JD_OK) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -101,7 +101,7 @@ void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx);
 typedef void (*eng_json_fn)(void *ctx, int rc, const jd_err *err, const char *json, size_t n);
 
 typedef struct eng_journey_req {
-    const char *op;            /* "draft", "publish", "pause", "resume", "archive" */
+    const char *op;            /* "draft", "publish", "pause", "resume", "archive"; "segment" defines a segment */
     const char *id;
     const char *text;          /* draft/publish: the document (YAML or JSON); NULL: publish the draft */
     size_t      text_len;
@@ -123,6 +123,16 @@ void eng_journeys_get(eng *e, const char *id, bool with_docs, eng_json_fn done, 
  * "instance":{...}}; JD_ENOTFOUND; JD_EBUSY when the journey is not active
  * or the re-entry policy refuses (err says which). */
 void eng_journey_enter(eng *e, const char *id, const char *profile_id, eng_json_fn done, void *ctx);
+
+/* Segments (defined with eng_journey_change op "segment", text: the segment
+ * document): one (id) or all (NULL) as JSON {id, name, version, when,
+ * updated_at, size} with size summed over every partition; JD_ENOTFOUND. */
+void eng_segments_get(eng *e, const char *id, eng_json_fn done, void *ctx);
+/* Members of segment id, by profile key in byte order after `after` (NULL:
+ * from the start), at most limit: {"members":[...],"next":key|null}. */
+void eng_segment_members(eng *e, const char *id, const char *after, uint32_t limit, eng_json_fn done, void *ctx);
+/* The segments a person is in: JSON array of ids (home partition). */
+void eng_profile_segments(eng *e, const char *profile_id, eng_json_fn done, void *ctx);
 
 /* Where a person is in journeys: JSON array (jrn_host_person_json);
  * JD_ENOTFOUND if never in one. */

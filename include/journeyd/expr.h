@@ -120,6 +120,9 @@ typedef struct expr_guard {
 } expr_guard;
 /* Writes at most max guards of p to out, in source order; returns how many. */
 size_t expr_prog_guards(const expr_prog *p, expr_guard *out, size_t max);
+/* Can p's value change with `now` alone (it reads `now`, or calls days_since)?
+ * Hosts then look for the moment it flips (segments). */
+bool expr_prog_reads_now(const expr_prog *p);
 
 /* A JSON value as an expr_val (objects and arrays as views, not copies): for
  * activations that resolve variables themselves. Borrows j. */

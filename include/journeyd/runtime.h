@@ -62,8 +62,25 @@ typedef struct jrn_journey {
     uint32_t     nversions;
 } jrn_journey;
 
-/* Control operations, as carried by a journey record in the log. */
-typedef enum { JRN_OP_DRAFT = 1, JRN_OP_PUBLISH, JRN_OP_PAUSE, JRN_OP_RESUME, JRN_OP_ARCHIVE } jrn_op;
+/* A segment (audience): a condition over the profile; a person is a member
+ * while it is true. Defined by a document (src/journey/segment.c). */
+typedef struct jrn_segment {
+    char      *id, *name, *text;
+    uint32_t   bit;             /* the person's membership bit, 0..JRN_MAX_SEGMENTS-1 */
+    uint32_t   version;         /* 1, 2, ...: redefinitions re-evaluate everyone */
+    expr_prog *when;
+    bool       uses_now;        /* time alone can flip it: the host times the flip */
+    int64_t    updated_us;
+} jrn_segment;
+#define JRN_MAX_SEGMENTS 64
+/* Parses a segment document (YAML or JSON: id, name, description, when); every
+ * problem at once in diags. JD_OK: *out owned (jrn_segment_destroy). */
+int  jrn_segment_parse(const char *name, const char *text, size_t n, jrn_segment **out, jrn_diags *diags);
+void jrn_segment_destroy(jrn_segment *s);
+
+/* Control operations, as carried by a journey record in the log. SEGMENT
+ * defines or redefines a segment (text: its document). */
+typedef enum { JRN_OP_DRAFT = 1, JRN_OP_PUBLISH, JRN_OP_PAUSE, JRN_OP_RESUME, JRN_OP_ARCHIVE, JRN_OP_SEGMENT } jrn_op;
 int jrn_op_parse(const char *s, jrn_op *out);
 const char *jrn_op_name(jrn_op op);
 
@@ -92,6 +109,14 @@ int jrn_reg_check(const jrn_reg *r, const jrn_ctl *ctl, jrn_diags *diags, jd_err
  * changes). *changed gets the journey touched, and *was its status before. */
 int jrn_reg_apply(jrn_reg *r, const jrn_ctl *ctl, int64_t now_us, const jrn_journey **changed,
                   jrn_status *was, jd_err *err);
+/* After a SEGMENT op: the segment defined (else NULL). */
+const jrn_segment *jrn_reg_last_segment(const jrn_reg *r);
+
+size_t jrn_reg_segments(const jrn_reg *r);
+const jrn_segment *jrn_reg_segment_at(const jrn_reg *r, uint32_t i);   /* i == its bit */
+const jrn_segment *jrn_reg_segment_find(const jrn_reg *r, const char *id);
+/* Active journeys entered when a person enters (enter true) or leaves a segment. */
+size_t jrn_reg_segment_entries(const jrn_reg *r, const char *segment, bool enter, uint32_t *out, size_t cap);
 
 /* Journeys an event named `name` may enter (active, newest version's entry
  * event is `name`), in registry order. */
@@ -165,6 +190,15 @@ int  jrn_host_enter(jrn_host *h, const char *journey_id, jd_str key, uint64_t ls
 /* The registry changed journey j (status was `was`): pausing holds its waits,
  * resuming fires what came due meanwhile, archiving ends its instances. */
 void jrn_host_journey_changed(jrn_host *h, const jrn_journey *j, jrn_status was, int64_t now_us, uint64_t lsn);
+
+/* A segment was defined or redefined (registry op SEGMENT): everyone the host
+ * knows is re-evaluated now. */
+void jrn_host_segment_changed(jrn_host *h, const jrn_segment *s, int64_t now_us, uint64_t lsn);
+/* Members of the segment with this bit in this partition. */
+size_t jrn_host_segment_size(const jrn_host *h, uint32_t bit);
+void   jrn_host_segment_members(const jrn_host *h, uint32_t bit, void (*fn)(void *ctx, jd_str key), void *ctx);
+/* The person's membership bits (bit i: jrn_reg_segment_at(reg, i)). */
+uint64_t jrn_host_segments_of(const jrn_host *h, const char *key, size_t kn);
 
 /* Where a person is: a JSON array of {journey, version, instance, state, node,
  * since, entered_at, waiting_for, timer_at, variant} for live instances and

@@ -29,7 +29,22 @@ void api__leave(api_ctx *a);
 bool api__admin_ok(api_ctx *a, http_req *r);
 void api__refuse(api_ctx *a, http_req *r, int reason, int status, const char *msg, const char *at);
 
+/* Shared by journeys.c and segments.c (journeys.c). */
+struct jrn_diags;
+typedef struct api_pending api_pending;
+bool api__admitted(api_ctx *a, http_req *r);                       /* else answered 401 */
+api_pending *api__begin(api_ctx *a, http_req *r, int ok_status, const char *missing);   /* NULL: answered 503 */
+bool api__doc_type_ok(http_req *r);                                 /* else answered 415 */
+void api__reply_diags(http_req *r, const struct jrn_diags *d);      /* 400 with every error */
+char *api__split_tail(http_req *r, const char **action);            /* "id[/action]"; NULL: answered 404 */
+void api__no_route(http_req *r);
+bool api__parse_limit(const char *s, uint32_t *out);                /* 1..1000, default 100 */
+
 /* Handlers, one file per family. */
+void api__segments_list(http_req *r, void *ctx);
+void api__segment_create(http_req *r, void *ctx);
+void api__segment_put(http_req *r, void *ctx);
+void api__segment_get(http_req *r, void *ctx);
 void api__ingest(http_req *r, void *ctx);
 void api__profile_get(http_req *r, void *ctx);
 void api__healthz(http_req *r, void *ctx);
@@ -50,7 +65,6 @@ void api__intents_get(http_req *r, void *ctx);
  * (answered with ok_status on JD_OK, `missing` is the 404 message when the
  * engine gives none); api__on_json is the eng_json_fn that answers r with the
  * status of the engine's rc (one table) and frees the pending. */
-typedef struct api_pending api_pending;
 api_pending *api__pending(http_req *r, int ok_status, const char *missing);
 void api__on_json(void *ctx, int rc, const jd_err *err, const char *json, size_t n);
 

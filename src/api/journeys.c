@@ -119,7 +119,7 @@ void api__on_json(void *ctx, int rc, const jd_err *err, const char *json, size_t
 
 /* ---- shared steps -------------------------------------------------------- */
 
-static bool admitted(api_ctx *a, http_req *r)
+bool api__admitted(api_ctx *a, http_req *r)
 {
     if (api__admin_ok(a, r)) return true;
     api__refuse(a, r, R_UNAUTHORIZED, 401, "missing or unknown admin token (Authorization: Bearer)", NULL);
@@ -128,7 +128,7 @@ static bool admitted(api_ctx *a, http_req *r)
 
 /* Enters the engine and defers r: NULL when stopping (r was answered 503).
  * The caller makes one eng_* call with api__on_json and p, then api__leave. */
-static api_pending *begin(api_ctx *a, http_req *r, int ok_status, const char *missing)
+api_pending *api__begin(api_ctx *a, http_req *r, int ok_status, const char *missing)
 {
     if (!api__enter(a)) {
         api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
@@ -147,7 +147,7 @@ static const char *const doc_types[] = {
     "application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/plain",
 };
 
-static bool doc_type_ok(http_req *r)
+bool api__doc_type_ok(http_req *r)
 {
     const char *ct = http_req_header(r, "Content-Type");
     if (!ct) return true;
@@ -164,7 +164,7 @@ static bool doc_type_ok(http_req *r)
 
 /* {"error":"...","errors":[{"where","node","message"},...]}: the shape the
  * engine uses for JD_EINVAL, so a client reads one format. */
-static void reply_diags(http_req *r, const jrn_diags *d)
+void api__reply_diags(http_req *r, const jrn_diags *d)
 {
     jd_buf b;
     jd_buf_init(&b, DIAGS_JSON_MAX);
@@ -198,11 +198,11 @@ static void reply_diags(http_req *r, const jrn_diags *d)
  * 400 with the diagnostics); else returns owned (jrn_doc_destroy). */
 static jrn_doc *parse_doc(http_req *r, const char *body, size_t n)
 {
-    if (!doc_type_ok(r)) return NULL;
+    if (!api__doc_type_ok(r)) return NULL;
     jrn_doc *doc = NULL;
     jrn_diags diags = { 0 };
     if (jrn_doc_parse("api", body, n, jrn_env_default(), &doc, &diags) != JD_OK) {
-        reply_diags(r, &diags);
+        api__reply_diags(r, &diags);
         doc = NULL;
     }
     jrn_diags_release(&diags);
@@ -223,7 +223,7 @@ static bool id_matches(http_req *r, const jrn_doc *doc, const char *id)
 static void change(api_ctx *a, http_req *r, const eng_journey_req *req, int ok_status)
 {
     char *missing = journey_missing(req->id);
-    api_pending *p = begin(a, r, ok_status, missing);
+    api_pending *p = api__begin(a, r, ok_status, missing);
     free(missing);
     if (!p) return;
     p->id = jd_xstrdup(req->id);
@@ -238,8 +238,8 @@ static void change(api_ctx *a, http_req *r, const eng_journey_req *req, int ok_s
 void api__journeys_list(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
-    if (!admitted(a, r)) return;
-    api_pending *p = begin(a, r, 200, "no journeys");
+    if (!api__admitted(a, r)) return;
+    api_pending *p = api__begin(a, r, 200, "no journeys");
     if (!p) return;
     eng_journeys_get(a->e, NULL, false, api__on_json, p);
     api__leave(a);
@@ -248,7 +248,7 @@ void api__journeys_list(http_req *r, void *ctx)
 void api__journey_create(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
-    if (!admitted(a, r)) return;
+    if (!api__admitted(a, r)) return;
     size_t n;
     const char *body = http_req_body(r, &n);
     jrn_doc *doc = parse_doc(r, body, n);
@@ -263,7 +263,7 @@ void api__journey_create(http_req *r, void *ctx)
 
 /* Splits the tail "id" or "id/action"; returns owned id (free), *action the
  * rest ("" when none), or NULL (r answered 404) when the tail has more parts. */
-static char *split_tail(http_req *r, const char **action)
+char *api__split_tail(http_req *r, const char **action)
 {
     const char *tail = http_req_path_tail(r);
     const char *slash = strchr(tail, '/');
@@ -277,7 +277,7 @@ static char *split_tail(http_req *r, const char **action)
     return slash ? jd_xstrndup(tail, (size_t)(slash - tail)) : jd_xstrdup(tail);
 }
 
-static void no_route(http_req *r)
+void api__no_route(http_req *r)
 {
     char *msg = jd_strfmt("no route for %s %s", http_req_method(r), http_req_path(r));
     http_reply_error(r, 404, msg, NULL);
@@ -287,7 +287,7 @@ static void no_route(http_req *r)
 static void journey_get(api_ctx *a, http_req *r, const char *id, bool versions_only)
 {
     char *missing = journey_missing(id);
-    api_pending *p = begin(a, r, 200, missing);
+    api_pending *p = api__begin(a, r, 200, missing);
     free(missing);
     if (!p) return;
     p->versions_only = versions_only;
@@ -299,25 +299,25 @@ static void journey_get(api_ctx *a, http_req *r, const char *id, bool versions_o
 void api__journey_get(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
-    if (!admitted(a, r)) return;
+    if (!api__admitted(a, r)) return;
     const char *action;
-    char *id = split_tail(r, &action);
+    char *id = api__split_tail(r, &action);
     if (!id) return;
     if (!action[0]) journey_get(a, r, id, false);
     else if (strcmp(action, "versions") == 0) journey_get(a, r, id, true);
-    else no_route(r);
+    else api__no_route(r);
     free(id);
 }
 
 void api__journey_put(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
-    if (!admitted(a, r)) return;
+    if (!api__admitted(a, r)) return;
     const char *action;
-    char *id = split_tail(r, &action);
+    char *id = api__split_tail(r, &action);
     if (!id) return;
     if (action[0]) {
-        no_route(r);
+        api__no_route(r);
         free(id);
         return;
     }
@@ -408,7 +408,7 @@ static void do_enter(api_ctx *a, http_req *r, const char *id, const char *op)
     char *person = enter_person(r);
     if (!person) return;
     char *missing = journey_missing(id);
-    api_pending *p = begin(a, r, 200, missing);
+    api_pending *p = api__begin(a, r, 200, missing);
     free(missing);
     if (!p) {
         free(person);
@@ -438,22 +438,22 @@ static const struct journey_action {
 void api__journey_post(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
-    if (!admitted(a, r)) return;
+    if (!api__admitted(a, r)) return;
     const char *action;
-    char *id = split_tail(r, &action);
+    char *id = api__split_tail(r, &action);
     if (!id) return;
     const struct journey_action *act = NULL;
     for (size_t i = 0; i < JD_ARRAY_LEN(post_actions) && !act; i++)
         if (strcmp(action, post_actions[i].name) == 0) act = &post_actions[i];
     if (act) act->run(a, r, id, act->name);
-    else no_route(r);
+    else api__no_route(r);
     free(id);
 }
 
 /* ---- /v1/intents ----------------------------------------------------------- */
 
 /* limit: digits only, 1..INTENTS_LIMIT_MAX; false when out of range or not a number. */
-static bool parse_limit(const char *s, uint32_t *out)
+bool api__parse_limit(const char *s, uint32_t *out)
 {
     if (!s) {
         *out = INTENTS_LIMIT_DEFAULT;
@@ -473,16 +473,16 @@ static bool parse_limit(const char *s, uint32_t *out)
 void api__intents_get(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
-    if (!admitted(a, r)) return;
+    if (!api__admitted(a, r)) return;
     uint32_t limit;
-    if (!parse_limit(http_req_query(r, "limit"), &limit)) {
+    if (!api__parse_limit(http_req_query(r, "limit"), &limit)) {
         http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
         return;
     }
     const char *person = http_req_query(r, "userId");
     if (!person || !*person) person = http_req_query(r, "anonymousId");
     if (person && !*person) person = NULL;
-    api_pending *p = begin(a, r, 200, "no intents");
+    api_pending *p = api__begin(a, r, 200, "no intents");
     if (!p) return;
     p->id = person ? jd_xstrdup(person) : NULL;
     eng_intents_get(a->e, p->id, limit, api__on_json, p);

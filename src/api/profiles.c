@@ -1,5 +1,5 @@
-/* src/api/profiles.c -- GET /v1/profiles/{userId or anonymousId} and
- * GET /v1/profiles/{id}/journeys (admin token).
+/* src/api/profiles.c -- GET /v1/profiles/{userId or anonymousId},
+ * GET /v1/profiles/{id}/journeys and GET /v1/profiles/{id}/segments (admin token).
  * A read is a message to the owning shard (eng_profile_get,
  * eng_profile_journeys); the reply is sent from the shard thread.
  *
@@ -12,6 +12,13 @@
 #include <string.h>
 
 #define JOURNEYS_SUFFIX "/journeys"
+#define SEGMENTS_SUFFIX "/segments"
+
+static bool ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t sn = strlen(suffix);
+    return n > sn && strcmp(s + n - sn, suffix) == 0;
+}
 
 static void on_profile(void *ctx, int rc, const char *json, size_t n)
 {
@@ -28,8 +35,8 @@ void api__profile_get(http_req *r, void *ctx)
         return;
     }
     const char *tail = http_req_path_tail(r);
-    size_t n = strlen(tail), sn = strlen(JOURNEYS_SUFFIX);
-    bool journeys = n > sn && strcmp(tail + n - sn, JOURNEYS_SUFFIX) == 0;
+    size_t n = strlen(tail);
+    bool journeys = ends_with(tail, n, JOURNEYS_SUFFIX), segments = ends_with(tail, n, SEGMENTS_SUFFIX);
     if (!api__enter(a)) {
         api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
         return;
@@ -38,9 +45,13 @@ void api__profile_get(http_req *r, void *ctx)
     if (journeys) {
         /* The id is copied before the call: the reply (and with it `tail`) may
          * be gone as soon as the engine has the message. */
-        char *id = jd_xstrndup(tail, n - sn);
+        char *id = jd_xstrndup(tail, n - strlen(JOURNEYS_SUFFIX));
         api_pending *p = api__pending(r, 200, "no journey history for this userId or anonymousId");
         eng_profile_journeys(a->e, id, api__on_json, p);
+        free(id);
+    } else if (segments) {
+        char *id = jd_xstrndup(tail, n - strlen(SEGMENTS_SUFFIX));
+        eng_profile_segments(a->e, id, api__on_json, api__pending(r, 200, "no profile"));
         free(id);
     } else {
         eng_profile_get(a->e, tail, on_profile, r);

@@ -32,6 +32,10 @@ static const http_route route_template[] = {
     { "POST", "/v1/import",   api__ingest, 0, "limits.max_batch_bytes" },
     { "GET",  "/v1/profiles/*", api__profile_get, 0, NULL },   /* also {id}/journeys */
     { "GET",  "/v1/journeys",   api__journeys_list, 0, NULL },
+    { "GET",  "/v1/segments",   api__segments_list, 0, NULL },
+    { "POST", "/v1/segments",   api__segment_create, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },
+    { "GET",  "/v1/segments/*", api__segment_get, 0, NULL },    /* {id}, {id}/members */
+    { "PUT",  "/v1/segments/*", api__segment_put, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },
     { "POST", "/v1/journeys",   api__journey_create, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },
     { "GET",  "/v1/journeys/*", api__journey_get, 0, NULL },    /* {id}, {id}/versions */
     { "PUT",  "/v1/journeys/*", api__journey_put, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },

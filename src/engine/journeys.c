@@ -165,8 +165,12 @@ int eng__apply_journey(eng_shard *sh, const rec_hdr *h, jd_err *err)
     /* Refusals are the same on every shard and every replay (invariant 1). */
     rc = jrn_reg_apply(e->regs[sh->id], &c, at, &j, &was, err);
     if (rc != JD_OK) goto out;
-    for (uint32_t p = sh->id; p < e->nparts; p += e->nshards)
-        if (h->lsn > e->parts[p].snap_lsn) jrn_host_journey_changed(e->parts[p].host, j, was, at, h->lsn);
+    const jrn_segment *seg = jrn_reg_last_segment(e->regs[sh->id]);
+    for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) {
+        if (h->lsn <= e->parts[p].snap_lsn) continue;
+        if (seg) jrn_host_segment_changed(e->parts[p].host, seg, at, h->lsn);
+        else jrn_host_journey_changed(e->parts[p].host, j, was, at, h->lsn);
+    }
 out:
     json_object_put(o);
     return rc;
@@ -231,6 +235,7 @@ static void change_committed(void *ctx, int status, const jd_err *err, uint64_t 
 {
     change_job *j = ctx;
     if (status != JD_OK) eng__reply_err(j->done, j->ctx, status, err, NULL);
+    else if (j->c.op == JRN_OP_SEGMENT) eng_segments_get(j->e, j->id, j->done, j->ctx);
     else eng_journeys_get(j->e, j->id, false, j->done, j->ctx);
     change_free(j);
 }
@@ -245,11 +250,19 @@ static void change_check(eng_shard *sh, void *arg)
     jd_err err;
     jd_err_clear(&err);
     int rc = JD_OK;
-    if (j->create_only && cur) rc = jd_err_set(&err, JD_EBUSY, "id", "journey '%s' already exists", j->id);
-    else if (j->must_exist && !cur) rc = jd_err_set(&err, JD_ENOTFOUND, "id", "no journey '%s'", j->id);
+    bool seg = j->c.op == JRN_OP_SEGMENT, exists = seg ? jrn_reg_segment_find(reg, j->id) != NULL : cur != NULL;
+    const char *what = seg ? "segment" : "journey";
+    if (j->create_only && exists) rc = jd_err_set(&err, JD_EBUSY, "id", "%s '%s' already exists", what, j->id);
+    else if (j->must_exist && !exists) rc = jd_err_set(&err, JD_ENOTFOUND, "id", "no %s '%s'", what, j->id);
     if (rc == JD_OK && j->if_changed && cur && jrn_reg_live(cur) && j->text &&
         strcmp(jrn_reg_live(cur)->text, j->text) == 0 && cur->status != JRN_ARCHIVED) {
         eng_journeys_get(e, j->id, false, j->done, j->ctx);   /* unchanged: nothing to write */
+        change_free(j);
+        return;
+    }
+    const jrn_segment *cs = j->c.op == JRN_OP_SEGMENT ? jrn_reg_segment_find(reg, j->id) : NULL;
+    if (rc == JD_OK && j->if_changed && cs && j->text && strcmp(cs->text, j->text) == 0) {
+        eng_segments_get(e, j->id, j->done, j->ctx);
         change_free(j);
         return;
     }

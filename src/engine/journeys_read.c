@@ -331,3 +331,214 @@ void eng_intents_get(eng *e, const char *profile_id, uint32_t limit, eng_json_fn
         for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, intents_shard, j);
     }
 }
+
+/* ---- segments ----------------------------------------------------------------- */
+
+typedef struct seg_job {
+    pthread_mutex_t mu;
+    uint32_t        pending;
+    char           *id, *after;
+    uint32_t        limit;
+    json_object    *def;            /* shard 0: definitions */
+    uint64_t        size[JRN_MAX_SEGMENTS];
+    json_object    *members;        /* members: keys gathered from every shard */
+    eng_json_fn     done;
+    void           *ctx;
+} seg_job;
+
+static json_object *segment_json(const jrn_segment *s)
+{
+    char t[JD_TIME_TEXT];
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(s->id));
+    json_object_object_add(o, "name", json_object_new_string(s->name));
+    json_object_object_add(o, "version", json_object_new_int64(s->version));
+    json_object_object_add(o, "when", json_object_new_string(expr_prog_source(s->when)));
+    json_object_object_add(o, "timed", json_object_new_boolean(s->uses_now));
+    jd_time_format(s->updated_us, t);
+    json_object_object_add(o, "updated_at", json_object_new_string(t));
+    return o;
+}
+
+static void seg_job_free(seg_job *j)
+{
+    json_object_put(j->def);
+    json_object_put(j->members);
+    pthread_mutex_destroy(&j->mu);
+    free(j->id);
+    free(j->after);
+    free(j);
+}
+
+static void seg_reply_missing(seg_job *j)
+{
+    jd_err err;
+    jd_err_set(&err, JD_ENOTFOUND, "id", "no segment '%s'", j->id ? j->id : "");
+    eng__reply_err(j->done, j->ctx, JD_ENOTFOUND, &err, NULL);
+}
+
+static void segs_finish(seg_job *j)
+{
+    if (!j->def) {
+        seg_reply_missing(j);
+    } else {
+        json_object *arr = json_object_is_type(j->def, json_type_array) ? j->def : NULL;
+        size_t n = arr ? json_object_array_length(arr) : 1;
+        for (size_t i = 0; i < n; i++) {
+            json_object *o = arr ? json_object_array_get_idx(arr, i) : j->def, *bit;
+            json_object_object_get_ex(o, "_bit", &bit);
+            uint32_t b = (uint32_t)json_object_get_int64(bit);
+            json_object_object_add(o, "size", json_object_new_int64((int64_t)j->size[b % JRN_MAX_SEGMENTS]));
+            json_object_object_del(o, "_bit");
+        }
+        const char *s = json_object_to_json_string_ext(j->def, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+    }
+    seg_job_free(j);
+}
+
+static void segs_shard(eng_shard *sh, void *arg)
+{
+    seg_job *j = arg;
+    eng *e = sh->e;
+    const jrn_reg *reg = e->regs[sh->id];
+    uint64_t size[JRN_MAX_SEGMENTS] = { 0 };
+    for (uint32_t b = 0; b < jrn_reg_segments(reg); b++)
+        for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) size[b] += jrn_host_segment_size(e->parts[p].host, b);
+    json_object *def = NULL;
+    if (sh->id == 0) {
+        const jrn_segment *one = j->id ? jrn_reg_segment_find(reg, j->id) : NULL;
+        if (!j->id) def = json_object_new_array();
+        for (uint32_t b = 0; b < jrn_reg_segments(reg); b++) {
+            const jrn_segment *s = jrn_reg_segment_at(reg, b);
+            if (j->id && s != one) continue;
+            json_object *o = segment_json(s);
+            json_object_object_add(o, "_bit", json_object_new_int64(b));
+            if (def) json_object_array_add(def, o);
+            else def = o;
+        }
+    }
+    pthread_mutex_lock(&j->mu);
+    if (def) j->def = def;
+    for (uint32_t b = 0; b < JRN_MAX_SEGMENTS; b++) j->size[b] += size[b];
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (last) segs_finish(j);
+}
+
+static seg_job *seg_job_new(eng *e, const char *id, eng_json_fn done, void *ctx)
+{
+    seg_job *j = jd_xcalloc(1, sizeof *j);
+    pthread_mutex_init(&j->mu, NULL);
+    j->pending = e->nshards;
+    j->id = id ? jd_xstrdup(id) : NULL;
+    j->done = done;
+    j->ctx = ctx;
+    return j;
+}
+
+void eng_segments_get(eng *e, const char *id, eng_json_fn done, void *ctx)
+{
+    seg_job *j = seg_job_new(e, id, done, ctx);
+    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, segs_shard, j);
+}
+
+typedef struct member_acc { json_object *arr; const char *after; } member_acc;
+
+static void add_member(void *ctx, jd_str key)
+{
+    member_acc *m = ctx;
+    size_t an = m->after ? strlen(m->after) : 0;
+    if (m->after) {   /* keys after the cursor, in byte order */
+        int c = memcmp(key.p, m->after, key.n < an ? key.n : an);
+        if (c < 0 || (c == 0 && key.n <= an)) return;
+    }
+    json_object_array_add(m->arr, json_object_new_string_len(key.p, (int)key.n));
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b;
+    size_t xn = (size_t)json_object_get_string_len(x), yn = (size_t)json_object_get_string_len(y);
+    int c = memcmp(json_object_get_string(x), json_object_get_string(y), xn < yn ? xn : yn);
+    return c ? c : (xn > yn) - (xn < yn);
+}
+
+static void members_finish(seg_job *j)
+{
+    if (!j->def) {
+        seg_reply_missing(j);
+        seg_job_free(j);
+        return;
+    }
+    json_object_array_sort(j->members, cmp_key);
+    json_object *out = json_object_new_object(), *arr = json_object_new_array();
+    size_t n = json_object_array_length(j->members);
+    for (size_t i = 0; i < n && i < j->limit; i++)
+        json_object_array_add(arr, json_object_get(json_object_array_get_idx(j->members, i)));
+    json_object_object_add(out, "members", arr);
+    json_object_object_add(out, "next", n > j->limit ? json_object_get(json_object_array_get_idx(arr, j->limit - 1)) : NULL);
+    const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+    json_object_put(out);
+    seg_job_free(j);
+}
+
+static void members_shard(eng_shard *sh, void *arg)
+{
+    seg_job *j = arg;
+    eng *e = sh->e;
+    const jrn_segment *s = jrn_reg_segment_find(e->regs[sh->id], j->id);
+    json_object *mine = json_object_new_array();
+    if (s) {
+        member_acc m = { mine, j->after };
+        for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) jrn_host_segment_members(e->parts[p].host, s->bit, add_member, &m);
+        /* keep only this shard's first `limit` keys: the merged first page is among them */
+        json_object_array_sort(mine, cmp_key);
+        while (json_object_array_length(mine) > j->limit + 1)
+            json_object_array_del_idx(mine, json_object_array_length(mine) - 1, 1);
+    }
+    pthread_mutex_lock(&j->mu);
+    if (sh->id == 0 && s) j->def = json_object_new_boolean(1);
+    for (size_t i = 0; i < json_object_array_length(mine); i++)
+        json_object_array_add(j->members, json_object_get(json_object_array_get_idx(mine, i)));
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->mu);
+    json_object_put(mine);
+    if (last) members_finish(j);
+}
+
+void eng_segment_members(eng *e, const char *id, const char *after, uint32_t limit, eng_json_fn done, void *ctx)
+{
+    seg_job *j = seg_job_new(e, id, done, ctx);
+    j->after = after && after[0] ? jd_xstrdup(after) : NULL;
+    j->limit = limit ? limit : 100;
+    j->members = json_object_new_array();
+    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, members_shard, j);
+}
+
+static void person_segments(eng_shard *sh, void *arg)
+{
+    person_job *j = arg;
+    eng *e = sh->e;
+    const jrn_reg *reg = e->regs[sh->id];
+    uint64_t bits = jrn_host_segments_of(e->parts[j->partition].host, j->key, strlen(j->key));
+    json_object *a = json_object_new_array();
+    for (uint32_t b = 0; b < jrn_reg_segments(reg); b++)
+        if (bits >> b & 1) json_object_array_add(a, json_object_new_string(jrn_reg_segment_at(reg, b)->id));
+    const char *s = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN);
+    j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+    json_object_put(a);
+    free(j->key);
+    free(j);
+}
+
+void eng_profile_segments(eng *e, const char *profile_id, eng_json_fn done, void *ctx)
+{
+    person_job *j = jd_xcalloc(1, sizeof *j);
+    j->key = jd_xstrdup(profile_id);
+    j->partition = eng__partition_of(e, j->key, strlen(j->key));
+    j->done = done;
+    j->ctx = ctx;
+    eng__call(e, eng__shard_of(e, j->partition), person_segments, j);
+}

@@ -57,3 +57,15 @@ size_t expr_prog_guards(const expr_prog *p, expr_guard *out, size_t max)
     if (p && p->nnodes && max) walk(p, &p->nodes[p->root], out, max, &got);
     return got;
 }
+
+/* ---- does time alone change the value? -------------------------------------- */
+
+bool expr_prog_reads_now(const expr_prog *p)
+{
+    if (!p) return false;
+    for (uint32_t i = 0; i < p->nvars; i++)
+        if (strcmp(p->vars[i].name, "now") == 0) return true;
+    for (uint32_t i = 0; i < p->nnodes; i++)   /* days_since() reads `now` from the activation itself */
+        if (p->nodes[i].op == N_CALL && strcmp(expr__fns[p->nodes[i].fn].name, "days_since") == 0) return true;
+    return false;
+}

@@ -193,7 +193,7 @@ static void reap(jrn_host *h, jh_inst *x)
 
 /* ---- the turn and the activation ------------------------------------------ */
 
-static void turn_begin(jrn_host *h, jh_person *p, jd_str key, const ingest_event *ev)
+void jh__turn_begin(jrn_host *h, jh_person *p, jd_str key, const ingest_event *ev)
 {
     h->t.p = p;
     h->t.key = key;
@@ -225,7 +225,7 @@ static void recheck_exits(jrn_host *h)
     free(v);
 }
 
-static void turn_end(jrn_host *h)
+void jh__turn_end(jrn_host *h)
 {
     if (h->t.changed && h->t.p) recheck_exits(h);
     json_object_put(h->t.evj);
@@ -281,7 +281,7 @@ static json_object *journey_json(jrn_host *h, const jh_inst *x)
     return j;
 }
 
-static int resolve(void *self, const char *name, expr_val *out)
+int jh__resolve(void *self, const char *name, expr_val *out)
 {
     jrn_host *h = self;
     json_object *o = NULL;
@@ -289,6 +289,14 @@ static int resolve(void *self, const char *name, expr_val *out)
         memset(out, 0, sizeof *out);
         out->kind = EXPR_TIMESTAMP;
         out->v.i = h->t.now;
+        return JD_OK;
+    }
+    if (strncmp(name, "segment:", 8) == 0) {   /* in_segment("id") */
+        const jrn_segment *sg = jrn_reg_segment_find(h->reg, name + 8);
+        if (!sg) return JD_ENOTFOUND;
+        memset(out, 0, sizeof *out);
+        out->kind = EXPR_BOOL;
+        out->v.b = jh__seg_member(h, h->t.key, sg->bit);
         return JD_OK;
     }
     if (strcmp(name, "event") == 0) o = event_json(h);
@@ -311,7 +319,7 @@ static int h_eval(void *self, const jrn_instance *in, const expr_prog *p, const 
                   bool *out, jd_err *err)
 {
     jrn_host *h = self;
-    expr_activation a = { resolve, h, NULL };
+    expr_activation a = { jh__resolve, h, NULL };
     h->t.in = in;
     h->t.now = now;
     if (in) { h->t.journey = inst_of((jrn_instance *)in)->journey; h->t.version = in->version; }
@@ -392,7 +400,7 @@ static void h_update(void *self, const jrn_instance *in, const jrn_node *node, i
     uint32_t n = node->u.update.nops + node->u.update.nadd + node->u.update.nremove, k = 0;
     prof_op *ops = jd_xcalloc(n ? n : 1, sizeof *ops);
     char **texts = jd_xcalloc(n ? n : 1, sizeof *texts);
-    expr_activation a = { resolve, h, NULL };
+    expr_activation a = { jh__resolve, h, NULL };
     h->t.in = in;
     h->t.now = now;
     h->t.journey = x->journey;
@@ -468,10 +476,10 @@ static void h_fire(tw_wheel *w, tw_entry *e, void *ctx)
         x->flags |= JH_HELD;
         return;
     }
-    turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
+    jh__turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
     jrn_on_timer(doc_of(h, x), &x->in, (int64_t)tw_now(w), &h->io);
     reap(h, x);
-    turn_end(h);
+    jh__turn_end(h);
 }
 
 void jrn_host_advance(jrn_host *h, int64_t now, uint64_t lsn)
@@ -479,11 +487,24 @@ void jrn_host_advance(jrn_host *h, int64_t now, uint64_t lsn)
     if (now <= h->now) return;
     h->now = now;
     h->lsn = lsn;
+    /* Waits and segment flips in time order (ties: waits first), so a flip
+     * that ends an instance comes before a later wait of it. */
+    for (;;) {
+        uint64_t a = tw_next_deadline(h->w), b = tw_next_deadline(h->wseg), next = a < b ? a : b;
+        if (next > (uint64_t)now) break;
+        tw_advance(h->w, next);
+        tw_advance(h->wseg, next);
+    }
     tw_advance(h->w, (uint64_t)now);
+    tw_advance(h->wseg, (uint64_t)now);
 }
 
 int64_t jrn_host_now(const jrn_host *h) { return h->now; }
-uint64_t jrn_host_next_due(jrn_host *h) { return tw_next_deadline(h->w); }
+uint64_t jrn_host_next_due(jrn_host *h)
+{
+    uint64_t a = tw_next_deadline(h->w), b = tw_next_deadline(h->wseg);
+    return a < b ? a : b;
+}
 
 /* ---- create, destroy ------------------------------------------------------- */
 
@@ -496,6 +517,7 @@ jrn_host *jrn_host_create(const jrn_reg *reg, prof_store *profiles, int64_t now,
     h->now = now;
     h->w = tw_create(now < 0 ? 0 : (uint64_t)now, h_fire, h);
     h->entries = jd_map_create(16);
+    jh__segs_init(h, now);
     h->scratch = expr_scratch_create((size_t)1 << 20);
     h->tok = json_tokener_new();
     h->io = (jrn_io){ h, h_eval, h_trait, h_arm, h_cancel, h_intent, h_update, h_transition, h_exit };
@@ -507,6 +529,7 @@ void jh__reset_clock(jrn_host *h, int64_t now)
     tw_destroy(h->w);
     h->now = now;
     h->w = tw_create(now < 0 ? 0 : (uint64_t)now, h_fire, h);
+    jh__segs_reset_clock(h, now);
 }
 
 void jrn_host_destroy(jrn_host *h)
@@ -536,6 +559,7 @@ void jrn_host_destroy(jrn_host *h)
     free(h->stats);
     free(h->nstats_v);
     free(h->cand);
+    jh__segs_release(h);
     tw_destroy(h->w);
     expr_scratch_destroy(h->scratch);
     json_tokener_free(h->tok);
@@ -563,7 +587,7 @@ size_t jrn_host_bytes(const jrn_host *h)
 
 /* Enters key into journey j's newest version if the re-entry policy and the
  * entry guard (invariant 3) allow. */
-static int try_enter(jrn_host *h, const jrn_journey *j, jd_str key, uint64_t lsn, const ingest_event *ev, jd_err *err)
+int jh__try_enter(jrn_host *h, const jrn_journey *j, jd_str key, uint64_t lsn, const ingest_event *ev, jd_err *err)
 {
     const jrn_version *v = jrn_reg_live(j);
     jh_person *p = jh__person_add(h, key.p, key.n);
@@ -599,7 +623,11 @@ void jrn_host_event(jrn_host *h, const ingest_event *ev, uint64_t lsn, int64_t n
     jd_str key = prof_event_key(ev);
     if (!key.n) return;
     jh_person *p = jh__person(h, key.p, key.n);
-    turn_begin(h, p, key, ev);
+    jh__turn_begin(h, p, key, ev);
+    /* Segments first, so in_segment() below sees this event's effect. */
+    jh__segs_update(h, key, h->now, lsn);
+    p = h->t.p ? h->t.p : jh__person(h, key.p, key.n);   /* a segment entry may have made the person */
+    h->t.p = p;
     h->t.now = h->now;
     /* Live instances first: an event that enters must not also move the new instance. */
     for (uint16_t i = 0; p && i < p->n; i++) {
@@ -607,6 +635,7 @@ void jrn_host_event(jrn_host *h, const ingest_event *ev, uint64_t lsn, int64_t n
         if (j->status != JRN_ACTIVE) continue;   /* paused: events are not seen (docs/journeys.md) */
         for (jh_inst *x = p->pj[i].live, *next; x; x = next) {
             next = x->next;
+            if (x == p->pj[i].live && p->pj[i].last_entry_lsn == lsn) continue;   /* entered by this turn's segment change */
             const jrn_version *v = jh__version(h, x->journey, x->in.version);
             if (!jrn_version_listens(v, ev->event)) continue;   /* nothing in it reacts to this event */
             jrn_on_event(v->doc, &x->in, ev, h->now, &h->io);
@@ -631,10 +660,10 @@ void jrn_host_event(jrn_host *h, const ingest_event *ev, uint64_t lsn, int64_t n
             h->t.journey = j->index;
             h->t.version = v->number;
             if (jrn_entry_matches(v->doc, ev, h->now, &h->io, &match, &err) != JD_OK || !match) continue;
-            try_enter(h, j, key, lsn, ev, &err);
+            jh__try_enter(h, j, key, lsn, ev, &err);
         }
     }
-    turn_end(h);
+    jh__turn_end(h);
 }
 
 int jrn_host_enter(jrn_host *h, const char *journey_id, jd_str key, uint64_t lsn, int64_t now, jd_err *err)
@@ -645,10 +674,10 @@ int jrn_host_enter(jrn_host *h, const char *journey_id, jd_str key, uint64_t lsn
     if (!j) return jd_err_set(err, JD_ENOTFOUND, "journey", "no journey '%s'", journey_id);
     if (j->status != JRN_ACTIVE || !jrn_reg_live(j))
         return jd_err_set(err, JD_EBUSY, "status", "journey '%s' is %s", journey_id, jrn_status_name(j->status));
-    turn_begin(h, jh__person(h, key.p, key.n), key, NULL);
+    jh__turn_begin(h, jh__person(h, key.p, key.n), key, NULL);
     h->t.now = h->now;
-    int rc = try_enter(h, j, key, lsn, NULL, err);
-    turn_end(h);
+    int rc = jh__try_enter(h, j, key, lsn, NULL, err);
+    jh__turn_end(h);
     return rc;
 }
 
@@ -691,22 +720,22 @@ void jrn_host_journey_changed(jrn_host *h, const jrn_journey *j, jrn_status was,
         for (size_t i = 0; i < n; i++) {
             jh_inst *x = v[i];
             x->flags &= (uint8_t)~JH_HELD;
-            turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
+            jh__turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
             jrn_on_timer(doc_of(h, x), &x->in, h->now, &h->io);
             reap(h, x);
-            turn_end(h);
+            jh__turn_end(h);
         }
     } else if (j->status == JRN_ARCHIVED) {
         v = instances_of(h, j->index, false, &n);
         for (size_t i = 0; i < n; i++) {
             jh_inst *x = v[i];
-            turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
+            jh__turn_begin(h, x->p, (jd_str){ x->p->key, x->p->key_len }, NULL);
             jrn_abort(doc_of(h, x), &x->in, JRN_END_ARCHIVED, h->now, &h->io);
             if (x->in.state != JRN_ST_EXITED) {   /* between steps it is never ACTIVE; defensive */
                 x->in.state = JRN_ST_EXITED;
             }
             reap(h, x);
-            turn_end(h);
+            jh__turn_end(h);
         }
     }
     free(v);

@@ -2,7 +2,7 @@
 ** src/journey/host_codec.c -- a jrn_host in a snapshot, and back.
 **
 ** Layout (little-endian, docs/internals/instance.md):
-**   "JRNH" u32 format=1 | i64 now
+**   "JRNH" u32 format=2 | i64 now
 **   u32 nstats  x { str journey | u32 version | u64 entered, active,
 **                   exits[JRN_END_COUNT_], condition_errors | u32 nnodes |
 **                   nnodes x u64 | str last_error }
@@ -13,6 +13,7 @@
 **         flags | u16 split_node | u64 timer_when (0: none; with
 **         flags JH_HELD the deadline of a held wait, which is not armed) |
 **         str entry ("" none)
+**   u32 nseg x { str key | u64 segment bits | u32 nflips x { u32 bit | u64 when } }
 **   str: u32 length | bytes
 ** Journeys are named by id (registry indexes are per process), so the
 ** registry is decoded first. Timers are re-armed at their deadlines.
@@ -24,7 +25,7 @@
 #include "host_int.h"
 
 #define HOST_MAGIC "JRNH"
-#define HOST_FORMAT 1u
+#define HOST_FORMAT 2u   /* 2: segment states */
 
 /* ---- writing ------------------------------------------------------------- */
 
@@ -112,6 +113,7 @@ int jrn_host_encode(const jrn_host *h, jd_buf *b)
             for (const jh_inst *x = pj->live; x; x = x->next) w_inst(h, b, x);
         }
     }
+    jh__segs_encode(h, b, w_u32, w_u64);
     return b->len <= b->max ? JD_OK : JD_ELIMIT;
 }
 
@@ -246,6 +248,21 @@ int jrn_host_decode(jrn_host *h, const void *data, size_t n, jd_err *err)
             }
             pj->live = rev;
         }
+    }
+    uint32_t nseg = r_u32(&r);
+    for (uint32_t i = 0; i < nseg && !r.bad; i++) {
+        jd_str key = r_str(&r);
+        uint64_t bits = r_u64(&r);
+        uint32_t nf = r_u32(&r), fb[JRN_MAX_SEGMENTS];
+        uint64_t fw[JRN_MAX_SEGMENTS];
+        if (r.bad) break;
+        if (nf > JRN_MAX_SEGMENTS) return corrupt(&r, err, "more segment flips than segments");
+        for (uint32_t k = 0; k < nf; k++) {
+            fb[k] = r_u32(&r);
+            fw[k] = r_u64(&r);
+        }
+        if (r.bad) break;
+        if (jh__segs_decode_one(h, key, bits, fb, fw, nf) != JD_OK) return corrupt(&r, err, "bad segment state");
     }
     if (r.bad) return corrupt(&r, err, "truncated");
     if (r.p != r.end) return corrupt(&r, err, "trailing bytes");

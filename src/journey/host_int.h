@@ -55,6 +55,8 @@ typedef struct jh_people {
     for (uint32_t jh_i_ = 0; jh_i_ < (h)->people.cap; jh_i_++) \
         if (((p) = (h)->people.slots[jh_i_]) != NULL)
 
+typedef struct jh_seg jh_seg;    /* host_segments.c: a person's segment bits and pending flips */
+
 struct jrn_host {
     const jrn_reg *reg;
     prof_store   *profiles;
@@ -64,6 +66,9 @@ struct jrn_host {
     int64_t       now;
     uint64_t      lsn;           /* the record being applied (intents name it) */
     jh_people     people;
+    jd_map       *segs;          /* profile key -> jh_seg (host_segments.c) */
+    tw_wheel     *wseg;          /* segment flips (invariant (2) of host_segments.c) */
+    uint64_t      seg_errors;    /* segment conditions that failed (counted as false) */
     jd_map       *entries;       /* instance id (8 bytes) -> entry event JSON, for versions that read journey.entry */
     size_t        live;
     jrn_vstats ***stats;         /* [journey][version - 1], lazily */
@@ -95,6 +100,23 @@ jrn_vstats *jh__stats(jrn_host *h, uint32_t journey, uint32_t version);
  * keeping one sets JH_ENTRY (keyed by x->in.id, which must be final). */
 const char *jh__entry(const jrn_host *h, const jh_inst *x);
 void jh__entry_keep(jrn_host *h, jh_inst *x, jd_str json);
+/* host.c, for host_segments.c: the turn, the activation, entering. */
+void jh__turn_begin(jrn_host *h, jh_person *p, jd_str key, const ingest_event *ev);
+void jh__turn_end(jrn_host *h);
+int  jh__resolve(void *self, const char *name, expr_val *out);
+int  jh__try_enter(jrn_host *h, const jrn_journey *j, jd_str key, uint64_t lsn, const ingest_event *ev, jd_err *err);
+
+/* host_segments.c */
+void jh__segs_init(jrn_host *h, int64_t now);
+void jh__segs_reset_clock(jrn_host *h, int64_t now);
+void jh__segs_release(jrn_host *h);
+/* Re-evaluates every segment for key at now (inside a turn); runs the
+ * segment-entered journeys and arms flips. */
+void jh__segs_update(jrn_host *h, jd_str key, int64_t now, uint64_t lsn);
+bool jh__seg_member(const jrn_host *h, jd_str key, uint32_t bit);
+void jh__segs_encode(const jrn_host *h, jd_buf *b, void (*w32)(jd_buf *, uint32_t), void (*w64)(jd_buf *, uint64_t));
+int  jh__segs_decode_one(jrn_host *h, jd_str key, uint64_t bits, const uint32_t *fbits, const uint64_t *fwhen, uint32_t nf);
+
 /* A fresh wheel at now (decode: the host is empty). */
 void jh__reset_clock(jrn_host *h, int64_t now);
 

@@ -53,17 +53,20 @@ struct jrn_reg {
     uint32_t       n, cap;
     jd_map        *by_id;          /* id -> jrn_journey (key: j->id) */
     jd_map        *entries;        /* event name -> entry_list (key: list->name) */
+    jrn_segment  **segs;           /* by bit */
+    uint32_t       nsegs;
+    const jrn_segment *last_seg;   /* set by a SEGMENT op */
 };
 
 static const char *const status_names[] = { "", "draft", "active", "paused", "archived" };
-static const char *const op_names[] = { "", "draft", "publish", "pause", "resume", "archive" };
+static const char *const op_names[] = { "", "draft", "publish", "pause", "resume", "archive", "segment" };
 
 const char *jrn_status_name(jrn_status s) { return (unsigned)s <= JRN_ARCHIVED ? status_names[s] : "unknown"; }
-const char *jrn_op_name(jrn_op op) { return (unsigned)op <= JRN_OP_ARCHIVE ? op_names[op] : "unknown"; }
+const char *jrn_op_name(jrn_op op) { return (unsigned)op <= JRN_OP_SEGMENT ? op_names[op] : "unknown"; }
 
 int jrn_op_parse(const char *s, jrn_op *out)
 {
-    for (int i = JRN_OP_DRAFT; i <= JRN_OP_ARCHIVE; i++)
+    for (int i = JRN_OP_DRAFT; i <= JRN_OP_SEGMENT; i++)
         if (strcmp(s, op_names[i]) == 0) { *out = (jrn_op)i; return JD_OK; }
     return JD_EINVAL;
 }
@@ -122,6 +125,8 @@ void jrn_reg_destroy(jrn_reg *r)
         free(j);
     }
     free(r->j);
+    for (uint32_t i = 0; i < r->nsegs; i++) jrn_segment_destroy(r->segs[i]);
+    free(r->segs);
     jd_map_destroy(r->by_id);
     free_entries(r);
     free(r);
@@ -252,8 +257,58 @@ static int compile(const jrn_reg *r, const jrn_ctl *c, const char *text, size_t 
     return rc;
 }
 
+size_t jrn_reg_segments(const jrn_reg *r) { return r->nsegs; }
+const jrn_segment *jrn_reg_segment_at(const jrn_reg *r, uint32_t i) { return i < r->nsegs ? r->segs[i] : NULL; }
+const jrn_segment *jrn_reg_last_segment(const jrn_reg *r) { return r->last_seg; }
+
+const jrn_segment *jrn_reg_segment_find(const jrn_reg *r, const char *id)
+{
+    for (uint32_t i = 0; i < r->nsegs; i++)
+        if (strcmp(r->segs[i]->id, id) == 0) return r->segs[i];
+    return NULL;
+}
+
+size_t jrn_reg_segment_entries(const jrn_reg *r, const char *segment, bool enter, uint32_t *out, size_t cap)
+{
+    size_t n = 0;
+    jrn_entry_kind want = enter ? JRN_ENTRY_SEGMENT_ENTER : JRN_ENTRY_SEGMENT_EXIT;
+    for (uint32_t i = 0; i < r->n && n < cap; i++) {
+        const jrn_version *v = jrn_reg_live(r->j[i]);
+        if (r->j[i]->status == JRN_ACTIVE && v && v->doc->entry.kind == want && v->doc->entry.segment &&
+            strcmp(v->doc->entry.segment, segment) == 0)
+            out[n++] = i;
+    }
+    return n;
+}
+
+/* A SEGMENT op: the document parses, names ctl->id, and fits the limit. */
+static int check_segment(const jrn_reg *r, const jrn_ctl *c, jrn_diags *diags, jrn_segment **out, jd_err *err)
+{
+    jrn_diags scratch = { 0 };
+    jrn_diags *d = diags ? diags : &scratch;
+    jrn_segment *s = NULL;
+    int rc = JD_OK;
+    if (!c->text) {
+        rc = jd_err_set(err, JD_EINVAL, "document", "a segment document is required");
+    } else if (jrn_segment_parse(c->source ? c->source : "api", c->text, c->text_len, &s, d) != JD_OK) {
+        rc = jd_err_set(err, JD_EINVAL, "", "the segment has %zu error(s)%s%s", d->n, d->n ? ": " : "", d->n ? d->v[0].msg : "");
+    } else if (strcmp(s->id, c->id) != 0) {
+        rc = jd_err_set(err, JD_EINVAL, "id", "the document's id is '%s', not '%s'", s->id, c->id);
+    } else if (!jrn_reg_segment_find(r, c->id) && r->nsegs >= JRN_MAX_SEGMENTS) {
+        rc = jd_err_set(err, JD_ELIMIT, "segments", "at most %d segments (JRN_MAX_SEGMENTS)", JRN_MAX_SEGMENTS);
+    }
+    if (rc != JD_OK || !out) jrn_segment_destroy(s);
+    else *out = s;
+    jrn_diags_release(&scratch);
+    return rc;
+}
+
 int jrn_reg_check(const jrn_reg *r, const jrn_ctl *c, jrn_diags *diags, jd_err *err)
 {
+    if (c->op == JRN_OP_SEGMENT) {
+        if (!c->id || !c->id[0]) return jd_err_set(err, JD_EINVAL, "id", "a segment id is required");
+        return check_segment(r, c, diags, NULL, err);
+    }
     const jrn_journey *j = c->id ? jrn_reg_find(r, c->id) : NULL;
     if (!c->id || !c->id[0]) return jd_err_set(err, JD_EINVAL, "id", "a journey id is required");
     if (j && j->status == JRN_ARCHIVED)
@@ -288,6 +343,7 @@ int jrn_reg_check(const jrn_reg *r, const jrn_ctl *c, jrn_diags *diags, jd_err *
     case JRN_OP_ARCHIVE:
         if (!j) return jd_err_set(err, JD_ENOTFOUND, "id", "no journey '%s'", c->id);
         return JD_OK;
+    case JRN_OP_SEGMENT: break;   /* handled above */
     }
     return jd_err_set(err, JD_EINVAL, "op", "unknown operation");
 }
@@ -357,9 +413,38 @@ static void add_version(jrn_journey *j, jrn_doc *doc, const char *text, size_t n
     j->versions[j->nversions++] = v;
 }
 
+/* Defines or redefines a segment; a redefinition keeps its bit. */
+static int apply_segment(jrn_reg *r, const jrn_ctl *c, int64_t now, jd_err *err)
+{
+    jrn_segment *s = NULL;
+    int rc = check_segment(r, c, NULL, &s, err);
+    if (rc != JD_OK) return rc;
+    jrn_segment *old = (jrn_segment *)jrn_reg_segment_find(r, c->id);
+    s->updated_us = now;
+    if (old) {
+        s->bit = old->bit;
+        s->version = old->version + 1;
+        r->segs[old->bit] = s;
+        jrn_segment_destroy(old);
+    } else {
+        s->bit = r->nsegs;
+        s->version = 1;
+        r->segs = jd_xrealloc(r->segs, (r->nsegs + 1) * sizeof *r->segs);
+        r->segs[r->nsegs++] = s;
+    }
+    r->last_seg = s;
+    return JD_OK;
+}
+
 int jrn_reg_apply(jrn_reg *r, const jrn_ctl *c, int64_t now, const jrn_journey **changed, jrn_status *was,
                   jd_err *err)
 {
+    r->last_seg = NULL;
+    if (c->op == JRN_OP_SEGMENT) {
+        *changed = NULL;
+        *was = 0;
+        return apply_segment(r, c, now, err);
+    }
     int rc = jrn_reg_check(r, c, NULL, err);
     if (rc != JD_OK) return rc;
     jrn_journey *j = (jrn_journey *)jrn_reg_find(r, c->id);
@@ -389,6 +474,7 @@ int jrn_reg_apply(jrn_reg *r, const jrn_ctl *c, int64_t now, const jrn_journey *
     case JRN_OP_PAUSE: j->status = JRN_PAUSED; break;
     case JRN_OP_RESUME: j->status = JRN_ACTIVE; break;
     case JRN_OP_ARCHIVE: j->status = JRN_ARCHIVED; break;
+    case JRN_OP_SEGMENT: break;   /* apply_segment */
     }
     j->updated_us = now;
     rebuild_entries(r);
@@ -469,8 +555,18 @@ int jrn_reg_encode(const jrn_reg *r, jd_buf *out)
         json_object_object_add(o, "versions", vs);
         json_object_array_add(a, o);
     }
-    int rc = jd_buf_adds(out, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
-    json_object_put(a);
+    json_object *top = json_object_new_object(), *sa = json_object_new_array();
+    json_object_object_add(top, "journeys", a);
+    for (uint32_t i = 0; i < r->nsegs; i++) {   /* in bit order: decoding gives the same bits */
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "text", json_object_new_string(r->segs[i]->text));
+        json_object_object_add(o, "version", json_object_new_int64(r->segs[i]->version));
+        json_object_object_add(o, "updated", json_object_new_int64(r->segs[i]->updated_us));
+        json_object_array_add(sa, o);
+    }
+    json_object_object_add(top, "segments", sa);
+    int rc = jd_buf_adds(out, json_object_to_json_string_ext(top, JSON_C_TO_STRING_PLAIN));
+    json_object_put(top);
     return rc;
 }
 
@@ -490,11 +586,32 @@ int jrn_reg_decode(jrn_reg *r, const char *text, size_t n, jd_err *err)
 {
     int rc = JD_OK;
     json_tokener *tok = json_tokener_new();
-    json_object *a = json_tokener_parse_ex(tok, text, (int)n);
+    json_object *top = json_tokener_parse_ex(tok, text, (int)n), *a = NULL, *sa = NULL;
     json_tokener_free(tok);
-    if (!a || !json_object_is_type(a, json_type_array)) {
-        rc = jd_err_set(err, JD_ECORRUPT, "journeys", "the journey registry is not a JSON array");
+    if (!top || !json_object_is_type(top, json_type_object) || !json_object_object_get_ex(top, "journeys", &a) ||
+        !json_object_is_type(a, json_type_array) || !json_object_object_get_ex(top, "segments", &sa) ||
+        !json_object_is_type(sa, json_type_array)) {
+        rc = jd_err_set(err, JD_ECORRUPT, "journeys", "the journey registry is not {\"journeys\":[...],\"segments\":[...]}");
         goto out;
+    }
+    for (size_t i = 0; i < json_object_array_length(sa); i++) {
+        json_object *o = json_object_array_get_idx(sa, i);
+        const char *t = str_of(o, "text");
+        jrn_segment *sg = NULL;
+        jrn_diags d = { 0 };
+        if (!t || jrn_segment_parse("journeys", t, strlen(t), &sg, &d) != JD_OK || r->nsegs >= JRN_MAX_SEGMENTS ||
+            jrn_reg_segment_find(r, sg->id)) {
+            rc = jd_err_set(err, JD_ECORRUPT, "journeys", "segment %zu no longer parses or repeats an id%s%s", i,
+                            d.n ? ": " : "", d.n ? d.v[0].msg : "");
+            jrn_segment_destroy(sg);
+            jrn_diags_release(&d);
+            goto out;
+        }
+        sg->bit = r->nsegs;
+        sg->version = (uint32_t)int_of(o, "version");
+        sg->updated_us = int_of(o, "updated");
+        r->segs = jd_xrealloc(r->segs, (r->nsegs + 1) * sizeof *r->segs);
+        r->segs[r->nsegs++] = sg;
     }
     for (size_t i = 0; i < json_object_array_length(a); i++) {
         json_object *o = json_object_array_get_idx(a, i), *vs;
@@ -533,6 +650,6 @@ int jrn_reg_decode(jrn_reg *r, const char *text, size_t n, jd_err *err)
     }
     rebuild_entries(r);
 out:
-    json_object_put(a);
+    json_object_put(top);
     return rc;
 }

@@ -126,7 +126,8 @@ static int control(world *w, jrn_op op, const char *id, const char *text, int64_
     jd_err_clear(&err);
     int rc = jrn_reg_apply(w->reg, &c, at, &j, &was, &err);
     if (rc != JD_OK) return rc;
-    jrn_host_journey_changed(w->h, j, was, at, ++w->lsn);
+    if (jrn_reg_last_segment(w->reg)) jrn_host_segment_changed(w->h, jrn_reg_last_segment(w->reg), at, ++w->lsn);
+    else jrn_host_journey_changed(w->h, j, was, at, ++w->lsn);
     return JD_OK;
 }
 
@@ -1086,6 +1087,80 @@ static void test_entry_event_kept(void **state)
     world_release(&w);
 }
 
+/* Segments: membership follows the profile; entering and leaving run the
+ * journeys entered on segment_enter / segment_exit; in_segment() reads it. */
+static void test_segments_enter_leave(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    assert_int_equal(control(&w, JRN_OP_SEGMENT, "pro", "id: pro\nwhen: has(profile.traits.plan) && profile.traits.plan == 'pro'\n", T0), JD_OK);
+    publish(&w, "welcome-pro", "id: welcome-pro\nentry: { segment_enter: pro }\nnodes:\n  m: { send: { channel: email, template: pro } }\n", T0);
+    publish(&w, "winback", "id: winback\nentry: { segment_exit: pro }\nnodes:\n  m: { send: { channel: email, template: miss_you } }\n", T0);
+    publish(&w, "upsell",
+            "id: upsell\nentry: { event: Viewed Pricing }\nexits:\n  - when: in_segment('pro')\n"
+            "nodes:\n  w: { wait: 1d, next: m }\n  m: { send: { channel: email, template: upsell } }\n", T0);
+    track(&w, "a", "Viewed Pricing", NULL, T0);
+    assert_int_equal(jrn_host_instances(w.h), 1);
+    identify(&w, "a", "{\"plan\":\"pro\"}", T0 + MIN);
+    assert_int_equal(jrn_host_segments_of(w.h, "a", 1), 1);
+    assert_int_equal(jrn_host_segment_size(w.h, 0), 1);
+    assert_int_equal(w.nintents, 1);
+    assert_intent(&w, 0, "a", "m", T0 + MIN);
+    assert_string_equal(w.intents[0].journey, "welcome-pro");
+    assert_int_equal(jrn_host_instances(w.h), 0);   /* upsell ended: in_segment('pro') became true */
+    assert_int_equal(stats(&w, "upsell", 1)->exits[JRN_END_EXIT_RULE], 1);
+    identify(&w, "a", "{\"plan\":\"free\"}", T0 + 2 * MIN);
+    assert_int_equal(jrn_host_segments_of(w.h, "a", 1), 0);
+    assert_int_equal(jrn_host_segment_size(w.h, 0), 0);
+    assert_int_equal(w.nintents, 2);
+    assert_string_equal(w.intents[1].journey, "winback");
+    /* a redefinition re-evaluates the people the host knows at once */
+    assert_int_equal(control(&w, JRN_OP_SEGMENT, "pro", "id: pro\nwhen: has(profile.traits.plan)\n", T0 + 3 * MIN), JD_OK);
+    assert_int_equal(jrn_host_segments_of(w.h, "a", 1), 1);
+    /* a bad document: every error at once, nothing defined */
+    static const char bad_text[] = "id: x\nwhen: profile.traits.(\nextra: 1\n";
+    jrn_ctl bad = { JRN_OP_SEGMENT, "x", bad_text, sizeof bad_text - 1, "test" };
+    jrn_diags d = { 0 };
+    jd_err err;
+    assert_int_equal(jrn_reg_check(w.reg, &bad, &d, &err), JD_EINVAL);
+    assert_int_equal(d.n, 2);   /* the unknown field and the expression, at once */
+    jrn_diags_release(&d);
+    world_release(&w);
+}
+
+/* A segment that time alone flips ("no activity for 3 days") is entered at
+ * that moment, through the host's flip wheel, and kept across a snapshot. */
+static void test_segment_flips_in_time(void **state)
+{
+    (void)state;
+    world w, w2;
+    world_init(&w, T0);
+    assert_int_equal(control(&w, JRN_OP_SEGMENT, "inactive",
+                             "id: inactive\nwhen: days_since(timestamp(profile.last_seen)) >= 3\n", T0), JD_OK);
+    publish(&w, "nudge", "id: nudge\nentry: { segment_enter: inactive }\nreentry: always\n"
+                         "nodes:\n  m: { send: { channel: email, template: we_miss_you } }\n", T0);
+    track(&w, "a", "Logged In", NULL, T0 + HOUR);
+    assert_int_equal(jrn_host_segments_of(w.h, "a", 1), 0);
+    assert_true(jrn_host_next_due(w.h) >= (uint64_t)(T0 + HOUR + 3 * DAY));
+    assert_true(jrn_host_next_due(w.h) <= (uint64_t)(T0 + HOUR + 3 * DAY + 1000));
+    advance(&w, T0 + HOUR + 3 * DAY - 1);   /* 1 us before: still out */
+    assert_int_equal(jrn_host_segments_of(w.h, "a", 1), 0);
+    restore(&w, &w2);                         /* the pending flip survives a snapshot */
+    advance(&w2, T0 + HOUR + 3 * DAY + 1000);
+    assert_int_equal(jrn_host_segments_of(w2.h, "a", 1), 1);
+    assert_int_equal(w2.nintents, 1);
+    assert_string_equal(w2.intents[0].node, "m");
+    /* activity takes them out again; the next flip is 3 days after it */
+    track(&w2, "a", "Logged In", NULL, T0 + 5 * DAY);
+    assert_int_equal(jrn_host_segments_of(w2.h, "a", 1), 0);
+    advance(&w2, T0 + 8 * DAY + 1000);
+    assert_int_equal(jrn_host_segments_of(w2.h, "a", 1), 1);
+    assert_int_equal(w2.nintents, 2);
+    world_release(&w2);
+    world_release(&w);
+}
+
 /* host (5) across a snapshot: a wait held by a pause still runs at resume. */
 static void test_snapshot_keeps_held_waits(void **state)
 {
@@ -1184,6 +1259,8 @@ int main(void)
         cmocka_unit_test(test_entry_event_kept),
         cmocka_unit_test(test_entry_index_is_sound),
         cmocka_unit_test(test_exit_rule_after_update_node),
+        cmocka_unit_test(test_segments_enter_leave),
+        cmocka_unit_test(test_segment_flips_in_time),
         cmocka_unit_test(test_snapshot_keeps_held_waits),
         cmocka_unit_test(test_snapshot_keeps_instance_order),
         cmocka_unit_test(test_exit_rule_on_identify),
