@@ -485,16 +485,18 @@ static void h_fire(tw_wheel *w, tw_entry *e, void *ctx)
 void jrn_host_advance(jrn_host *h, int64_t now, uint64_t lsn)
 {
     if (now <= h->now) return;
-    h->now = now;
     h->lsn = lsn;
     /* Waits and segment flips in time order (ties: waits first), so a flip
-     * that ends an instance comes before a later wait of it. */
+     * that ends an instance comes before a later wait of it; the host's clock
+     * is each deadline in turn, so what they cause happens at that time. */
     for (;;) {
         uint64_t a = tw_next_deadline(h->w), b = tw_next_deadline(h->wseg), next = a < b ? a : b;
         if (next > (uint64_t)now) break;
+        if ((int64_t)next > h->now) h->now = (int64_t)next;
         tw_advance(h->w, next);
         tw_advance(h->wseg, next);
     }
+    h->now = now;
     tw_advance(h->w, (uint64_t)now);
     tw_advance(h->wseg, (uint64_t)now);
 }

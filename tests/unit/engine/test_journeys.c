@@ -411,6 +411,52 @@ static void test_bad_document_lists_every_error(void **state)
     eng_close(e);
 }
 
+/* A segment that time alone flips, in the engine: "no login for 3 days" is
+ * entered 3 days after the last login on the committer's (virtual) clock,
+ * and its journey's intent carries that time. */
+static void test_segment_flips_on_the_clock(void **state)
+{
+    fixture *f = *state;
+    eng *e;
+    jd_err err;
+    assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
+    const char *seg = "id: inactive-3d\nwhen: days_since(timestamp(profile.last_seen)) >= 3\n";
+    const char *jdoc = "id: winback\nentry: { segment_enter: inactive-3d }\nnodes:\n  m: { send: { channel: email, template: miss_you } }\n";
+    waiter w;
+    w_init(&w);
+    eng_journey_req rs = { "segment", "inactive-3d", seg, strlen(seg), "test", false, false, false };
+    eng_journey_change(e, &rs, on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_OK);
+    assert_non_null(strstr(w.json, "\"timed\":true"));
+    w_release(&w);
+    w_init(&w);
+    eng_journey_req rj = { "publish", "winback", jdoc, strlen(jdoc), "test", false, false, false };
+    eng_journey_change(e, &rj, on_json, &w);
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_OK);
+    w_release(&w);
+    assert_int_equal(track(e, "sam", "Logged In", "s1", T0), JD_OK);
+    jd_vclock_set(&f->vc, (uint64_t)(T0 + 3 * (int64_t)JD_DAY - 10 * (int64_t)JD_SEC));
+    char *none = intents(e, "sam");
+    assert_int_equal(count_in(none), 0);
+    free(none);
+    jd_vclock_set(&f->vc, (uint64_t)(T0 + 3 * (int64_t)JD_DAY + 5 * (int64_t)JD_MIN));
+    char *got = await_intents(e, "sam", 1);
+    char *at = intent_field(got, 0, "at"), *journey = intent_field(got, 0, "journey");
+    assert_string_equal(journey, "winback");
+    assert_string_equal(at, "2026-01-04T00:00:00.000Z");   /* the flip's time, not the clock record's */
+    free(at);
+    free(journey);
+    free(got);
+    w_init(&w);
+    eng_segments_get(e, "inactive-3d", on_json, &w);
+    w_wait(&w);
+    assert_non_null(strstr(w.json, "\"size\":1"));
+    w_release(&w);
+    eng_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_mid_wait_same_intent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enter_through_api_and_reentry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_document_lists_every_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_flips_on_the_clock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
