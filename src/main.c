@@ -389,6 +389,7 @@ static int cmd_serve(int argc, char **argv)
     eo.prof.max_event_names = c.max_event_names;
     eo.prof.max_groups = c.max_groups;
     eo.prof.max_tags = c.max_tags;
+    eo.prof.computed = c.computed;   /* borrowed: c outlives the engine */
     eng_recovery rec;
     if (eng_open(&e, &eo, &rec, &err) != JD_OK) { fail_line("cannot open the data folder: ", &err); goto out; }
     if (rec.log.truncated_bytes)

@@ -39,6 +39,8 @@ const jd_yaml_node *jd_yaml_get(const jd_yaml_node *map, const char *key);
 
 /* ---- configuration ------------------------------------------------------ */
 
+typedef struct prof_computed_defs prof_computed_defs;   /* include/journeyd/profile.h */
+
 typedef struct jd_config {
     char    *config_path;           /* NULL when none */
     char    *data_dir;              /* data */
@@ -69,6 +71,9 @@ typedef struct jd_config {
     uint64_t segment_bytes;         /* log.segment_bytes */
     /* profiles */
     uint32_t max_traits_bytes, max_anonymous_ids, max_event_names, max_groups, max_tags;
+    /* computed: trait definitions (owned; NULL: none). Parsed by the profile
+     * module (prof_computed_parse), passed to every store as prof_limits.computed. */
+    prof_computed_defs *computed;
 } jd_config;
 
 void jd_config_init(jd_config *c);          /* defaults */

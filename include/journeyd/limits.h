@@ -41,6 +41,11 @@
 #define JD_DEF_MAX_EVENT_NAMES     1000           /* profiles.max_event_names: counted per profile (at most 65535) */
 #define JD_DEF_MAX_GROUPS          50             /* profiles.max_groups */
 #define JD_DEF_MAX_TAGS            100            /* profiles.max_tags: tags per profile */
+/* Computed traits (computed: in the config; docs/operations.md) */
+#define JD_MAX_COMPUTED            64             /* fixed: definitions in computed: */
+#define JD_DEF_COMPUTED_BUCKETS    32             /* computed.NAME.buckets: time buckets of a window */
+#define JD_MAX_COMPUTED_BUCKETS    64             /* fixed: computed.NAME.buckets at most */
+#define JD_MAX_COMPUTED_VALUE_BYTES 1024          /* fixed: a `last` value's JSON text */
 
 /* Expressions (fixed for now: named in their errors; config keys to come) */
 #define JD_EXPR_MAX_SOURCE         16384    /* expr.max_source: bytes of source */

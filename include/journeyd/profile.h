@@ -9,7 +9,8 @@
  * input: no clock, no randomness, so replaying the log rebuilds the same store.
  * Threading: a prof_store belongs to the shard thread that owns its partition.
  * Not here (issue 'Profiles'): the identity directory and cross-partition
- * merges, computed traits, consent, segments. Until then the profile key is the
+ * merges, consent, segments. Computed traits are not back-filled from
+ * history: a definition starts empty when it first appears. Until then the profile key is the
  * userId when present, else the anonymousId, and alias records previousId as
  * one more identity of the userId's profile.
  */
@@ -17,9 +18,28 @@
 #define JOURNEYD_PROFILE_H
 
 #include "journeyd/base.h"
+#include "journeyd/config.h"
 #include "journeyd/ingest.h"
 
 typedef struct prof_store prof_store;
+
+/* ---- computed trait definitions ------------------------------------------
+ * Parsed once from the configuration's `computed:` map, read-only afterwards,
+ * and shared (borrowed) by every partition's store: any thread may read them.
+ * docs/operations.md ("Computed traits") is the user-facing description. */
+typedef struct prof_computed_defs prof_computed_defs;
+
+/* Parses the value of `computed:` (a map of NAME: { KIND: Event, property:,
+ * window:, buckets: }; an empty value means none). `file` names the document
+ * in errors. Returns owned *out (prof_computed_defs_destroy; NULL when there
+ * are no definitions). JD_EINVAL with err->where "<file>:<line>:<col>" of the
+ * offending node and a message that starts with the key
+ * ("computed.logins_7d.window: ..."); JD_ELIMIT past JD_MAX_COMPUTED
+ * definitions. Borrows map for the call. Pure. */
+int  prof_computed_parse(const jd_yaml_node *map, const char *file, prof_computed_defs **out, jd_err *err);
+void prof_computed_defs_destroy(prof_computed_defs *d);
+/* Number of definitions (0 for NULL). */
+uint32_t prof_computed_count(const prof_computed_defs *d);
 
 typedef struct prof_limits {
     uint32_t max_traits_bytes;    /* profiles.max_traits_bytes: traits JSON per profile */
@@ -27,8 +47,10 @@ typedef struct prof_limits {
     uint32_t max_event_names;     /* distinct event names counted per profile */
     uint32_t max_groups;          /* groups per profile */
     uint32_t max_tags;            /* profiles.max_tags: tags per profile */
+    const prof_computed_defs *computed;   /* computed: borrowed, must outlive the
+                                             store (jd_config owns it); NULL: none */
 } prof_limits;
-/* Fills l with the defaults of include/journeyd/limits.h. */
+/* Fills l with the defaults of include/journeyd/limits.h (no computed traits). */
 void prof_limits_default(prof_limits *l);
 
 prof_store *prof_store_create(const prof_limits *lim);
@@ -45,7 +67,8 @@ jd_str prof_event_key(const ingest_event *ev);
 int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err);
 
 /* Appends the profile whose key, userId or anonymousId is `id` as a JSON object
- * to out (shape in docs/api.md). JD_ENOTFOUND if no profile in this store has it. */
+ * to out (shape in docs/api.md). Windowed computed traits are read as of the
+ * profile's lastSeen. JD_ENOTFOUND if no profile in this store has it. */
 int prof_get_json(const prof_store *s, const char *id, size_t id_len, jd_buf *out);
 
 /* ---- updates from journeys ---------------------------------------------- */
@@ -85,24 +108,36 @@ int prof_update(prof_store *s, const char *key, size_t key_len,
 /* The profile as the expression language sees it (variable `profile`):
  *   {"userId":..,"anonymousIds":[..],"traits":{...},"tags":[..],
  *    "groups":{"<groupId>":{<traits>}},"first_seen":"RFC3339","last_seen":"RFC3339",
- *    "events":{"<event name>":count}}
+ *    "events":{"<event name>":count},"computed":{"<name>":value}}
  * (userId omitted when the key is not a userId; an anonymous key leads
  * anonymousIds, as in prof_get_json). Looks up by profile key only.
+ * computed: every definition's value as of now_us (windows count the buckets
+ * that overlap the window ending at now_us; see docs/internals/profile.md):
+ * count an int (0 when none), sum a double (0 when none), min/max doubles,
+ * last the property's JSON value, first_seen/last_seen RFC 3339 strings;
+ * min, max, last, first_seen and last_seen are left out of the map when
+ * there is no value (so `has(profile.computed.x)` tells). now_us is an input,
+ * never a clock read: pass the time of the record being processed.
  * Returns owned: a new json_object the caller frees with json_object_put, or
  * NULL when no profile has that key. Built straight from the stored blobs
  * (one parse per trait value with the store's tokener), so s is not const:
  * owning shard thread only. */
 struct json_object;
+struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len, int64_t now_us);
+/* prof_view_at with now_us = the profile's lastSeen (its latest event time). */
 struct json_object *prof_view(prof_store *s, const char *key, size_t key_len);
 
 size_t prof_store_count(const prof_store *s);
 /* Bytes held by the store's profiles (an estimate, for metrics and benchmarks). */
 size_t prof_store_bytes(const prof_store *s);
 
-/* Snapshot codec. encode appends a self-describing blob (format version 2);
- * decode fills an empty store from version 2 or version 1 (written before
- * tags existed: its profiles decode with no tags) and returns JD_ECORRUPT
- * (with where = byte offset) on bad bytes. */
+/* Snapshot codec. encode appends a self-describing blob (format version 3);
+ * decode fills an empty store from version 3, 2 (before computed traits: no
+ * computed values) or 1 (before tags: no tags either) and returns JD_ECORRUPT
+ * (with where = byte offset) on bad bytes. Computed values are keyed by a
+ * hash of their definition: values whose definition is no longer in the
+ * store's prof_limits.computed (removed or changed) are dropped, and new
+ * definitions start empty. */
 int prof_store_encode(const prof_store *s, jd_buf *out);
 int prof_store_decode(prof_store *s, const void *p, size_t n, jd_err *err);
 

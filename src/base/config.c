@@ -3,9 +3,13 @@
  * One table (`settings`) lists every key with its parser, its field and a line
  * of help; loading a file walks the YAML tree against it, so an unknown key is
  * an error that names the file, line and column, never a silent no-op.
+ * One section is not in the table: `computed:` is a map of trait definitions
+ * whose meaning is the profile module's, so its tree goes to
+ * prof_computed_parse (the only call from here into a module).
  */
 #include "journeyd/config.h"
 #include "journeyd/limits.h"
+#include "journeyd/profile.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -107,6 +111,7 @@ void jd_config_release(jd_config *c)
     free(c->journeys_dir);
     free_list(c->write_keys, c->n_write_keys);
     free_list(c->admin_tokens, c->n_admin_tokens);
+    prof_computed_defs_destroy(c->computed);
     memset(c, 0, sizeof *c);
 }
 
@@ -205,6 +210,14 @@ static int load_map(jd_config *c, const char *path, const jd_yaml_node *map, con
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", k->text);
         snprintf(where, sizeof where, "%s:%u:%u", path, k->line, k->col);
         const jd_yaml_node *v = k->value;
+        if (!*prefix && strcmp(k->text, "computed") == 0) {   /* a later file replaces them */
+            prof_computed_defs *defs = NULL;
+            int rc = prof_computed_parse(v, path, &defs, err);
+            if (rc != JD_OK) return rc;
+            prof_computed_defs_destroy(c->computed);
+            c->computed = defs;
+            continue;
+        }
         const setting *s = find_setting(key);
         if (!s && v->kind == JD_YAML_MAP) {
             int rc = load_map(c, path, v, key, err);
@@ -280,4 +293,6 @@ void jd_config_describe(jd_buf *out)
     };
     for (size_t i = 0; i < JD_ARRAY_LEN(settings); i++)
         jd_buf_addf(out, "  %-28s %-9s %s\n", settings[i].key, type_names[settings[i].type], settings[i].help);
+    jd_buf_addf(out, "  %-28s %-9s %s\n", "computed", "map",
+                "computed traits: NAME: { count|sum|min|max|last|first_seen|last_seen: Event, property:, window:, buckets: }");
 }

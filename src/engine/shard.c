@@ -16,7 +16,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 uint32_t eng__shard_of(const eng *e, uint32_t partition) { return partition % e->nshards; }
 
@@ -98,7 +97,7 @@ static void on_batch(eng_shard *sh, shard_msg *m)
     }
     eng__journeys_publish(sh);
     eng *e = sh->e;
-    uint64_t left = atomic_fetch_sub_explicit(&e->backlog[sh->id], b->n, memory_order_relaxed) - b->n;
+    uint64_t left = atomic_fetch_sub(&e->backlog[sh->id], b->n) - b->n;   /* seq_cst: see eng__backlog_wait */
     if (left <= e->o.max_backlog && atomic_load(&e->bl_waiting)) {
         pthread_mutex_lock(&e->bl_mu);
         pthread_cond_broadcast(&e->bl_cv);
@@ -113,7 +112,7 @@ static void on_batch(eng_shard *sh, shard_msg *m)
 static bool backlog_full(eng *e)
 {
     for (uint32_t s = 0; s < e->nshards; s++)
-        if (atomic_load_explicit(&e->backlog[s], memory_order_relaxed) > e->o.max_backlog) return true;
+        if (atomic_load(&e->backlog[s]) > e->o.max_backlog) return true;
     return false;
 }
 
@@ -122,16 +121,11 @@ void eng__backlog_wait(eng *e)
     if (!backlog_full(e)) return;
     atomic_fetch_add_explicit(&e->st_backlog_waits, 1, memory_order_relaxed);
     pthread_mutex_lock(&e->bl_mu);
+    /* No lost wake-up: this store and the shard's decrement are seq_cst, so
+     * either the check below sees the decrement or the shard sees bl_waiting
+     * and broadcasts under the mutex, which it can only take once we wait. */
     atomic_store(&e->bl_waiting, true);
-    while (backlog_full(e)) {
-        /* A shard signals when it drops under the limit; the timeout covers a
-         * signal sent between the check and the wait. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-        pthread_cond_timedwait(&e->bl_cv, &e->bl_mu, &ts);
-    }
+    while (backlog_full(e)) pthread_cond_wait(&e->bl_cv, &e->bl_mu);
     atomic_store(&e->bl_waiting, false);
     pthread_mutex_unlock(&e->bl_mu);
 }

@@ -247,7 +247,7 @@ static json_object *event_json(jrn_host *h)
 static json_object *profile_json(jrn_host *h)
 {
     if (!h->t.prof) {
-        if (h->t.key.n) h->t.prof = prof_view(h->profiles, h->t.key.p, h->t.key.n);
+        if (h->t.key.n) h->t.prof = prof_view_at(h->profiles, h->t.key.p, h->t.key.n, h->t.now);
         if (!h->t.prof) {   /* entered through the API before any event: an empty profile */
             h->t.prof = json_object_new_object();
             json_object_object_add(h->t.prof, "traits", json_object_new_object());

@@ -1,5 +1,6 @@
 /* src/profile/profile.c -- the profiles of one partition: apply events, answer
- * lookups. The snapshot codec is in snapshot.c; docs/internals/profile.md has
+ * lookups. The snapshot codec is in snapshot.c, computed traits (their
+ * definitions and values) in computed.c; docs/internals/profile.md has
  * the memory layout with byte offsets, the merge rules and the sizes measured.
  *
  * The store is sized for ten million profiles a process, so a profile is one
@@ -37,6 +38,9 @@
  *      limit), in which case it cannot add any.
  *  (9) prof_update is all or nothing: every op is checked and the new blobs
  *      are built aside before the profile changes.
+ * (10) Only track events change computed values (computed.c has their own
+ *      invariants), and reading them takes the time as an argument:
+ *      prof_view and prof_get_json read windows at the profile's last_us.
  */
 #include "profile_int.h"
 
@@ -55,6 +59,7 @@ void prof_limits_default(prof_limits *l)
     l->max_event_names = JD_DEF_MAX_EVENT_NAMES;
     l->max_groups = JD_DEF_MAX_GROUPS;
     l->max_tags = JD_DEF_MAX_TAGS;
+    l->computed = NULL;
 }
 
 prof_store *prof_store_create(const prof_limits *lim)
@@ -81,6 +86,7 @@ static void prof_free(prof *p)
         free(p->rich->traits);
         free(p->rich->groups);
         free(p->rich->tags);
+        free(p->rich->computed);
         free(p->rich);
     }
     free(p);
@@ -278,21 +284,22 @@ static void count_event_name(prof_store *s, prof *p, jd_str name)
 static size_t rich_blob_bytes(const struct prof_rich *r)
 {
     return prof__alloc_size(r->traits_len) + prof__alloc_size(r->groups_len) +
-           prof__alloc_size(r->tags_len);
+           prof__alloc_size(r->tags_len) + prof__alloc_size(r->computed_len);
 }
 
 void prof__rich_set(prof_store *s, prof *p, const struct prof_rich *nr)
 {
     JD_ASSERT(!nr->traits == !nr->traits_len && !nr->groups == !nr->groups_len &&
-              !nr->tags == !nr->tags_len);
+              !nr->tags == !nr->tags_len && !nr->computed == !nr->computed_len);
     struct prof_rich *r = p->rich;
     if (r) {
         s->heap -= rich_blob_bytes(r);
         if (r->traits != nr->traits) free(r->traits);
         if (r->groups != nr->groups) free(r->groups);
         if (r->tags != nr->tags) free(r->tags);
+        if (r->computed != nr->computed) free(r->computed);
     }
-    if (!nr->traits_len && !nr->groups_len && !nr->tags_len) {
+    if (!nr->traits_len && !nr->groups_len && !nr->tags_len && !nr->computed_len) {
         if (r) s->heap -= prof__alloc_size(sizeof *r);
         free(r);
         p->rich = NULL;
@@ -489,9 +496,9 @@ static void apply_group(prof_store *s, prof *p, jd_str gid, json_object *traits,
 
 /* ---- apply ------------------------------------------------------------- */
 
-/* Parses the record's JSON and finds its "traits" object (NULL if none).
- * *root is owned by the caller (json_object_put). */
-static int read_traits(prof_store *s, const ingest_event *ev, json_object **root,
+/* Parses the record's JSON and finds its `field` object ("traits" or
+ * "properties"; NULL if none). *root is owned by the caller (json_object_put). */
+static int read_object(prof_store *s, const ingest_event *ev, const char *field, json_object **root,
                        json_object **traits, jd_err *err)
 {
     *root = NULL;
@@ -507,7 +514,7 @@ static int read_traits(prof_store *s, const ingest_event *ev, json_object **root
                           e == json_tokener_success ? "not one object" : json_tokener_error_desc(e));
     }
     json_object *t;
-    if (json_object_object_get_ex(o, "traits", &t) && json_object_is_type(t, json_type_object))
+    if (json_object_object_get_ex(o, field, &t) && json_object_is_type(t, json_type_object))
         *traits = t;
     *root = o;
     return JD_OK;
@@ -521,11 +528,20 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
     if (ev->type < INGEST_TRACK || ev->type >= INGEST_TYPE_COUNT_)
         return jd_err_set(err, JD_EINVAL, "profile", "unknown event type %d", (int)ev->type);
 
-    /* Parse before touching the profile: an unreadable record changes nothing. */
+    /* Parse before touching the profile: an unreadable record changes nothing.
+     * A track event's JSON is parsed only when a computed trait reads one of
+     * its properties. */
     json_object *root = NULL, *traits = NULL;
+    uint64_t ct_mask = 0;
     if (ev->type == INGEST_IDENTIFY || ev->type == INGEST_GROUP) {
-        int rc = read_traits(s, ev, &root, &traits, err);
+        int rc = read_object(s, ev, "traits", &root, &traits, err);
         if (rc != JD_OK) return rc;
+    } else if (ev->type == INGEST_TRACK && s->lim.computed) {
+        ct_mask = prof__computed_mask(s->lim.computed, ev->event);
+        if (ct_mask && prof__computed_needs_props(s->lim.computed, ct_mask)) {
+            int rc = read_object(s, ev, "properties", &root, &traits, err);
+            if (rc != JD_OK) return rc;
+        }
     }
 
     prof *p = jd_map_get(s->by_key, key.p, key.n);
@@ -540,7 +556,10 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
 
     add_anon_id(s, p, ev->anonymous_id);
     switch (ev->type) {
-    case INGEST_TRACK:    count_event_name(s, p, ev->event); break;
+    case INGEST_TRACK:
+        count_event_name(s, p, ev->event);
+        if (ct_mask) prof__computed_apply(s, p, ct_mask, traits, ev->timestamp_us);
+        break;
     case INGEST_ALIAS:    add_anon_id(s, p, ev->previous_id); break;
     case INGEST_IDENTIFY: if (traits) apply_traits(s, p, traits, ev->timestamp_us); break;
     case INGEST_GROUP:
@@ -743,7 +762,7 @@ static int add_tset(jd_buf *b, const uint8_t *t, size_t n, bool times)
     return rc | jd_buf_add(b, "}", 1);
 }
 
-static int write_json(const prof *p, jd_buf *b)
+static int write_json(const prof_store *s, const prof *p, jd_buf *b)
 {
     int rc = jd_buf_adds(b, "{\"key\":") | jd_buf_add_json_str(b, p->key, p->key_len);
     rc |= jd_buf_adds(b, ",\"userId\":");
@@ -808,7 +827,8 @@ static int write_json(const prof *p, jd_buf *b)
             q += n;
         }
     }
-    rc |= jd_buf_adds(b, "},\"firstSeen\":") | add_time(b, p->first_us);
+    rc |= jd_buf_adds(b, "},\"computed\":") | prof__computed_json(s, p, p->last_us, b);
+    rc |= jd_buf_adds(b, ",\"firstSeen\":") | add_time(b, p->first_us);
     rc |= jd_buf_adds(b, ",\"lastSeen\":") | add_time(b, p->last_us);
     rc |= jd_buf_addf(b, ",\"limited\":%u}", (unsigned)p->limited);
     return rc ? JD_ELIMIT : JD_OK;
@@ -822,7 +842,7 @@ int prof_get_json(const prof_store *s, const char *id, size_t id_len, jd_buf *ou
     /* Built aside so that out is unchanged when its ceiling is hit. */
     jd_buf b;
     jd_buf_init(&b, out->max > out->len ? out->max - out->len : 0);
-    int rc = write_json(p, &b);
+    int rc = write_json(s, p, &b);
     if (rc == JD_OK) rc = jd_buf_add(out, b.data, b.len);
     jd_buf_release(&b);
     return rc;
@@ -851,7 +871,7 @@ static const char *scratch_cstr(prof_store *s, const void *p, size_t n)
  * bare number or literal (true, false, null) has ended when it sees the next
  * byte, so those get a space after them (in scratch); strings, objects and
  * arrays end on their own and are parsed where they lie. */
-static json_object *stored_value(prof_store *s, const char *v, uint32_t vl)
+json_object *prof__stored_value(prof_store *s, const char *v, uint32_t vl)
 {
     const char *t = v;
     size_t n = vl;
@@ -873,7 +893,7 @@ static json_object *view_tset(prof_store *s, const uint8_t *t, size_t n)
     for (const uint8_t *q = t, *end = t ? t + n : NULL; q < end;) {
         uint32_t kl = prof__rd32(q), vl = prof__rd32(q + 4);
         const char *k = (const char *)q + PROF_TSET_HDR, *v = k + kl + 1;
-        if (vl) json_object_object_add(o, k, stored_value(s, v, vl));   /* k ends in its NUL */
+        if (vl) json_object_object_add(o, k, prof__stored_value(s, v, vl));   /* k ends in its NUL */
         q = (const uint8_t *)v + vl;
     }
     return o;
@@ -887,6 +907,12 @@ static json_object *view_time(int64_t us)
 }
 
 struct json_object *prof_view(prof_store *s, const char *key, size_t key_len)
+{
+    const prof *p = jd_map_get(s->by_key, key, key_len);
+    return p ? prof_view_at(s, key, key_len, p->last_us) : NULL;
+}
+
+struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len, int64_t now_us)
 {
     const prof *p = jd_map_get(s->by_key, key, key_len);
     if (!p) return NULL;
@@ -940,6 +966,7 @@ struct json_object *prof_view(prof_store *s, const char *key, size_t key_len)
         }
     }
     add_lit(o, "events", evs);
+    add_lit(o, "computed", prof__computed_view(s, p, now_us));
     return o;
 }
 

@@ -5,8 +5,9 @@
  *   prof        fixed 48 bytes + 2 pointers + the key inline (one allocation)
  *   vec         anonymousIds and per-name event counts (one allocation, NULL
  *               while both are empty)
- *   prof_rich   traits, groups and tags (NULL until an identify, group or
- *               update brings any)
+ *   prof_rich   traits, groups, tags and computed trait values (NULL until
+ *               an identify, group, update or a computed trait's event
+ *               brings any)
  * Every multi-byte integer inside a blob is little-endian, so the snapshot
  * writes blobs as they are.
  */
@@ -28,17 +29,19 @@ enum {
     PROF_F_ALL = 3,
 };
 
-/* Traits, groups and tags: rare, so kept out of the fixed part.
+/* Traits, groups, tags and computed values: rare, so kept out of the fixed part.
  * traits: a "tset" blob, entries of
  *     u32 klen | u32 vlen | i64 set_us | key[klen] | 0 | value[vlen]
  *   value is compact JSON text; vlen 0 is a tombstone (removed by null at set_us).
  * groups: entries of
  *     u32 gid_len | u32 tset_len | gid[gid_len] | tset[tset_len]
  * tags: entries of, in the order added (distinct, 1..PROF_MAX_TAG_BYTES, no NUL)
- *     u32 len | i64 set_us | tag[len]        set_us: when it was added     */
+ *     u32 len | i64 set_us | tag[len]        set_us: when it was added
+ * computed: entries of (computed.c has the payloads; one per definition at most)
+ *     u8 def (index in the store's definitions) | u32 len | payload[len]      */
 struct prof_rich {
-    uint8_t *traits, *groups, *tags;   /* NULL when the length is 0 */
-    uint32_t traits_len, groups_len, tags_len;
+    uint8_t *traits, *groups, *tags, *computed;   /* NULL when the length is 0 */
+    uint32_t traits_len, groups_len, tags_len, computed_len;
 };
 
 /* vec: u16 n_ids | u16 n_evs | n_ids x (uv len | bytes) | n_evs x (u32 count | uv len | bytes)
@@ -115,6 +118,51 @@ static inline size_t prof__uv_get(const uint8_t *p, uint32_t *v)
 #define PROF_GRP_HDR  8u    /* gid_len, tset_len */
 #define PROF_TAG_HDR  12u   /* len, set_us */
 
+/* ---- computed trait definitions (computed.c) ---- */
+
+typedef enum {
+    PROF_CT_COUNT = 1, PROF_CT_SUM, PROF_CT_MIN, PROF_CT_MAX, PROF_CT_LAST,
+    PROF_CT_FIRST_SEEN, PROF_CT_LAST_SEEN,
+    PROF_CT_KIND_END_
+} prof_ct_kind;
+
+struct prof_cdef {
+    char    *name, *event, *property;   /* owned; property NULL when the kind takes none */
+    uint32_t event_len;
+    prof_ct_kind kind;
+    bool     bucketed;                  /* windowed count/sum/min/max/first_seen */
+    uint32_t buckets;                   /* windowed: B; 0 all time */
+    uint64_t window_us, width_us;       /* windowed: W and W / B; 0 all time */
+    uint64_t id;                        /* hash of name, kind, event, property, window, buckets */
+};
+
+struct prof_computed_defs {
+    uint32_t n;
+    struct prof_cdef d[JD_MAX_COMPUTED];
+    uint64_t masks[JD_MAX_COMPUTED];    /* by_event's values: bit i = definition i */
+    jd_map  *by_event;                  /* event name -> &masks[j] (key bytes: a def's event) */
+};
+
+/* The definitions counting event name `ev` as a bit mask (0: none). */
+uint64_t prof__computed_mask(const prof_computed_defs *d, jd_str ev);
+/* True if one of the definitions in mask reads a property. */
+bool prof__computed_needs_props(const prof_computed_defs *d, uint64_t mask);
+/* Applies one track event at ts to p's computed values for the definitions
+ * in mask. props is the event's "properties" object (NULL if none). */
+void prof__computed_apply(prof_store *s, prof *p, uint64_t mask, json_object *props, int64_t ts);
+/* Appends {"name":value,...} as prof_get_json writes it, as of now_us. */
+int prof__computed_json(const prof_store *s, const prof *p, int64_t now_us, jd_buf *b);
+/* The same as a new json_object (owned), for prof_view_at. */
+json_object *prof__computed_view(prof_store *s, const prof *p, int64_t now_us);
+/* Snapshot form: u32 len | entries of (u64 definition id | u32 len | payload). */
+void prof__computed_encode(const prof_store *s, const prof *p, jd_buf *b);
+/* Turns a snapshot section (n bytes) into p's in-memory blob for s's
+ * definitions, dropping values of unknown definitions. On JD_OK *out is owned
+ * (NULL when empty). On JD_ECORRUPT *bad is the offset in src and *what says
+ * what was wrong; nothing is allocated. */
+int prof__computed_decode(prof_store *s, const uint8_t *src, size_t n, uint8_t **out, uint32_t *out_len,
+                          size_t *bad, const char **what);
+
 /* ---- shared between profile.c and snapshot.c ---- */
 
 /* What malloc(n) really takes (glibc chunks: 8 bytes of header, 16-byte
@@ -132,13 +180,16 @@ void prof__vec_replace(prof_store *s, prof *p, uint8_t *nv);
 void prof__index_anon(prof_store *s, prof *p, const char *id, size_t n);
 /* Makes nr p's rich part. Each blob in nr is either p's current one (kept) or
  * a new owned one (taken; the current one is freed); NULL when its length is
- * 0. Frees p->rich when all three are empty. Keeps heap exact (invariant 6). */
+ * 0. Frees p->rich when all four are empty. Keeps heap exact (invariant 6). */
 void prof__rich_set(prof_store *s, prof *p, const struct prof_rich *nr);
 /* Parses t (n bytes) as exactly one strict JSON value, using the store's
  * tokener and scratch (so scratch is clobbered). Sets *ok; returns owned the
  * value (json_object_put), NULL for a JSON null or when !*ok. Wrapped in
  * [...] so that json-c sees where a bare number ends. */
 json_object *prof__parse_value(prof_store *s, const void *t, size_t n, bool *ok);
+/* A stored JSON value (one strict value, checked when stored) as a new
+ * json_object; NULL for null. Clobbers scratch. */
+json_object *prof__stored_value(prof_store *s, const char *v, uint32_t vl);
 /* p's rich part by value (all empty when p->rich is NULL). */
 static inline struct prof_rich prof__rich_get(const prof *p)
 {

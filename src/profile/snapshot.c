@@ -1,17 +1,20 @@
 /* src/profile/snapshot.c -- the profile store's snapshot codec.
  *
  * Format (all integers little-endian; docs/internals/profile.md has the table):
- *   u8 version (2; 1 still decodes) | u64 count | count x profile
+ *   u8 version (3; 2 and 1 still decode) | u64 count | count x profile
  *   profile: u32 key_len | key | u8 flags | i64 first_us | i64 last_us
  *            | u32 counts[6] | u32 limited
  *            | u16 n_ids | n_ids x (u8 indexed | u32 len | id)
  *            | u16 n_evs | n_evs x (u32 count | u32 len | name)
  *            | u32 traits_len | traits (the in-memory tset, as it is)
  *            | u32 groups_len | groups (the in-memory groups blob, as it is)
- *            | u32 tags_len | tags (the in-memory tags blob, as it is)   -- version 2 only
+ *            | u32 tags_len | tags (the in-memory tags blob, as it is)   -- version 2 on
+ *            | u32 computed_len | computed                              -- version 3 on
+ *   computed: entries of u64 definition id | u32 len | payload (computed.c)
  *
- * Version 1 (before tags) is version 2 without the tags field: its profiles
- * decode with no tags. encode always writes version 2.
+ * Version 2 (before computed traits) is version 3 without the computed field:
+ * its profiles decode with no computed values. Version 1 (before tags) is
+ * version 2 without the tags field: no tags either. encode always writes 3.
  *
  * Invariants:
  *  (1) decode trusts nothing: every length is checked against the bytes left
@@ -25,18 +28,25 @@
  *  (4) Tags decode as profile.c invariant (8) has them (distinct, 1..255
  *      bytes, no NUL), but their number is not checked against max_tags: the
  *      limit may have been lowered since (prof_update copes).
+ *  (5) Computed values are keyed by their definition's id (a hash of name,
+ *      kind, event, property, window and buckets): values of a definition the
+ *      store does not have (removed or changed since) are dropped, so
+ *      invariant (3) holds for stores with the same definitions.
  */
 #include "profile_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SNAP_VERSION    2
-#define SNAP_VERSION_V1 1   /* no tags field */
+#define SNAP_VERSION    3
+#define SNAP_VERSION_V2 2   /* no computed field */
+#define SNAP_VERSION_V1 1   /* no tags field either */
 /* The smallest profile: key_len + 1-byte key + flags + times + counts +
- * limited + n_ids + n_evs + traits_len + groups_len (+ tags_len in v2). */
+ * limited + n_ids + n_evs + traits_len + groups_len (+ tags_len from v2,
+ * + computed_len from v3). */
 #define SNAP_MIN_PROFILE_V1 62u
-#define SNAP_MIN_PROFILE    66u
+#define SNAP_MIN_PROFILE_V2 66u
+#define SNAP_MIN_PROFILE    70u
 
 static void put32(jd_buf *b, uint32_t v) { uint8_t t[4]; prof__wr32(t, v); jd_buf_add(b, t, 4); }
 static void put16(jd_buf *b, uint16_t v) { uint8_t t[2]; prof__wr16(t, v); jd_buf_add(b, t, 2); }
@@ -82,6 +92,7 @@ static void encode_one(const prof_store *s, const prof *p, jd_buf *b)
     if (r) jd_buf_add(b, r->groups, r->groups_len);
     put32(b, r ? r->tags_len : 0);
     if (r) jd_buf_add(b, r->tags, r->tags_len);
+    prof__computed_encode(s, p, b);
 }
 
 int prof_store_encode(const prof_store *s, jd_buf *out)
@@ -338,14 +349,28 @@ static int decode_one(prof_store *s, reader *r, jd_buf *idx)
         x_at = r->off;
         if ((rc = take(r, xl, "tags", &x)) || (rc = check_tags(r, x, xl, x_at))) return rc;
     }
-    if (tl || gl || xl) {
+    uint8_t *cv = NULL;
+    uint32_t cvl = 0;
+    if (r->version >= 3) {   /* (5) */
+        uint32_t cl;
+        const uint8_t *c = NULL;
+        size_t c_at, bad = 0;
+        const char *what = NULL;
+        if ((rc = get32(r, "computed length", &cl))) return rc;
+        c_at = r->off;
+        if ((rc = take(r, cl, "computed", &c))) return rc;
+        if (prof__computed_decode(s, c, cl, &cv, &cvl, &bad, &what) != JD_OK) return corrupt(r, c_at + bad, what);
+    }
+    if (tl || gl || xl || cvl) {
         struct prof_rich nr = { 0 };
         nr.traits = tl ? memcpy(jd_xmalloc(tl), t, tl) : NULL;
         nr.groups = gl ? memcpy(jd_xmalloc(gl), g, gl) : NULL;
         nr.tags = xl ? memcpy(jd_xmalloc(xl), x, xl) : NULL;
+        nr.computed = cv;
         nr.traits_len = tl;
         nr.groups_len = gl;
         nr.tags_len = xl;
+        nr.computed_len = cvl;
         prof__rich_set(s, p, &nr);
     }
     return JD_OK;
@@ -362,11 +387,15 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
     jd_buf_init(&idx, SIZE_MAX);
     int rc = get8(&r, "version", &ver);
     if (rc) goto out;
-    if (ver != SNAP_VERSION && ver != SNAP_VERSION_V1) { rc = corrupt(&r, 0, "unknown version"); goto out; }
+    if (ver != SNAP_VERSION && ver != SNAP_VERSION_V2 && ver != SNAP_VERSION_V1) {
+        rc = corrupt(&r, 0, "unknown version");
+        goto out;
+    }
     r.version = ver;
     if ((rc = get64(&r, "count", &count))) goto out;
     /* A count past what the bytes left could hold is a lie. */
-    size_t min = ver == SNAP_VERSION_V1 ? SNAP_MIN_PROFILE_V1 : SNAP_MIN_PROFILE;
+    size_t min = ver == SNAP_VERSION_V1 ? SNAP_MIN_PROFILE_V1 : ver == SNAP_VERSION_V2 ? SNAP_MIN_PROFILE_V2
+                                                                                   : SNAP_MIN_PROFILE;
     if (count < 0 || (uint64_t)count > (n - r.off) / min) {
         rc = corrupt(&r, 1, "count past the end");
         goto out;

@@ -115,7 +115,7 @@ static void test_identify_exact_json(void **state)
         "\"tags\":[],\"groups\":{},"
         "\"counts\":{\"total\":5,\"track\":3,\"identify\":1,\"page\":1,\"screen\":0,\"group\":0,\"alias\":0},"
         "\"events\":{\"Signed Up\":2,\"Viewed\":1},"
-        "\"firstSeen\":\"2026-01-01T00:00:00.000Z\",\"lastSeen\":\"2026-01-01T00:00:04.000Z\","
+        "\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\",\"lastSeen\":\"2026-01-01T00:00:04.000Z\","
         "\"limited\":0}");
     free(j);
     assert_int_equal(prof_store_count(s), 1);
@@ -131,7 +131,7 @@ static void test_anonymous_profile_json(void **state)
     assert_string_equal(j,
         "{\"key\":\"anon-1\",\"userId\":null,\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"traitTimes\":{},"
         "\"tags\":[],\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,\"screen\":0,"
-        "\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
+        "\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:00.000Z\",\"limited\":0}");
     free(j);
     prof_store_destroy(s);
@@ -203,7 +203,7 @@ static void test_first_last_seen(void **state)
     track(s, "u1", NULL, T0 + 2 * SEC, "x");
     track(s, "u1", NULL, T0 + 9 * SEC, "x");
     track(s, "u1", NULL, T0 + 7 * SEC, "x");
-    expect_has(s, "u1", "\"firstSeen\":\"2026-01-01T00:00:02.000Z\",\"lastSeen\":\"2026-01-01T00:00:09.000Z\"");
+    expect_has(s, "u1", "\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:02.000Z\",\"lastSeen\":\"2026-01-01T00:00:09.000Z\"");
     prof_store_destroy(s);
 }
 
@@ -418,7 +418,7 @@ static void test_update_tags(void **state)
     assert_string_equal(j,
         "{\"key\":\"anon-1\",\"userId\":null,\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"traitTimes\":{},"
         "\"tags\":[\"vip\",\"beta\"],\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,"
-        "\"screen\":0,\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
+        "\"screen\":0,\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:00.000Z\",\"limited\":0}");
     free(j);
     /* Tags are counted in prof_store_bytes: a rich part and one blob. */
@@ -596,7 +596,7 @@ static void test_view(void **state)
         "\"tags\":[\"vip\",\"beta\"],"
         "\"groups\":{\"g1\":{\"name\":\"Acme\",\"size\":10},\"g2\":{}},"
         "\"first_seen\":\"2026-01-01T00:00:00.000Z\",\"last_seen\":\"2026-01-01T00:00:05.000Z\","
-        "\"events\":{\"Signed Up\":2,\"Viewed\":1}}");
+        "\"events\":{\"Signed Up\":2,\"Viewed\":1},\"computed\":{}}");
     free(v);
     /* Values are typed, not text: what expressions compare. */
     json_object *o = prof_view(s, "u1", 2), *t, *x;
@@ -616,7 +616,7 @@ static void test_view(void **state)
     assert_string_equal(v,
         "{\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"tags\":[],\"groups\":{},"
         "\"first_seen\":\"2026-01-01T00:00:00.000Z\",\"last_seen\":\"2026-01-01T00:00:00.000Z\","
-        "\"events\":{\"Opened\":1}}");
+        "\"events\":{\"Opened\":1},\"computed\":{}}");
     free(v);
     /* By key only. */
     assert_null(prof_view(s, "a1", 2));
@@ -802,8 +802,9 @@ static void test_snapshot_flipped(void **state)
         bad[len_at] = (char)v;
         assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     }
-    /* The tags blob (the last 2 x (12 + 2) bytes) with bad entries. */
-    size_t tags_at = n - 28;
+    /* The tags blob (2 x (12 + 2) bytes, before the 4-byte computed length 0) with bad entries. */
+    assert_int_equal(memcmp(blob + n - 4, "\0\0\0\0", 4), 0);
+    size_t tags_at = n - 4 - 28;
     assert_int_equal(memcmp(blob + tags_at - 4, "\x1c\0\0\0\x02\0\0\0", 8), 0);
     static const struct { size_t off; char v; const char *msg; } tag_bad[] = {
         { 0, 0, "bad tag length" },                 /* first tag: length 0 */
@@ -822,7 +823,7 @@ static void test_snapshot_flipped(void **state)
     }
     /* Wrong version, trailing bytes, duplicate key. */
     memcpy(bad, blob, n);
-    bad[0] = 3;
+    bad[0] = 4;
     assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     assert_string_equal(err.msg, "profile snapshot: unknown version at byte 0");
     char *longer = jd_xmalloc(n + 1);
@@ -883,16 +884,16 @@ static void test_snapshot_v1_decodes(void **state)
         "{\"key\":\"u1\",\"userId\":\"u1\",\"anonymousIds\":[\"a1\"],\"traits\":{\"plan\":\"pro\"},"
         "\"traitTimes\":{\"plan\":\"2026-01-01T00:00:00.000Z\"},\"tags\":[],\"groups\":{\"g\":{\"traits\":{}}},"
         "\"counts\":{\"total\":4,\"track\":2,\"identify\":1,\"page\":0,\"screen\":0,\"group\":1,\"alias\":0},"
-        "\"events\":{\"Signed\":2},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
+        "\"events\":{\"Signed\":2},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:02.000Z\",\"limited\":0}");
     free(j);
-    /* Re-encoded, it is version 2: the same plus a zero tags length. */
+    /* Re-encoded, it is version 3: the same plus zero tags and computed lengths. */
     size_t n2;
     char *v2 = encode(d, &n2);
-    assert_int_equal(n2, n + 4);
-    assert_int_equal(v2[0], 2);
+    assert_int_equal(n2, n + 8);
+    assert_int_equal(v2[0], 3);
     assert_int_equal(memcmp(v2 + 1, b.data + 1, n - 1), 0);
-    assert_int_equal(memcmp(v2 + n, "\0\0\0\0", 4), 0);
+    assert_int_equal(memcmp(v2 + n, "\0\0\0\0\0\0\0\0", 8), 0);
     /* The same bytes read as version 2 lack the tags length. */
     prof_store *e = store_default();
     b.data[0] = 2;
