@@ -70,7 +70,7 @@ start_journeyd() {
   local name=$1 i port=
   mkdir -p "$TMP/$name"
   "$BIN" serve --data "$TMP/$name" --listen 127.0.0.1:0 --write-key "$WRITE_KEY" \
-    --admin-token "$ADMIN_TOKEN" 2>"$TMP/$name.log" &
+    --admin-token "$ADMIN_TOKEN" --set "journeys.dir=$TMP/no-journeys" --set "segments.dir=$TMP/no-segments" 2>"$TMP/$name.log" &
   JPID=$!
   PIDS+=("$JPID")
   for ((i = 0; i < 300; i++)); do

@@ -78,7 +78,7 @@ start_journeyd() {
   shift 2
   mkdir -p "$TMP/$name"
   "$BIN" serve --data "$TMP/$name" --listen 127.0.0.1:0 --write-key "$WRITE_KEY" \
-    --admin-token "$ADMIN_TOKEN" --set "journeys.dir=$jdir" "$@" 2>"$TMP/$name.log" &
+    --admin-token "$ADMIN_TOKEN" --set "journeys.dir=$jdir" --set "segments.dir=$TMP/no-segments" "$@" 2>"$TMP/$name.log" &
   JPID=$!
   PIDS+=("$JPID")
   for ((i = 0; i < 600; i++)); do

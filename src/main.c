@@ -13,6 +13,7 @@
 #include "journeyd/journey_cli.h"
 #include "journeyd/http.h"
 #include "journeyd/limits.h"
+#include "journeyd/runtime.h"
 
 #include <dirent.h>
 #include <getopt.h>
@@ -141,10 +142,32 @@ static void jfiles_free(jfile *v, size_t n)
     free(v);
 }
 
+/* Parses one document of a folder (a journey or a segment) for its id and
+ * its diagnostics: JD_OK with *id owned. */
+typedef int (*doc_check_fn)(const char *path, const char *text, size_t n, char **id, jrn_diags *d);
+
+static int check_journey(const char *path, const char *text, size_t n, char **id, jrn_diags *d)
+{
+    jrn_doc *doc = NULL;
+    if (jrn_doc_parse(path, text, n, jrn_env_default(), &doc, d) != JD_OK) return JD_EINVAL;
+    *id = jd_xstrdup(doc->id);
+    jrn_doc_destroy(doc);
+    return JD_OK;
+}
+
+static int check_segment(const char *path, const char *text, size_t n, char **id, jrn_diags *d)
+{
+    jrn_segment *s = NULL;
+    if (jrn_segment_parse(path, text, n, &s, d) != JD_OK) return JD_EINVAL;
+    *id = jd_xstrdup(s->id);
+    jrn_segment_destroy(s);
+    return JD_OK;
+}
+
 /* Loads and validates every *.yaml / *.yml / *.json document in dir. A bad
  * document stops start-up with every diagnostic. Returns owned files
- * (jfiles_free); a missing folder is no journeys. */
-static int load_journeys(const char *dir, jfile **out, size_t *n)
+ * (jfiles_free); a missing folder is none. */
+static int load_docs(const char *dir, doc_check_fn check, const char *what, jfile **out, size_t *n)
 {
     int rc = JD_OK;
     *out = NULL;
@@ -152,7 +175,7 @@ static int load_journeys(const char *dir, jfile **out, size_t *n)
     struct dirent **names = NULL;
     int count = scandir(dir, &names, NULL, alphasort);
     if (count < 0) {
-        jd_info("journeys: no folder %s, none loaded", dir);
+        jd_info("%s: no folder %s, none loaded", what, dir);
         return JD_OK;
     }
     jrn_diags diags = { 0 };
@@ -162,18 +185,16 @@ static int load_journeys(const char *dir, jfile **out, size_t *n)
         bool doc = (len > 5 && strcmp(nm + len - 5, ".yaml") == 0) || (len > 4 && strcmp(nm + len - 4, ".yml") == 0) ||
                    (len > 5 && strcmp(nm + len - 5, ".json") == 0);
         if (doc) {
-            char *path = jd_strfmt("%s/%s", dir, nm), *text = NULL;
+            char *path = jd_strfmt("%s/%s", dir, nm), *text = NULL, *id = NULL;
             size_t tn;
             jd_err err;
-            jrn_doc *d = NULL;
             if (jd_read_file(path, 1 << 20, &text, &tn, &err) != JD_OK) {
                 fail_line("", &err);
                 rc = JD_EINVAL;
-            } else if (jrn_doc_parse(path, text, tn, jrn_env_default(), &d, &diags) == JD_OK) {
+            } else if (check(path, text, tn, &id, &diags) == JD_OK) {
                 *out = jd_xrealloc(*out, (*n + 1) * sizeof **out);
-                (*out)[(*n)++] = (jfile){ path, text, jd_xstrdup(d->id), tn };
+                (*out)[(*n)++] = (jfile){ path, text, id, tn };
                 path = text = NULL;
-                jrn_doc_destroy(d);
             } else {
                 rc = JD_EINVAL;
             }
@@ -216,24 +237,26 @@ static void on_sync_reply(void *ctx, int rc, const jd_err *err, const char *json
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Publishes each file whose text differs from its journey's newest version
- * (people edit journeys in git; a restart deploys them). */
-static int publish_journeys(eng *e, const jfile *files, size_t n)
+/* Publishes each file whose text differs from its journey's newest version,
+ * or defines each segment whose text changed (op "segment"): people edit
+ * them in git; a restart deploys them. */
+static int publish_docs(eng *e, const char *op, const jfile *files, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         sync_reply s = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, { 0 }, NULL };
-        eng_journey_req req = { "publish", files[i].id, files[i].text, files[i].n, files[i].path, true, false, false };
+        eng_journey_req req = { op, files[i].id, files[i].text, files[i].n, files[i].path, true, false, false };
         eng_journey_change(e, &req, on_sync_reply, &s);
         pthread_mutex_lock(&s.mu);
         while (!s.done) pthread_cond_wait(&s.cv, &s.mu);
         pthread_mutex_unlock(&s.mu);
         if (s.rc != JD_OK) {
-            fprintf(stderr, "journeyd: %s: cannot publish journey '%s': %s\n", files[i].path, files[i].id, s.err.msg);
+            fprintf(stderr, "journeyd: %s: cannot %s '%s': %s\n", files[i].path, op, files[i].id, s.err.msg);
             free(s.json);
             return JD_EINVAL;
         }
         const char *v = s.json ? strstr(s.json, "\"version\":") : NULL;
-        jd_info("journeys: %s (%s) is at version %d", files[i].id, files[i].path, v ? atoi(v + 10) : 0);
+        jd_info("%s: %s (%s) is at version %d", strcmp(op, "segment") == 0 ? "segments" : "journeys", files[i].id,
+                files[i].path, v ? atoi(v + 10) : 0);
         free(s.json);
     }
     return JD_OK;
@@ -336,8 +359,8 @@ static int cmd_serve(int argc, char **argv)
     jd_config_init(&c);
     eng *e = NULL;
     api_ctx *api = NULL;
-    jfile *journeys = NULL;
-    size_t njourneys = 0;
+    jfile *journeys = NULL, *segments = NULL;
+    size_t njourneys = 0, nsegments = 0;
     http_server *srv = NULL;
     jd_err err;
     jd_err_clear(&err);
@@ -364,7 +387,12 @@ static int cmd_serve(int argc, char **argv)
 
     /* Journeys are checked before anything is opened: a bad document is a bad
      * configuration. They are published (when changed) once the engine is open. */
-    if (load_journeys(c.journeys_dir, &journeys, &njourneys) != JD_OK) {
+    if (load_docs(c.segments_dir, check_segment, "segments", &segments, &nsegments) != JD_OK) {
+        fprintf(stderr, "journeyd: segments in %s have errors\n", c.segments_dir);
+        rc = 2;
+        goto out;
+    }
+    if (load_docs(c.journeys_dir, check_journey, "journeys", &journeys, &njourneys) != JD_OK) {
         fprintf(stderr, "journeyd: journeys in %s have errors (journeyd validate shows the same)\n", c.journeys_dir);
         rc = 2;
         goto out;
@@ -398,7 +426,11 @@ static int cmd_serve(int argc, char **argv)
     jd_info("recovered: snapshot at lsn %llu, replayed %llu records, %llu profiles, in %.3f s",
             (unsigned long long)rec.snapshot_lsn, (unsigned long long)rec.replayed, (unsigned long long)rec.profiles,
             rec.seconds);
-    if (publish_journeys(e, journeys, njourneys) != JD_OK) { rc = 2; goto out; }
+    /* Segments first: journeys may enter on them. */
+    if (publish_docs(e, "segment", segments, nsegments) != JD_OK || publish_docs(e, "publish", journeys, njourneys) != JD_OK) {
+        rc = 2;
+        goto out;
+    }
 
     api = api_create(&c, e);
     size_t nroutes;
@@ -434,6 +466,7 @@ out:
     http_server_destroy(srv);
     api_destroy(api);
     jfiles_free(journeys, njourneys);
+    jfiles_free(segments, nsegments);
     jd_config_release(&c);
     return rc;
 }

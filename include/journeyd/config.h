@@ -47,6 +47,7 @@ typedef struct jd_config {
     char    *listen_host;           /* listen: host part */
     uint16_t listen_port;           /* listen: port part (0: any free port) */
     char    *journeys_dir;          /* journeys.dir */
+    char    *segments_dir;          /* segments.dir */
     jd_log_level log_level;         /* log_level */
     char   **write_keys;  uint32_t n_write_keys;     /* write_keys */
     char   **admin_tokens; uint32_t n_admin_tokens;  /* admin_tokens */

@@ -38,6 +38,7 @@ static const setting settings[] = {
     { "write_keys",  T_STRLIST,  F(write_keys), F(n_write_keys), 0, 0, "Segment write keys accepted (HTTP Basic user name)" },
     { "admin_tokens", T_STRLIST, F(admin_tokens), F(n_admin_tokens), 0, 0, "tokens for the admin API (Authorization: Bearer)" },
     { "journeys.dir", T_STR,     F(journeys_dir), 0, 0, 0, "folder of journey documents loaded at start" },
+    { "segments.dir", T_STR,     F(segments_dir), 0, 0, 0, "folder of segment documents defined at start" },
     { "engine.shards",     T_U32, F(shards), 0, 0, JD_MAX_SHARDS, "shard threads (0: one per core)" },
     { "engine.partitions", T_U32, F(partitions), 0, 1, JD_MAX_PARTITIONS, "partitions (a power of two, fixed per data folder)" },
     { "engine.max_pending", T_U32, F(max_pending), 0, 1, 10000000, "requests waiting for the log before 503" },
@@ -71,6 +72,7 @@ void jd_config_init(jd_config *c)
     c->listen_host = jd_xstrdup("127.0.0.1");
     c->listen_port = 8080;
     c->journeys_dir = jd_xstrdup("journeys");
+    c->segments_dir = jd_xstrdup("segments");
     c->log_level = JD_LOG_INFO;
     c->shards = 0;
     c->partitions = JD_DEF_PARTITIONS;
@@ -109,6 +111,7 @@ void jd_config_release(jd_config *c)
     free(c->data_dir);
     free(c->listen_host);
     free(c->journeys_dir);
+    free(c->segments_dir);
     free_list(c->write_keys, c->n_write_keys);
     free_list(c->admin_tokens, c->n_admin_tokens);
     prof_computed_defs_destroy(c->computed);

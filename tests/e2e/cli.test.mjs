@@ -89,7 +89,8 @@ test('without configured keys, credentials are created once, kept, and printed',
     body: JSON.stringify({ userId: 'cli-1', event: 'Tried CLI' }),
   });
   assert.equal(ok.status, 200);
-  // The example journeys in journeys/ are validated at start, then published (records 1-3).
+  // The example segment and journeys are validated at start, then defined and published (records 1-4).
+  assert.match(a.stderr(), /segments: churn-risk \(segments\/churn-risk.yaml\) is at version 1/);
   assert.match(a.stderr(), /journeys: 3 valid in journeys \(cart-abandonment, churn-prevention, onboarding-trial\)/);
   assert.match(a.stderr(), /journeys: cart-abandonment \(journeys\/cart-abandonment.yaml\) is at version 1/);
   const prof = await fetch(`http://127.0.0.1:${port}/v1/profiles/cli-1`, { headers: { authorization: `Bearer ${at}` } });
@@ -97,14 +98,14 @@ test('without configured keys, credentials are created once, kept, and printed',
   a.p.kill('SIGINT');
   assert.equal(await a.exited, 0);
   assert.match(a.stderr(), /shutting down \(SIGINT\)/);
-  assert.match(a.stderr(), /snapshot written at lsn 4/);   /* 3 journey records, then the event */
+  assert.match(a.stderr(), /snapshot written at lsn 5/);   /* the segment, 3 journey records, then the event */
   assert.match(a.stderr(), /stopped/);
 
   const b = startServe(['--data', data, '--listen', '127.0.0.1:0']);
   await b.ready;
   assert.match(b.stderr(), new RegExp(`write key: ${wk}`));
   assert.match(b.stderr(), new RegExp(`admin token: ${at}`));
-  assert.match(b.stderr(), /recovered: snapshot at lsn 4, replayed 0 records, 1 profiles/);
+  assert.match(b.stderr(), /recovered: snapshot at lsn 5, replayed 0 records, 1 profiles/);
   // unchanged files publish nothing new
   assert.match(b.stderr(), /journeys: onboarding-trial \(journeys\/onboarding-trial.yaml\) is at version 1/);
   b.p.kill('SIGTERM');
