@@ -49,7 +49,12 @@ size_t tw_advance(tw_wheel *w, uint64_t now_us);
 
 uint64_t tw_now(const tw_wheel *w);
 size_t   tw_count(const tw_wheel *w);         /* armed entries */
-/* The earliest armed deadline, or UINT64_MAX when none (cheap: amortized O(1)). */
+/* The earliest armed deadline, or UINT64_MAX when none. After the earliest
+ * entry was cancelled it scans the earliest slot (O(its length)). */
 uint64_t tw_next_deadline(tw_wheel *w);
+/* O(1): a time no armed deadline is before (the exact one when known). A
+ * caller asking "is anything due by t?" checks this first and calls
+ * tw_next_deadline only when it is <= t. */
+uint64_t tw_next_deadline_bound(const tw_wheel *w);
 
 #endif

@@ -54,6 +54,8 @@
 **      overflow entries are later than every slot entry.
 **  (5) due_sorted => the due list is in (when_us, _seq) order.
 **  (6) next_valid => next_cache is the least armed when_us (UINT64_MAX if none).
+**  (6b) lower <= the least armed when_us, always: arming lowers it, removing
+**      leaves it (still a bound), an exact computation sets it. O(1) to keep.
 **  (7) Nothing here reads a clock or a random source: the firing sequence is a
 **      function of the calls alone.
 */
@@ -75,6 +77,7 @@ struct tw_wheel {
     size_t     count;
     uint64_t   next_cache;           /* (6) */
     bool       next_valid;
+    uint64_t   lower;            /* (6b) */
     bool       due_sorted;           /* (5) */
     bool       firing;               /* inside tw_advance: no re-entry */
     tw_fire_fn fire;
@@ -250,6 +253,7 @@ tw_wheel *tw_create(uint64_t now_us, tw_fire_fn fire, void *ctx)
     w->cur = tick_of(now_us);
     w->next_cache = UINT64_MAX;
     w->next_valid = true;
+    w->lower = UINT64_MAX;
     w->due_sorted = true;
     w->fire = fire;
     w->ctx = ctx;
@@ -273,6 +277,7 @@ void tw_arm(tw_wheel *w, tw_entry *e, uint64_t when_us)
     place(w, e);
     w->count++;
     if (w->next_valid && when_us < w->next_cache) w->next_cache = when_us;
+    if (when_us < w->lower) w->lower = when_us;
 }
 
 void tw_cancel(tw_wheel *w, tw_entry *e)
@@ -347,5 +352,8 @@ uint64_t tw_next_deadline(tw_wheel *w)
 out:
     w->next_cache = m;
     w->next_valid = true;
+    w->lower = m;
     return m;
 }
+
+uint64_t tw_next_deadline_bound(const tw_wheel *w) { return w->next_valid ? w->next_cache : w->lower; }

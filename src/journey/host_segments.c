@@ -14,10 +14,11 @@
 **      segment in the same turn, and marks the turn changed so condition-only
 **      exit rules (in_segment(...)) are checked at its end.
 **  (2) A segment whose condition reads `now` has at most one flip armed per
-**      person: the first moment after the turn when its value would change
-**      (found by probing, exact to JH_FLIP_PRECISION_US), or a re-check at
-**      the probe horizon when none is found. Conditions are pure, so the
-**      probes are a function of (profile, now): replay arms the same flips.
+**      person: the first millisecond tick after the turn at which its value
+**      would change (found by probing, or confirmed from the last flip's
+**      distance with two evaluations), or a re-check at the probe horizon
+**      when none is found. Conditions are pure and the answer is canonical,
+**      so replay (with or without a snapshot between) arms the same flips.
 **  (3) Probes see the profile as it is in the turn; a condition true only
 **      for a window shorter than the probe step it falls in can be missed
 **      until the person's next turn (docs/journeys.md, segments).
@@ -36,6 +37,7 @@ typedef struct jh_flip {
     tw_entry        timer;
     struct jh_seg  *st;
     struct jh_flip *next;
+    int64_t         hint;      /* the last flip's distance from its turn (a search hint, not state) */
     uint32_t        bit;
 } jh_flip;
 
@@ -88,21 +90,31 @@ static bool eval_at(jrn_host *h, const jrn_segment *s, int64_t at)
     return out;
 }
 
-/* Invariant (2): the first time after now at which s's value is not cur. */
-static int64_t next_flip(jrn_host *h, const jrn_segment *s, int64_t now, bool cur)
+/* Invariant (2): the first millisecond tick (a multiple of 1 ms since the
+ * epoch) after now at which s's value is not cur. Canonical: the same answer
+ * whichever way it is found, so a restored host arms the same flips. */
+static int64_t next_flip(jrn_host *h, const jrn_segment *s, int64_t now, bool cur, int64_t hint)
 {
+    const int64_t ms = JH_FLIP_PRECISION_US;
+    /* The hint (the last flip's distance): people's flips usually keep their
+     * distance ("3 days after the last event"), and then two checks do. */
+    if (hint > 0) {
+        int64_t t = (now + hint + ms - 1) / ms * ms;
+        if (t - ms > now && eval_at(h, s, t) != cur && eval_at(h, s, t - ms) == cur) return t;
+    }
     int64_t lo = now, hi = 0;
     for (int64_t d = JH_FLIP_FIRST_US; d <= JH_FLIP_HORIZON_US; d *= 2) {
         if (eval_at(h, s, now + d) != cur) { hi = now + d; break; }
         lo = now + d;
     }
     if (!hi) return now + JH_FLIP_HORIZON_US;   /* nothing within the horizon: look again then */
-    while (hi - lo > JH_FLIP_PRECISION_US) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (eval_at(h, s, mid) != cur) hi = mid;
-        else lo = mid;
+    int64_t lo_t = lo / ms, hi_t = (hi + ms - 1) / ms;   /* ticks: value at lo_t is cur, at hi_t is not */
+    while (hi_t - lo_t > 1) {
+        int64_t mid = lo_t + (hi_t - lo_t) / 2;
+        if (eval_at(h, s, mid * ms) != cur) hi_t = mid;
+        else lo_t = mid;
     }
-    return hi;
+    return hi_t * ms;
 }
 
 static jh_flip **flip_slot(jh_seg *st, uint32_t bit)
@@ -112,7 +124,7 @@ static jh_flip **flip_slot(jh_seg *st, uint32_t bit)
     return pp;
 }
 
-static void flip_set(jrn_host *h, jh_seg *st, uint32_t bit, int64_t when)
+static void flip_set(jrn_host *h, jh_seg *st, uint32_t bit, int64_t when, int64_t hint)
 {
     jh_flip **pp = flip_slot(st, bit);
     if (!*pp) {
@@ -120,6 +132,7 @@ static void flip_set(jrn_host *h, jh_seg *st, uint32_t bit, int64_t when)
         (*pp)->st = st;
         (*pp)->bit = bit;
     }
+    (*pp)->hint = hint;
     tw_arm(h->wseg, &(*pp)->timer, when < 0 ? 0 : (uint64_t)when);
 }
 
@@ -143,9 +156,10 @@ void jh__segs_update(jrn_host *h, jd_str key, int64_t now, uint64_t lsn)
         bool v = eval_at(h, s, now);
         if (v) neu |= UINT64_C(1) << i;
         if (s->uses_now) {
-            int64_t when = next_flip(h, s, now, v);
+            jh_flip *old_flip = st ? *flip_slot(st, i) : NULL;
+            int64_t when = next_flip(h, s, now, v, old_flip ? old_flip->hint : 0);
             if (!st) st = seg_state_add(h, key);
-            flip_set(h, st, i, when);
+            flip_set(h, st, i, when, when - now);
         } else if (st) {
             flip_clear(h, st, i);   /* redefined without `now` */
         }
@@ -294,7 +308,7 @@ int jh__segs_decode_one(jrn_host *h, jd_str key, uint64_t bits, const uint32_t *
     st->bits = bits;
     for (uint32_t i = 0; i < nf; i++) {
         if (fbits[i] >= nsegs || *flip_slot(st, fbits[i])) return JD_ECORRUPT;
-        flip_set(h, st, fbits[i], (int64_t)fwhen[i]);
+        flip_set(h, st, fbits[i], (int64_t)fwhen[i], 0);
     }
     return JD_OK;
 }

@@ -623,6 +623,37 @@ static void test_differential_random(void **state)
     assert_int_equal(h1, h2);
 }
 
+/* (6b): the O(1) bound is never after the earliest armed deadline, whatever
+ * mix of arms, re-arms of the earliest, cancels and advances came before; and
+ * it is exact right after tw_next_deadline. */
+static void test_next_deadline_bound(void **state)
+{
+    (void)state;
+    rec r = { 0 };
+    tw_wheel *w = tw_create(1000, fire_cb, &r);
+    enum { N = 500 };
+    item *it = calloc(N, sizeof *it);
+    uint64_t seed = 3, now = 1000;
+    for (int step = 0; step < 20000; step++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned k = (unsigned)(seed >> 33) % N, op = (unsigned)(seed >> 20) % 10;
+        if (op < 6) tw_arm(w, &it[k].e, now + 1 + (seed >> 40) % (7 * 24 * 3600 * 1000000ull));
+        else if (op < 9) tw_cancel(w, &it[k].e);
+        else tw_advance(w, now += (seed >> 44) % 3600000000ull);
+        uint64_t min = UINT64_MAX;
+        for (int i = 0; i < N; i++)
+            if (tw_armed(&it[i].e) && it[i].e.when_us < min) min = it[i].e.when_us;
+        assert_true(tw_next_deadline_bound(w) <= min);
+        if (step % 97 == 0) {
+            assert_int_equal(tw_next_deadline(w), min);
+            assert_int_equal(tw_next_deadline_bound(w), min);
+        }
+    }
+    tw_destroy(w);
+    free(it);
+    rec_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_overflow_block_edge),
         cmocka_unit_test(test_next_deadline_and_count),
         cmocka_unit_test(test_differential_random),
+        cmocka_unit_test(test_next_deadline_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
