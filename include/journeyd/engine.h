@@ -23,7 +23,7 @@
 /* Record types in the log. A new kind of record is a new row here and in
  * shard.c's apply table. TICK and JOURNEY go to every partition
  * (ENG_PART_ALL); docs/internals/log.md has their bodies. */
-enum { ENG_REC_EVENT = 1, ENG_REC_TICK, ENG_REC_JOURNEY, ENG_REC_ENTER };
+enum { ENG_REC_EVENT = 1, ENG_REC_TICK, ENG_REC_JOURNEY, ENG_REC_ENTER, ENG_REC_DELETE };
 #define ENG_PART_ALL 0xffffu
 
 typedef struct eng eng;   /* opaque */
@@ -88,17 +88,25 @@ void eng_submit(eng *e, eng_txn *t, eng_done_fn done, void *ctx);
 typedef void (*eng_read_fn)(void *ctx, int rc, const char *json, size_t n);
 void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx);
 
+/* Deletes the person whose userId or anonymousId is id, through the log (a
+ * DELETE record every partition applies): the profile goes, their ids are
+ * suppressed (a later event is not applied unless it is an identify), their
+ * journey instances end as "deleted", their segment memberships and intents
+ * in GET /v1/intents go. rc JD_OK json {"deleted":id}; JD_ENOTFOUND; JD_EIO. */
+typedef void (*eng_json_fn)(void *ctx, int rc, const jd_err *err, const char *json, size_t n);
+void eng_profile_delete(eng *e, const char *id, eng_json_fn done, void *ctx);
+
 /* ---- journeys (src/engine/journeys.c) -------------------------------------
  * Changes go through the log as ENG_REC_JOURNEY records (every shard's
  * registry applies them in log order); reads are messages to shards. Every
  * callback runs once, on a committer or shard thread, with JSON valid during
  * the call. */
 
-/* rc: JD_OK (json: the journey after the change, as eng_journeys_get gives
- * it), JD_ENOTFOUND, JD_EBUSY (a state conflict: err says which), JD_EINVAL
- * (json: {"error":..,"errors":[{"where","node","message"}...]} listing every
- * problem of the document), JD_EIO (the log refused). */
-typedef void (*eng_json_fn)(void *ctx, int rc, const jd_err *err, const char *json, size_t n);
+/* eng_json_fn (above) rc: JD_OK (json: the journey after the change, as
+ * eng_journeys_get gives it), JD_ENOTFOUND, JD_EBUSY (a state conflict: err
+ * says which), JD_EINVAL (json: {"error":..,"errors":[{"where","node",
+ * "message"}...]} listing every problem of the document), JD_EIO (the log
+ * refused). */
 
 typedef struct eng_journey_req {
     const char *op;            /* "draft", "publish", "pause", "resume", "archive"; "segment" defines a segment */
@@ -161,6 +169,8 @@ typedef struct eng_stats {
     uint32_t shards;
     uint64_t pending_txns;
     uint64_t ticks;               /* clock records written */
+    uint64_t suppressed;          /* events not applied: their person was deleted */
+    uint64_t deleted;             /* profiles deleted */
     uint64_t backlog_waits;       /* times the committer waited for a shard to catch up */
     uint64_t intents;             /* send and task intents produced */
     uint64_t instances, timers;   /* live journey instances and armed waits, all shards */

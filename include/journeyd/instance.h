@@ -36,9 +36,10 @@ typedef enum {
     JRN_END_CONTROL,       /* assigned to a split's control/holdout variant with no next */
     JRN_END_ERROR,         /* the step budget ran out (or, with a host that ends on them, an expression error) */
     JRN_END_ARCHIVED,      /* the journey was archived while the instance was in it */
+    JRN_END_DELETED,       /* the person was deleted (DELETE /v1/profiles/{id}) */
     JRN_END_COUNT_
 } jrn_end;
-const char *jrn_end_name(jrn_end why);   /* "finished", "goal", "exit_rule", "control", "error", "archived" */
+const char *jrn_end_name(jrn_end why);   /* "finished", "goal", "exit_rule", "control", "error", "archived", "deleted" */
 
 /* How an instance left a node, for per-edge analytics. */
 typedef enum {

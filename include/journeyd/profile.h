@@ -127,6 +127,25 @@ struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len,
 /* prof_view_at with now_us = the profile's lastSeen (its latest event time). */
 struct json_object *prof_view(prof_store *s, const char *key, size_t key_len);
 
+/* ---- deletion and suppression ------------------------------------------
+ * A deleted profile is gone from the store; its key and anonymousIds are kept
+ * as suppressions so a late event does not recreate the person. An identify
+ * carrying a suppressed id brings them back (a new profile): the rule for
+ * people who return on purpose. Both are deterministic (time is an argument). */
+
+/* Deletes the profile whose key, userId or anonymousId is id, and suppresses
+ * its key and anonymousIds from at_us. Writes the deleted profile's key to
+ * key_out (NUL-terminated, truncated to cap). JD_ENOTFOUND if none. */
+int  prof_delete(prof_store *s, const char *id, size_t n, int64_t at_us, char *key_out, size_t cap);
+/* Suppresses id in this store (the partition that events for id route to,
+ * when the deleted profile lived in another one). */
+void prof_suppress(prof_store *s, const char *id, size_t n, int64_t at_us);
+/* Is this event's person deleted (its key or its anonymousId suppressed)? An
+ * identify lifts the suppression of both (and is then applied normally), so
+ * call this before prof_apply: true means do not apply the event at all. */
+bool prof_suppresses(prof_store *s, const ingest_event *ev);
+size_t prof_suppressed_count(const prof_store *s);
+
 size_t prof_store_count(const prof_store *s);
 /* Bytes held by the store's profiles (an estimate, for metrics and benchmarks). */
 size_t prof_store_bytes(const prof_store *s);

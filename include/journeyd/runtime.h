@@ -191,6 +191,10 @@ int  jrn_host_enter(jrn_host *h, const char *journey_id, jd_str key, uint64_t ls
  * resuming fires what came due meanwhile, archiving ends its instances. */
 void jrn_host_journey_changed(jrn_host *h, const jrn_journey *j, jrn_status was, int64_t now_us, uint64_t lsn);
 
+/* The person was deleted: their instances end with JRN_END_DELETED (counted),
+ * and their history, segment memberships and pending flips are forgotten. */
+void jrn_host_forget(jrn_host *h, const char *key, size_t kn, int64_t now_us, uint64_t lsn);
+
 /* A segment was defined or redefined (registry op SEGMENT): everyone the host
  * knows is re-evaluated now. */
 void jrn_host_segment_changed(jrn_host *h, const jrn_segment *s, int64_t now_us, uint64_t lsn);

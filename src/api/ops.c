@@ -72,6 +72,11 @@ void api__metrics(http_req *r, void *ctx)
     anl_prom_sample(&b, "journeyd_dedupe_evicted_early_total", NULL, NULL, (double)s.dedupe_evicted_early);
     anl_prom_family(&b, "journeyd_snapshots_total", "counter", "snapshots written");
     anl_prom_sample(&b, "journeyd_snapshots_total", NULL, NULL, (double)s.snapshots);
+    anl_prom_family(&b, "journeyd_profiles_deleted_total", "counter", "profiles deleted (DELETE /v1/profiles/{id})");
+    anl_prom_sample(&b, "journeyd_profiles_deleted_total", NULL, NULL, (double)s.deleted);
+    anl_prom_family(&b, "journeyd_events_suppressed_total", "counter",
+                    "events not applied because their person was deleted (until an identify brings them back)");
+    anl_prom_sample(&b, "journeyd_events_suppressed_total", NULL, NULL, (double)s.suppressed);
     anl_prom_family(&b, "journeyd_backlog_waits_total", "counter",
                     "times requests were held because a shard was engine.max_backlog records behind");
     anl_prom_sample(&b, "journeyd_backlog_waits_total", NULL, NULL, (double)s.backlog_waits);

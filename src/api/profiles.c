@@ -58,3 +58,17 @@ void api__profile_get(http_req *r, void *ctx)
     }
     api__leave(a);
 }
+
+/* DELETE /v1/profiles/{userId or anonymousId}: the person goes, through the
+ * log (eng_profile_delete); docs/api.md says what is kept and why. */
+void api__profile_delete(http_req *r, void *ctx)
+{
+    api_ctx *a = ctx;
+    if (!api__admitted(a, r)) return;
+    api_pending *p = api__begin(a, r, 200, "no profile with this userId or anonymousId");
+    if (!p) return;
+    char *id = jd_xstrdup(http_req_path_tail(r));   /* copied: see api__profile_get */
+    eng_profile_delete(a->e, id, api__on_json, p);
+    free(id);
+    api__leave(a);
+}

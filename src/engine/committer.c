@@ -490,6 +490,8 @@ void eng_get_stats(const eng *e, eng_stats *s)
     s->shards = e->nshards;
     s->pending_txns = atomic_load_explicit(&m->st_pending, memory_order_relaxed);
     s->ticks = atomic_load_explicit(&m->st_ticks, memory_order_relaxed);
+    s->suppressed = atomic_load_explicit(&m->st_suppressed, memory_order_relaxed);
+    s->deleted = atomic_load_explicit(&m->st_deleted, memory_order_relaxed);
     s->backlog_waits = atomic_load_explicit(&m->st_backlog_waits, memory_order_relaxed);
     s->intents = atomic_load_explicit(&m->st_intents, memory_order_relaxed);
     s->instances = s->timers = 0;

@@ -150,7 +150,7 @@ struct eng {
     /* statistics, written by one thread, read by any (relaxed atomics) */
     atomic_uint_fast64_t st_accepted, st_duplicate, st_refused_io, st_fsyncs, st_pending;
     atomic_uint_fast64_t st_durable_lsn, st_log_bytes, st_dedupe_entries, st_dedupe_evicted;
-    atomic_uint_fast64_t st_snapshots, st_snapshot_lsn, st_ticks, st_intents;
+    atomic_uint_fast64_t st_snapshots, st_snapshot_lsn, st_ticks, st_intents, st_suppressed, st_deleted;
     atomic_bool          st_log_failed;
     atomic_uint_fast64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, fsync_sum_ns;
 };
@@ -183,6 +183,7 @@ void eng__journeys_release(eng *e);
 int  eng__apply_journey(eng_shard *sh, const rec_hdr *h, jd_err *err);
 int  eng__apply_enter(eng_shard *sh, const rec_hdr *h, jd_err *err);
 int  eng__apply_tick(eng_shard *sh, const rec_hdr *h, jd_err *err);
+int  eng__apply_delete(eng_shard *sh, const rec_hdr *h, jd_err *err);
 /* After a batch: publish the shard's next due wait and its counts. */
 void eng__journeys_publish(eng_shard *sh);
 /* Small JSON helpers shared with journeys_read.c: a string or integer member

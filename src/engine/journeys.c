@@ -415,3 +415,108 @@ void eng_journey_enter(eng *e, const char *id, const char *profile_id, eng_json_
     j->ctx = ctx;
     eng__call(e, 0, enter_check, j);
 }
+
+/* ---- deleting a person ----------------------------------------------------------- */
+
+/* A DELETE record reaches every partition: the one(s) holding the person
+ * delete and forget; their intents leave the ring (they name the person). */
+int eng__apply_delete(eng_shard *sh, const rec_hdr *h, jd_err *err)
+{
+    eng *e = sh->e;
+    json_object *o = body_json(h, err);
+    if (!o) return JD_ECORRUPT;
+    const char *id = eng__jstr(o, "id");
+    int64_t at = eng__jint(o, "at");
+    json_object *ids = NULL;
+    json_object_object_get_ex(o, "ids", &ids);
+    for (uint32_t p = sh->id; id && p < e->nparts; p += e->nshards) {
+        eng_part *part = &e->parts[p];
+        if (h->lsn <= part->snap_lsn) continue;
+        /* Every id of the person is suppressed where its events are routed. */
+        for (size_t i = 0; ids && json_object_is_type(ids, json_type_array) && i < json_object_array_length(ids); i++) {
+            json_object *x = json_object_array_get_idx(ids, i);
+            if (!json_object_is_type(x, json_type_string)) continue;
+            const char *xs = json_object_get_string(x);
+            size_t xn = (size_t)json_object_get_string_len(x);
+            if (xn && eng__partition_of(e, xs, xn) == p) prof_suppress(part->profiles, xs, xn, at);
+        }
+        char key[1024];
+        if (prof_delete(part->profiles, id, strlen(id), at, key, sizeof key) != JD_OK) continue;
+        atomic_fetch_add_explicit(&e->st_deleted, 1, memory_order_relaxed);
+        jrn_host_forget(part->host, key, strlen(key), at, h->lsn);
+        for (uint64_t i = 0; i < e->o.recent_intents && i < part->nintents; i++) {
+            intent_rec *r = &part->intents[i];
+            if (r->person && strcmp(r->person, key) == 0) { free(r->person); r->person = NULL; }
+        }
+    }
+    json_object_put(o);
+    return JD_OK;
+}
+
+typedef struct delete_job {
+    eng        *e;
+    char       *id;
+    eng_json_fn done;
+    void       *ctx;
+} delete_job;
+
+static void delete_free(delete_job *j)
+{
+    free(j->id);
+    free(j);
+}
+
+static void delete_committed(void *ctx, int status, const jd_err *err, uint64_t lsn)
+{
+    delete_job *j = ctx;
+    if (status != JD_OK) {
+        eng__reply_err(j->done, j->ctx, status, err, NULL);
+    } else {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "deleted", json_object_new_string(j->id));
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+        json_object_put(o);
+    }
+    delete_free(j);
+}
+
+/* The profile exists (read first): record the deletion. */
+static void delete_found(void *ctx, int rc, const char *json, size_t n)
+{
+    delete_job *j = ctx;
+    if (rc != JD_OK) {
+        jd_err err;
+        jd_err_set(&err, JD_ENOTFOUND, "id", "no profile with this userId or anonymousId");
+        eng__reply_err(j->done, j->ctx, JD_ENOTFOUND, &err, NULL);
+        delete_free(j);
+        return;
+    }
+    /* The person's ids as they are now: each partition suppresses the ones
+     * routed to it (the profile's own partition also deletes it). */
+    json_object *o = json_object_new_object(), *ids = json_object_new_array(), *prof = json_tokener_parse(json), *v;
+    if (prof && json_object_object_get_ex(prof, "key", &v)) json_object_array_add(ids, json_object_get(v));
+    if (prof && json_object_object_get_ex(prof, "anonymousIds", &v) && json_object_is_type(v, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(v); i++)
+            json_object_array_add(ids, json_object_get(json_object_array_get_idx(v, i)));
+    json_object_put(prof);
+    json_object_object_add(o, "id", json_object_new_string(j->id));
+    json_object_object_add(o, "ids", ids);
+    json_object_object_add(o, "at", json_object_new_int64((int64_t)jd_clock_now(j->e->clock)));
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    eng_txn *t = eng_txn_create();
+    eng__txn_add(t, ENG_REC_DELETE, ENG_PART_ALL, s, (uint32_t)strlen(s));
+    json_object_put(o);
+    eng_submit(j->e, t, delete_committed, j);
+    (void)n;
+}
+
+void eng_profile_delete(eng *e, const char *id, eng_json_fn done, void *ctx)
+{
+    delete_job *j = jd_xcalloc(1, sizeof *j);
+    j->e = e;
+    j->id = jd_xstrdup(id);
+    j->done = done;
+    j->ctx = ctx;
+    eng_profile_get(e, j->id, delete_found, j);
+}

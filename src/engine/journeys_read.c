@@ -269,7 +269,7 @@ static void collect(const eng *e, const eng_part *p, const char *key, uint32_t l
     for (uint64_t i = 0; i < have && got < limit; i++) {
         uint64_t seq = p->nintents - 1 - i;
         const intent_rec *r = &p->intents[seq % cap];
-        if (key && strcmp(r->person, key) != 0) continue;
+        if (!r->person || (key && strcmp(r->person, key) != 0)) continue;   /* NULL: the person was deleted */
         json_object *o = intent_json(r);
         json_object_object_add(o, "_seq", json_object_new_int64((int64_t)seq));
         json_object_array_add(arr, o);

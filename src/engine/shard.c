@@ -64,6 +64,10 @@ static int apply_event(eng_shard *sh, const rec_hdr *h, jd_err *err)
     int rc = ingest_event_decode(h + 1, h->len, &ev, err);
     if (rc != JD_OK) return rc;
     jrn_host_advance(p->host, ev.received_us, h->lsn);
+    if (prof_suppresses(p->profiles, &ev)) {   /* a deleted person's late event */
+        atomic_fetch_add_explicit(&sh->e->st_suppressed, 1, memory_order_relaxed);
+        return JD_OK;
+    }
     rc = prof_apply(p->profiles, &ev, err);
     jrn_host_event(p->host, &ev, h->lsn, ev.received_us);
     return rc;
@@ -74,6 +78,7 @@ static const struct { uint16_t type; apply_fn apply; } appliers[] = {
     { ENG_REC_TICK, eng__apply_tick },
     { ENG_REC_JOURNEY, eng__apply_journey },
     { ENG_REC_ENTER, eng__apply_enter },
+    { ENG_REC_DELETE, eng__apply_delete },
 };
 
 static void on_batch(eng_shard *sh, shard_msg *m)

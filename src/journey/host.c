@@ -84,6 +84,30 @@ jh_person *jh__person_add(jrn_host *h, const char *key, size_t kn)
     return p;
 }
 
+/* Removes p from the people table (backward shift: linear probing has no
+ * tombstones) and frees it; its instances must be gone. */
+static void person_remove(jrn_host *h, jh_person *p)
+{
+    jh_people *t = &h->people;
+    uint32_t mask = t->cap - 1, i = p->hash & mask;
+    while (t->slots[i] != p) i = (i + 1) & mask;
+    t->slots[i] = NULL;
+    for (uint32_t j = i;;) {
+        j = (j + 1) & mask;
+        jh_person *q = t->slots[j];
+        if (!q) break;
+        uint32_t k = q->hash & mask;
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays) continue;
+        t->slots[i] = q;
+        t->slots[j] = NULL;
+        i = j;
+    }
+    t->len--;
+    free(p->pj);
+    free(p);
+}
+
 /* The entry events kept for versions that read journey.entry. */
 typedef struct jh_entry { uint64_t id; char json[]; } jh_entry;
 
@@ -715,6 +739,26 @@ static jh_inst **instances_of(jrn_host *h, uint32_t journey, bool held_only, siz
     if (cnt) qsort(v, cnt, sizeof *v, cmp_held);
     *n = cnt;
     return v;
+}
+
+void jrn_host_forget(jrn_host *h, const char *key, size_t kn, int64_t now, uint64_t lsn)
+{
+    jrn_host_advance(h, now, lsn);
+    h->lsn = lsn;
+    jd_str k = { key, (uint32_t)kn };
+    jh_person *p = jh__person(h, key, kn);
+    for (uint16_t i = 0; p && i < p->n; i++)
+        while (p->pj[i].live) {
+            jh_inst *x = p->pj[i].live;
+            jh__turn_begin(h, p, k, NULL);
+            jrn_abort(doc_of(h, x), &x->in, JRN_END_DELETED, h->now, &h->io);
+            x->in.state = JRN_ST_EXITED;   /* also one that was between states */
+            reap(h, x);
+            h->t.changed = false;          /* nothing left to re-check */
+            jh__turn_end(h);
+        }
+    if (p) person_remove(h, p);
+    jh__segs_forget(h, k);
 }
 
 void jrn_host_journey_changed(jrn_host *h, const jrn_journey *j, jrn_status was, int64_t now, uint64_t lsn)

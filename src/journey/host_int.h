@@ -114,6 +114,7 @@ void jh__segs_release(jrn_host *h);
  * segment-entered journeys and arms flips. */
 void jh__segs_update(jrn_host *h, jd_str key, int64_t now, uint64_t lsn);
 bool jh__seg_member(const jrn_host *h, jd_str key, uint32_t bit);
+void jh__segs_forget(jrn_host *h, jd_str key);   /* a deleted person: bits and flips go */
 void jh__segs_encode(const jrn_host *h, jd_buf *b, void (*w32)(jd_buf *, uint32_t), void (*w64)(jd_buf *, uint64_t));
 int  jh__segs_decode_one(jrn_host *h, jd_str key, uint64_t bits, const uint32_t *fbits, const uint64_t *fwhen, uint32_t nf);
 

@@ -49,6 +49,7 @@ struct jh_seg {
 };
 
 static jh_seg *seg_state(const jrn_host *h, jd_str key) { return jd_map_get(h->segs, key.p, key.n); }
+static void flip_clear(jrn_host *h, jh_seg *st, uint32_t bit);
 
 static jh_seg *seg_state_add(jrn_host *h, jd_str key)
 {
@@ -66,6 +67,15 @@ static void seg_state_drop_if_empty(jrn_host *h, jh_seg *st)
     if (st->bits || st->flips) return;
     jd_map_del(h->segs, st->key, st->key_len);
     free(st);
+}
+
+void jh__segs_forget(jrn_host *h, jd_str key)
+{
+    jh_seg *st = seg_state(h, key);
+    if (!st) return;
+    while (st->flips) flip_clear(h, st, st->flips->bit);
+    st->bits = 0;
+    seg_state_drop_if_empty(h, st);
 }
 
 bool jh__seg_member(const jrn_host *h, jd_str key, uint32_t bit)

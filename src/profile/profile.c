@@ -41,6 +41,9 @@
  * (10) Only track events change computed values (computed.c has their own
  *      invariants), and reading them takes the time as an argument:
  *      prof_view and prof_get_json read windows at the profile's last_us.
+ * (11) A deleted profile's key and anonymousIds are in `suppressed` until an
+ *      identify carrying one of them arrives (prof_suppresses); the caller
+ *      applies no other event whose key or anonymousId is suppressed.
  */
 #include "profile_int.h"
 
@@ -72,6 +75,7 @@ prof_store *prof_store_create(const prof_limits *lim)
     if (s->lim.max_event_names > PROF_VEC_MAX) s->lim.max_event_names = PROF_VEC_MAX;
     s->by_key = jd_map_create(0);
     s->by_anon = jd_map_create(0);
+    s->suppressed = jd_map_create(0);
     s->tok = json_tokener_new_ex(JD_DEF_MAX_JSON_DEPTH + 8);
     if (!s->tok) abort();   /* json-c's allocation failed: the OOM policy */
     json_tokener_set_flags(s->tok, JSON_TOKENER_STRICT);
@@ -92,6 +96,14 @@ static void prof_free(prof *p)
     free(p);
 }
 
+static void free_suppressed(jd_map *m)
+{
+    size_t pos = 0;
+    void *v;
+    while (jd_map_next(m, &pos, NULL, NULL, &v)) free(v);
+    jd_map_destroy(m);
+}
+
 void prof__clear(prof_store *s)
 {
     size_t pos = 0;
@@ -99,8 +111,10 @@ void prof__clear(prof_store *s)
     while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof_free(v);
     jd_map_destroy(s->by_key);
     jd_map_destroy(s->by_anon);
+    free_suppressed(s->suppressed);
     s->by_key = jd_map_create(0);
     s->by_anon = jd_map_create(0);
+    s->suppressed = jd_map_create(0);
     s->heap = 0;
 }
 
@@ -112,6 +126,7 @@ void prof_store_destroy(prof_store *s)
     while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof_free(v);
     jd_map_destroy(s->by_key);
     jd_map_destroy(s->by_anon);
+    free_suppressed(s->suppressed);
     json_tokener_free(s->tok);
     jd_buf_release(&s->scratch);
     free(s);
@@ -570,6 +585,72 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
     json_object_put(root);
     return JD_OK;
 }
+
+/* ---- deletion and suppression (invariant 11) ----------------------------- */
+
+void prof__suppress(prof_store *s, const char *id, size_t n, int64_t at_us)
+{
+    prof_supp *e = jd_xmalloc(sizeof *e + n + 1);
+    e->at_us = at_us;
+    e->len = (uint32_t)n;
+    memcpy(e->id, id, n);
+    e->id[n] = 0;
+    free(jd_map_del(s->suppressed, id, n));
+    jd_map_put(s->suppressed, e->id, n, e);
+}
+
+int prof_delete(prof_store *s, const char *id, size_t n, int64_t at_us, char *key_out, size_t cap)
+{
+    prof *p = jd_map_get(s->by_key, id, n);
+    if (!p) p = jd_map_get(s->by_anon, id, n);
+    if (!p) return JD_ENOTFOUND;
+    if (cap) snprintf(key_out, cap, "%.*s", (int)p->key_len, p->key);
+    /* Every id of the person is suppressed, and unindexed where it points here. */
+    prof__suppress(s, p->key, p->key_len, at_us);
+    if (p->vec) {
+        const uint8_t *q = p->vec + 4;
+        for (unsigned i = prof__rd16(p->vec); i > 0; i--) {
+            uint32_t len;
+            q += prof__uv_get(q, &len);
+            if (jd_map_get(s->by_anon, (const char *)q, len) == p) jd_map_del(s->by_anon, (const char *)q, len);
+            prof__suppress(s, (const char *)q, len, at_us);
+            q += len;
+        }
+    }
+    jd_map_del(s->by_key, p->key, p->key_len);
+    struct prof_rich none = { 0 };
+    prof__rich_set(s, p, &none);
+    prof__vec_replace(s, p, NULL);
+    s->heap -= prof__alloc_size(sizeof *p + p->key_len + 1);
+    free(p);
+    return JD_OK;
+}
+
+void prof_suppress(prof_store *s, const char *id, size_t n, int64_t at_us)
+{
+    if (n && n < (1u << 30)) prof__suppress(s, id, n, at_us);
+}
+
+static bool lift(prof_store *s, jd_str id)
+{
+    prof_supp *e = id.n ? jd_map_del(s->suppressed, id.p, id.n) : NULL;
+    free(e);
+    return e != NULL;
+}
+
+bool prof_suppresses(prof_store *s, const ingest_event *ev)
+{
+    if (!jd_map_len(s->suppressed)) return false;
+    jd_str key = prof_event_key(ev);
+    bool hit = (key.n && jd_map_get(s->suppressed, key.p, key.n)) ||
+               (ev->anonymous_id.n && jd_map_get(s->suppressed, ev->anonymous_id.p, ev->anonymous_id.n));
+    if (!hit || ev->type != INGEST_IDENTIFY) return hit;
+    lift(s, key);   /* they came back on purpose: a new profile from here on */
+    lift(s, ev->anonymous_id);
+    return false;
+}
+
+size_t prof_suppressed_count(const prof_store *s) { return jd_map_len(s->suppressed); }
 
 /* ---- update (journeys' update nodes) ----------------------------------- */
 

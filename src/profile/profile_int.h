@@ -64,7 +64,18 @@ struct prof_store {
     size_t  heap;         /* estimated heap bytes of all profiles (prof__alloc_size) */
     json_tokener *tok;    /* reused: the store belongs to one thread */
     jd_buf  scratch;      /* reused for building blobs */
+    jd_map *suppressed;   /* id -> prof_supp: deleted ids (key and anonymousIds), profile.c (11) */
 };
+
+/* A deleted person's id: events for it are not applied until an identify
+ * brings them back (profile.c invariant 11). */
+typedef struct prof_supp {
+    int64_t  at_us;       /* when the deletion was recorded */
+    uint32_t len;
+    char     id[];        /* the map's key bytes */
+} prof_supp;
+/* Records a suppression (replacing one for the same id). */
+void prof__suppress(prof_store *s, const char *id, size_t n, int64_t at_us);
 
 /* ---- little-endian and varint helpers (blobs are trusted in memory) ---- */
 

@@ -1,7 +1,8 @@
 /* src/profile/snapshot.c -- the profile store's snapshot codec.
  *
  * Format (all integers little-endian; docs/internals/profile.md has the table):
- *   u8 version (3; 2 and 1 still decode) | u64 count | count x profile
+ *   u8 version (4; 3, 2 and 1 still decode) | u64 count | count x profile
+ *   | u64 nsupp | nsupp x (u32 len | id | i64 at_us)       -- version 4 on: deleted ids
  *   profile: u32 key_len | key | u8 flags | i64 first_us | i64 last_us
  *            | u32 counts[6] | u32 limited
  *            | u16 n_ids | n_ids x (u8 indexed | u32 len | id)
@@ -38,7 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SNAP_VERSION    3
+#define SNAP_VERSION    4
+#define SNAP_VERSION_V3 3   /* no suppressions */
 #define SNAP_VERSION_V2 2   /* no computed field */
 #define SNAP_VERSION_V1 1   /* no tags field either */
 /* The smallest profile: key_len + 1-byte key + flags + times + counts +
@@ -106,6 +108,14 @@ int prof_store_encode(const prof_store *s, jd_buf *out)
     size_t pos = 0;
     void *v;
     while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) encode_one(s, v, &b);
+    put64(&b, (int64_t)jd_map_len(s->suppressed));
+    pos = 0;
+    while (jd_map_next(s->suppressed, &pos, NULL, NULL, &v)) {
+        const prof_supp *e = v;
+        put32(&b, e->len);
+        jd_buf_add(&b, e->id, e->len);
+        put64(&b, e->at_us);
+    }
     int rc = jd_buf_add(out, b.data, b.len);
     jd_buf_release(&b);
     return rc;
@@ -387,7 +397,7 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
     jd_buf_init(&idx, SIZE_MAX);
     int rc = get8(&r, "version", &ver);
     if (rc) goto out;
-    if (ver != SNAP_VERSION && ver != SNAP_VERSION_V2 && ver != SNAP_VERSION_V1) {
+    if (ver != SNAP_VERSION && ver != SNAP_VERSION_V3 && ver != SNAP_VERSION_V2 && ver != SNAP_VERSION_V1) {
         rc = corrupt(&r, 0, "unknown version");
         goto out;
     }
@@ -402,6 +412,25 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
     }
     for (int64_t i = 0; i < count; i++)
         if ((rc = decode_one(s, &r, &idx))) goto out;
+    if (ver >= SNAP_VERSION) {
+        int64_t nsupp = 0;
+        if ((rc = get64(&r, "suppression count", &nsupp))) goto out;
+        if (nsupp < 0 || (uint64_t)nsupp > (n - r.off) / 13) {   /* each at least 4 + 1 + 8 bytes */
+            rc = corrupt(&r, r.off, "suppression count past the end");
+            goto out;
+        }
+        for (int64_t i = 0; i < nsupp; i++) {
+            uint32_t len = 0;
+            const uint8_t *id;
+            int64_t at = 0;
+            if ((rc = get32(&r, "suppressed id length", &len))) goto out;
+            if (len == 0 || len >= (1u << 30)) { rc = corrupt(&r, r.off, "bad suppressed id length"); goto out; }
+            if ((rc = take(&r, len, "suppressed id", &id))) goto out;
+            if ((rc = get64(&r, "suppression time", &at))) goto out;
+            if (jd_map_get(s->suppressed, (const char *)id, len)) { rc = corrupt(&r, r.off, "repeated suppressed id"); goto out; }
+            prof__suppress(s, (const char *)id, len, at);
+        }
+    }
     if (r.off != n) rc = corrupt(&r, r.off, "trailing bytes");
 out:
     jd_buf_release(&idx);

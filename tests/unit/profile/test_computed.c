@@ -503,18 +503,19 @@ static void test_snapshot_v2_decodes(void **state)
     track(s, "u1", T0, "Logged In", NULL);
     size_t n;
     char *blob = encode(s, &n);
-    assert_int_equal(blob[0], 3);
-    assert_int_equal(memcmp(blob + n - 4, "\0\0\0\0", 4), 0);   /* computed_len 0 */
-    blob[0] = 2;   /* version 2 is version 3 without computed_len */
+    assert_int_equal(blob[0], 4);
+    /* computed_len 0, then the suppression count 0 (version 4) */
+    assert_int_equal(memcmp(blob + n - 12, "\0\0\0\0\0\0\0\0\0\0\0\0", 12), 0);
+    blob[0] = 2;   /* version 2 is version 4 without computed_len and the suppressions */
     prof_store *r = store_with(d);
     jd_err err;
-    assert_int_equal(prof_store_decode(r, blob, n - 4, &err), JD_OK);
+    assert_int_equal(prof_store_decode(r, blob, n - 12, &err), JD_OK);
     char *j = json_computed(r, "u1");
     assert_string_equal(j, "{\"logins\":0,\"spend_total\":0}");   /* not back-filled */
     free(j);
     prof_store_destroy(r);
     r = store_with(d);
-    assert_int_equal(prof_store_decode(r, blob, n, &err), JD_ECORRUPT);   /* v2 with 4 extra bytes */
+    assert_int_equal(prof_store_decode(r, blob, n - 8, &err), JD_ECORRUPT);   /* v2 with 4 extra bytes */
     assert_non_null(strstr(err.msg, "trailing bytes"));
     free(blob);
     prof_store_destroy(r);
@@ -522,7 +523,8 @@ static void test_snapshot_v2_decodes(void **state)
     prof_computed_defs_destroy(d);
 }
 
-/* Finds the computed section of a one-profile blob: it is last. */
+/* Finds the computed section of a one-profile blob: it is last before the
+ * suppressions (pass n without their 8-byte count). */
 static size_t computed_at_off(const char *blob, size_t n, uint32_t len)
 {
     uint32_t l = (uint32_t)(uint8_t)blob[n - len - 4] | (uint32_t)(uint8_t)blob[n - len - 3] << 8;
@@ -541,7 +543,7 @@ static void test_snapshot_corrupt_computed(void **state)
     size_t n;
     char *blob = encode(s, &n);
     /* n: 12 + 2 x 16 bytes; s: 12 + 8 bytes. */
-    size_t at = computed_at_off(blob, n, 44 + 20);
+    size_t at = computed_at_off(blob, n - 8, 44 + 20);
     char *bad = jd_xmalloc(n);
     prof_store *r = store_with(d);
     jd_err err;

@@ -721,7 +721,7 @@ static void test_snapshot_empty(void **state)
     prof_store *s = store_default();
     size_t n;
     char *blob = encode(s, &n);
-    assert_int_equal(n, 9);
+    assert_int_equal(n, 17);   /* version, profile count, suppression count */
     prof_store *d = store_default();
     assert_int_equal(prof_store_decode(d, blob, n, NULL), JD_OK);
     assert_int_equal(prof_store_count(d), 0);
@@ -802,9 +802,10 @@ static void test_snapshot_flipped(void **state)
         bad[len_at] = (char)v;
         assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     }
-    /* The tags blob (2 x (12 + 2) bytes, before the 4-byte computed length 0) with bad entries. */
-    assert_int_equal(memcmp(blob + n - 4, "\0\0\0\0", 4), 0);
-    size_t tags_at = n - 4 - 28;
+    /* The tags blob (2 x (12 + 2) bytes, before the 4-byte computed length 0
+     * and the 8-byte suppression count 0) with bad entries. */
+    assert_int_equal(memcmp(blob + n - 12, "\0\0\0\0\0\0\0\0\0\0\0\0", 12), 0);
+    size_t tags_at = n - 12 - 28;
     assert_int_equal(memcmp(blob + tags_at - 4, "\x1c\0\0\0\x02\0\0\0", 8), 0);
     static const struct { size_t off; char v; const char *msg; } tag_bad[] = {
         { 0, 0, "bad tag length" },                 /* first tag: length 0 */
@@ -823,7 +824,7 @@ static void test_snapshot_flipped(void **state)
     }
     /* Wrong version, trailing bytes, duplicate key. */
     memcpy(bad, blob, n);
-    bad[0] = 4;
+    bad[0] = 5;
     assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     assert_string_equal(err.msg, "profile snapshot: unknown version at byte 0");
     char *longer = jd_xmalloc(n + 1);
@@ -887,13 +888,14 @@ static void test_snapshot_v1_decodes(void **state)
         "\"events\":{\"Signed\":2},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:02.000Z\",\"limited\":0}");
     free(j);
-    /* Re-encoded, it is version 3: the same plus zero tags and computed lengths. */
+    /* Re-encoded, it is version 4: the same plus zero tags and computed
+     * lengths, and a zero suppression count. */
     size_t n2;
     char *v2 = encode(d, &n2);
-    assert_int_equal(n2, n + 8);
-    assert_int_equal(v2[0], 3);
+    assert_int_equal(n2, n + 16);
+    assert_int_equal(v2[0], 4);
     assert_int_equal(memcmp(v2 + 1, b.data + 1, n - 1), 0);
-    assert_int_equal(memcmp(v2 + n, "\0\0\0\0\0\0\0\0", 8), 0);
+    assert_int_equal(memcmp(v2 + n, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16), 0);
     /* The same bytes read as version 2 lack the tags length. */
     prof_store *e = store_default();
     b.data[0] = 2;
@@ -957,6 +959,60 @@ static void test_bytes_per_minimal_profile(void **state)
     prof_store_destroy(s);
 }
 
+/* Deletion: the profile goes, its ids are suppressed (no event recreates the
+ * person) until an identify brings them back; suppressions survive a
+ * snapshot; the heap estimate returns to what it was. */
+static void test_delete_and_suppress(void **state)
+{
+    (void)state;
+    prof_store *s = prof_store_create(NULL);
+    size_t empty = prof_store_bytes(s);
+    identify(s, "u1", "a1", 1000, "{\"email\":\"u1@example.com\"}");
+    track(s, "u1", "a2", 2000, "Viewed");
+    identify(s, "u2", NULL, 3000, "{}");
+    char key[64];
+    assert_int_equal(prof_delete(s, "a2", 2, 5000, key, sizeof key), JD_OK);   /* by an anonymousId */
+    assert_string_equal(key, "u1");
+    assert_int_equal(prof_delete(s, "u1", 2, 5000, key, sizeof key), JD_ENOTFOUND);
+    assert_int_equal(prof_store_count(s), 1);
+    assert_int_equal(prof_suppressed_count(s), 3);   /* u1, a1, a2 */
+    jd_buf b;
+    jd_buf_init(&b, 1 << 20);
+    assert_int_equal(prof_get_json(s, "a1", 2, &b), JD_ENOTFOUND);
+    /* late events: by the key, by an old anonymousId, a page: all suppressed */
+    ingest_event e1 = ev_of(INGEST_TRACK, "u1", NULL, 6000, "{}"), e2 = ev_of(INGEST_TRACK, NULL, "a1", 6000, "{}");
+    ingest_event e3 = ev_of(INGEST_PAGE, "u9", "a2", 6000, "{}");
+    assert_true(prof_suppresses(s, &e1));
+    assert_true(prof_suppresses(s, &e2));
+    assert_true(prof_suppresses(s, &e3));
+    ingest_event other = ev_of(INGEST_TRACK, "u2", NULL, 6000, "{}");
+    assert_false(prof_suppresses(s, &other));
+    /* the snapshot keeps the suppressions */
+    jd_buf snap;
+    jd_buf_init(&snap, 1 << 20);
+    assert_int_equal(prof_store_encode(s, &snap), JD_OK);
+    prof_store *d = prof_store_create(NULL);
+    jd_err err;
+    assert_int_equal(prof_store_decode(d, snap.data, snap.len, &err), JD_OK);
+    assert_int_equal(prof_suppressed_count(d), 3);
+    assert_true(prof_suppresses(d, &e2));
+    /* an identify with the key brings the person back, as a new profile */
+    ingest_event back = ev_of(INGEST_IDENTIFY, "u1", "a1", 7000, "{\"type\":\"identify\",\"traits\":{}}");
+    assert_false(prof_suppresses(d, &back));
+    apply(d, &back);
+    assert_int_equal(prof_suppressed_count(d), 1);   /* a2 stays suppressed */
+    jd_buf_reset(&b);
+    assert_int_equal(prof_get_json(d, "u1", 2, &b), JD_OK);
+    assert_null(strstr(b.data, "u1@example.com"));   /* nothing of the deleted profile */
+    /* and the heap estimate of a store that deleted everything is the empty one's */
+    assert_int_equal(prof_delete(s, "u2", 2, 8000, key, sizeof key), JD_OK);
+    assert_int_equal(prof_store_bytes(s), empty);
+    jd_buf_release(&b);
+    jd_buf_release(&snap);
+    prof_store_destroy(d);
+    prof_store_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -978,6 +1034,7 @@ int main(void)
         cmocka_unit_test(test_update_not_found),
         cmocka_unit_test(test_view),
         cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_delete_and_suppress),
         cmocka_unit_test(test_snapshot_empty),
         cmocka_unit_test(test_snapshot_truncated),
         cmocka_unit_test(test_snapshot_flipped),
