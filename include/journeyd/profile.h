@@ -137,6 +137,8 @@ struct json_object *prof_view(prof_store *s, const char *key, size_t key_len);
  * its key and anonymousIds from at_us. Writes the deleted profile's key to
  * key_out (NUL-terminated, truncated to cap). JD_ENOTFOUND if none. */
 int  prof_delete(prof_store *s, const char *id, size_t n, int64_t at_us, char *key_out, size_t cap);
+/* Is there a profile whose key is exactly id (not only an anonymousId of one)? */
+bool prof_is_key(const prof_store *s, const char *id, size_t n);
 /* Suppresses id in this store (the partition that events for id route to,
  * when the deleted profile lived in another one). */
 void prof_suppress(prof_store *s, const char *id, size_t n, int64_t at_us);

@@ -418,6 +418,14 @@ void eng_journey_enter(eng *e, const char *id, const char *profile_id, eng_json_
 
 /* ---- deleting a person ----------------------------------------------------------- */
 
+static void purge_intents(eng *e, eng_part *part, const char *key)
+{
+    for (uint64_t i = 0; i < e->o.recent_intents && i < part->nintents; i++) {
+        intent_rec *r = &part->intents[i];
+        if (r->person && strcmp(r->person, key) == 0) { free(r->person); r->person = NULL; }
+    }
+}
+
 /* A DELETE record reaches every partition: the one(s) holding the person
  * delete and forget; their intents leave the ring (they name the person). */
 int eng__apply_delete(eng_shard *sh, const rec_hdr *h, jd_err *err)
@@ -438,16 +446,23 @@ int eng__apply_delete(eng_shard *sh, const rec_hdr *h, jd_err *err)
             if (!json_object_is_type(x, json_type_string)) continue;
             const char *xs = json_object_get_string(x);
             size_t xn = (size_t)json_object_get_string_len(x);
-            if (xn && eng__partition_of(e, xs, xn) == p) prof_suppress(part->profiles, xs, xn, at);
+            if (!xn || eng__partition_of(e, xs, xn) != p) continue;
+            /* The same person's anonymous profile (browsing before they signed
+             * up) goes too: it is theirs. */
+            if (prof_is_key(part->profiles, xs, xn) && strcmp(xs, id) != 0) {
+                char k2[1024];
+                if (prof_delete(part->profiles, xs, xn, at, k2, sizeof k2) == JD_OK) {
+                    jrn_host_forget(part->host, k2, strlen(k2), at, h->lsn);
+                    purge_intents(e, part, k2);
+                }
+            }
+            prof_suppress(part->profiles, xs, xn, at);
         }
         char key[1024];
         if (prof_delete(part->profiles, id, strlen(id), at, key, sizeof key) != JD_OK) continue;
         atomic_fetch_add_explicit(&e->st_deleted, 1, memory_order_relaxed);
         jrn_host_forget(part->host, key, strlen(key), at, h->lsn);
-        for (uint64_t i = 0; i < e->o.recent_intents && i < part->nintents; i++) {
-            intent_rec *r = &part->intents[i];
-            if (r->person && strcmp(r->person, key) == 0) { free(r->person); r->person = NULL; }
-        }
+        purge_intents(e, part, key);
     }
     json_object_put(o);
     return JD_OK;

@@ -626,6 +626,8 @@ int prof_delete(prof_store *s, const char *id, size_t n, int64_t at_us, char *ke
     return JD_OK;
 }
 
+bool prof_is_key(const prof_store *s, const char *id, size_t n) { return jd_map_get(s->by_key, id, n) != NULL; }
+
 void prof_suppress(prof_store *s, const char *id, size_t n, int64_t at_us)
 {
     if (n && n < (1u << 30)) prof__suppress(s, id, n, at_us);

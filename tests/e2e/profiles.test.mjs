@@ -1,0 +1,120 @@
+// Profiles end to end with the real Segment SDK: segments defined over the API and entered as
+// traits change (with the journeys entered on them), and deleting a person: a late event, also by
+// the old anonymousId alone, recreates nothing; an identify brings them back.
+//
+// Timed segments ("quiet for 3 days") are checked on the virtual clock in tests/unit (engine
+// test_segment_flips_on_the_clock); here the segments change with traits, in real time.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Analytics } from '@segment/analytics-node';
+import { start, request, uid, WRITE_KEY, ADMIN_TOKEN } from './lib/journeyd.mjs';
+
+const api = (server, method, path, body, contentType) =>
+  request(server.url, path, {
+    method, body, bearer: ADMIN_TOKEN,
+    headers: typeof body === 'string' ? { 'Content-Type': contentType ?? 'application/yaml' } : {},
+  });
+
+function sdk(server) {
+  const a = new Analytics({ writeKey: WRITE_KEY, host: server.url, path: '/v1/batch', flushAt: 1, flushInterval: 20, maxRetries: 0 });
+  return {
+    send: (method, msg) => new Promise((res, rej) => a[method](msg, (err) => (err ? rej(err) : res()))),
+    close: () => a.closeAndFlush({ timeout: 10_000 }),
+  };
+}
+
+/** A server with empty journeys and segments folders (the API defines them). */
+async function server(t) {
+  const dir = mkdtempSync(join(tmpdir(), 'journeyd-e2e-prof-'));
+  mkdirSync(join(dir, 'j'));
+  mkdirSync(join(dir, 's'));
+  const s = await start({ args: ['--set', `journeys.dir=${join(dir, 'j')}`, '--set', `segments.dir=${join(dir, 's')}`] });
+  t.after(async () => { await s.stop(); rmSync(dir, { recursive: true, force: true }); });
+  return s;
+}
+
+test('segments follow traits and start journeys; sizes and members are readable', async (t) => {
+  const s = await server(t);
+  const seg = `id: pro\nname: Pro plan\nwhen: has(profile.traits.plan) && profile.traits.plan == "pro"\n`;
+  let r = await api(s, 'POST', '/v1/segments', seg);
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.size, 0);
+  r = await api(s, 'POST', '/v1/segments', seg);
+  assert.equal(r.status, 409, r.text);
+  r = await api(s, 'POST', '/v1/segments', 'id: bad\nwhen: nope(\nextra: 1\n');
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.errors.length, 2, r.text);
+  r = await api(s, 'POST', '/v1/journeys', 'id: pro-welcome\nentry: { segment_enter: pro }\nnodes:\n  m: { send: { channel: email, template: pro_welcome } }\n');
+  assert.equal(r.status, 201, r.text);
+  r = await api(s, 'POST', '/v1/journeys/pro-welcome/publish');
+  assert.equal(r.status, 200, r.text);
+
+  const a = sdk(s);
+  const users = [uid('ann'), uid('bob'), uid('cy')];
+  for (const u of users) await a.send('identify', { userId: u, traits: { plan: 'pro' } });
+  await a.send('identify', { userId: users[2], traits: { plan: 'free' } });   // cy leaves
+  await a.close();
+
+  r = await api(s, 'GET', '/v1/segments/pro');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.size, 2);
+  r = await api(s, 'GET', '/v1/segments/pro/members?limit=1');
+  assert.equal(r.json.members.length, 1);
+  const page2 = await api(s, 'GET', `/v1/segments/pro/members?limit=1&after=${encodeURIComponent(r.json.next)}`);
+  assert.equal(page2.json.members.length, 1);
+  assert.equal(page2.json.next, null);
+  assert.deepEqual([...r.json.members, ...page2.json.members].sort(), users.slice(0, 2).sort());
+  r = await api(s, 'GET', `/v1/profiles/${users[0]}/segments`);
+  assert.deepEqual(r.json, ['pro']);
+  r = await api(s, 'GET', `/v1/profiles/${users[2]}/segments`);
+  assert.deepEqual(r.json, []);
+  // entering the segment started the journey: one welcome each, cy included (entered, then left)
+  for (const u of users) {
+    r = await api(s, 'GET', `/v1/intents?userId=${u}`);
+    assert.equal(r.json.length, 1, `${u}: ${r.text}`);
+    assert.equal(r.json[0].template, 'pro_welcome');
+  }
+});
+
+test('a deleted person stays deleted: late events (by userId or old anonymousId) recreate nothing, identify brings them back', async (t) => {
+  const s = await server(t);
+  const user = uid('dee'), anon = uid('device');
+  const a = sdk(s);
+  await a.send('track', { anonymousId: anon, event: 'Viewed Product' });       // browsing anonymously
+  await a.send('identify', { userId: user, anonymousId: anon, traits: { email: 'dee@example.com' } });   // signs up
+  await a.send('track', { userId: user, event: 'Order Completed' });
+  let r = await api(s, 'GET', `/v1/profiles/${user}`);
+  assert.equal(r.status, 200, r.text);
+  assert.ok(r.json.anonymousIds.includes(anon), r.text);
+
+  r = await api(s, 'DELETE', `/v1/profiles/${user}`);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { deleted: user });
+  r = await api(s, 'DELETE', `/v1/profiles/${user}`);
+  assert.equal(r.status, 404, r.text);
+
+  // late events, as an SDK's queue would send them
+  await a.send('track', { userId: user, event: 'Order Completed' });
+  await a.send('page', { userId: user, name: 'Receipt' });
+  await a.send('track', { anonymousId: anon, event: 'Viewed Product' });    // the old device, signed out
+  r = await api(s, 'GET', `/v1/profiles/${user}`);
+  assert.equal(r.status, 404, r.text);
+  // the anonymous profile from before the sign-up was theirs too: gone, and not recreated
+  r = await api(s, 'GET', `/v1/profiles/${anon}`);
+  assert.equal(r.status, 404, r.text);
+  const m = await request(s.url, '/metrics', {});
+  assert.match(m.text, /journeyd_profiles_deleted_total 1/);
+  assert.match(m.text, /journeyd_events_suppressed_total 3/);
+
+  // they come back on purpose: a new, empty profile
+  await a.send('identify', { userId: user, traits: { plan: 'free' } });
+  await a.close();
+  r = await api(s, 'GET', `/v1/profiles/${user}`);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.traits.email, undefined, 'nothing of the deleted profile');
+  assert.equal(r.json.traits.plan, 'free');
+});
