@@ -437,32 +437,36 @@ int eng__apply_delete(eng_shard *sh, const rec_hdr *h, jd_err *err)
     int64_t at = eng__jint(o, "at");
     json_object *ids = NULL;
     json_object_object_get_ex(o, "ids", &ids);
+    /* First the profile asked for (in the partition that holds it), then, for
+     * every id the person had, where its events are routed: a profile keyed
+     * by it (their anonymous browsing before sign-up) goes too, and the id is
+     * suppressed. Two passes, so the first counts the deletion. */
+    for (uint32_t p = sh->id; id && p < e->nparts; p += e->nshards) {
+        eng_part *part = &e->parts[p];
+        char key[1024];
+        if (h->lsn <= part->snap_lsn || prof_delete(part->profiles, id, strlen(id), at, key, sizeof key) != JD_OK)
+            continue;
+        atomic_fetch_add_explicit(&e->st_deleted, 1, memory_order_relaxed);
+        jrn_host_forget(part->host, key, strlen(key), at, h->lsn);
+        purge_intents(e, part, key);
+    }
+    size_t nids = ids && json_object_is_type(ids, json_type_array) ? json_object_array_length(ids) : 0;
     for (uint32_t p = sh->id; id && p < e->nparts; p += e->nshards) {
         eng_part *part = &e->parts[p];
         if (h->lsn <= part->snap_lsn) continue;
-        /* Every id of the person is suppressed where its events are routed. */
-        for (size_t i = 0; ids && json_object_is_type(ids, json_type_array) && i < json_object_array_length(ids); i++) {
+        for (size_t i = 0; i < nids; i++) {
             json_object *x = json_object_array_get_idx(ids, i);
             if (!json_object_is_type(x, json_type_string)) continue;
             const char *xs = json_object_get_string(x);
             size_t xn = (size_t)json_object_get_string_len(x);
             if (!xn || eng__partition_of(e, xs, xn) != p) continue;
-            /* The same person's anonymous profile (browsing before they signed
-             * up) goes too: it is theirs. */
-            if (prof_is_key(part->profiles, xs, xn) && strcmp(xs, id) != 0) {
-                char k2[1024];
-                if (prof_delete(part->profiles, xs, xn, at, k2, sizeof k2) == JD_OK) {
-                    jrn_host_forget(part->host, k2, strlen(k2), at, h->lsn);
-                    purge_intents(e, part, k2);
-                }
+            char k2[1024];
+            if (prof_is_key(part->profiles, xs, xn) && prof_delete(part->profiles, xs, xn, at, k2, sizeof k2) == JD_OK) {
+                jrn_host_forget(part->host, k2, strlen(k2), at, h->lsn);
+                purge_intents(e, part, k2);
             }
             prof_suppress(part->profiles, xs, xn, at);
         }
-        char key[1024];
-        if (prof_delete(part->profiles, id, strlen(id), at, key, sizeof key) != JD_OK) continue;
-        atomic_fetch_add_explicit(&e->st_deleted, 1, memory_order_relaxed);
-        jrn_host_forget(part->host, key, strlen(key), at, h->lsn);
-        purge_intents(e, part, key);
     }
     json_object_put(o);
     return JD_OK;
