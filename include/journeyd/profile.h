@@ -149,6 +149,8 @@ bool prof_suppresses(prof_store *s, const ingest_event *ev);
 size_t prof_suppressed_count(const prof_store *s);
 
 size_t prof_store_count(const prof_store *s);
+/* Calls fn with every profile key (any order; do not change the store meanwhile). */
+void prof_store_each_key(const prof_store *s, void (*fn)(void *ctx, const char *key, size_t kn), void *ctx);
 /* Bytes held by the store's profiles (an estimate, for metrics and benchmarks). */
 size_t prof_store_bytes(const prof_store *s);
 

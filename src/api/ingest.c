@@ -1,4 +1,5 @@
-/* src/api/ingest.c -- POST /v1/{track,identify,page,screen,group,alias,batch,import}.
+/* src/api/ingest.c -- POST /v1/{track,identify,page,screen,group,alias,batch,import},
+ * and POST /v1/consent (an identify made from a consent change).
  *
  * The edge where the wall clock is read: receivedAt is stamped here and goes
  * into the log with the event (DESIGN.md: time is an input).
@@ -10,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <json-c/json.h>
 
 static const struct { const char *path; ingest_route route; } ingest_routes[] = {
     { "/v1/track", INGEST_ROUTE_TRACK },   { "/v1/identify", INGEST_ROUTE_IDENTIFY },
@@ -93,6 +95,80 @@ void api__ingest(http_req *r, void *ctx)
     *p = (pending){ r, a, b->n };
     ingest_batch_destroy(b);
     http_defer(r);                       /* before submit: the reply may come at once */
+    eng_submit(a->e, t, on_committed, p);
+    api__leave(a);
+}
+
+/* ---- POST /v1/consent (admin token) ------------------------------------------
+ * {"userId" | "anonymousId": "...", "consent": {"email/marketing": false, ...},
+ *  "source": "preference-center"} becomes an identify carrying traits.consent
+ * and context.consent.source, through the same parse and log as any event
+ * (so consent changes are durable, ordered with events and replayed). */
+void api__consent(http_req *r, void *ctx)
+{
+    api_ctx *a = ctx;
+    if (!api__admitted(a, r)) return;
+    size_t n;
+    const char *body = http_req_body(r, &n);
+    json_tokener *tok = json_tokener_new();
+    json_object *in = json_tokener_parse_ex(tok, body, (int)n), *c = NULL, *v;
+    bool parsed = in && json_tokener_get_error(tok) == json_tokener_success;
+    json_tokener_free(tok);
+    const char *bad = NULL, *at = NULL;
+    if (!parsed || !json_object_is_type(in, json_type_object)) bad = "the body is not a JSON object";
+    else if (!json_object_object_get_ex(in, "consent", &c) || !json_object_is_type(c, json_type_object) ||
+             json_object_object_length(c) == 0)
+        bad = "consent must be a non-empty object of \"channel\" or \"channel/topic\": true, false or null", at = "consent";
+    else {
+        json_object_object_foreach(c, k, val) {
+            if (!*k || strlen(k) > 128 || (val && !json_object_is_type(val, json_type_boolean))) {
+                bad = "each consent value is true, false or null, under a key of 1 to 128 bytes";
+                at = "consent";
+            }
+        }
+    }
+    if (!bad && (!json_object_object_get_ex(in, "source", &v) || !v)) json_object_object_add(in, "source", json_object_new_string("api"));
+    else if (!bad && !json_object_is_type(v, json_type_string)) bad = "source must be a string", at = "source";
+    if (bad) {
+        http_reply_error(r, 400, bad, at);
+        json_object_put(in);
+        return;
+    }
+    /* The identify (ingest_parse checks the ids like any identify). */
+    json_object *msg = json_object_new_object(), *traits = json_object_new_object(), *cx = json_object_new_object(),
+                *cs = json_object_new_object();
+    json_object_object_add(msg, "type", json_object_new_string("identify"));
+    if (json_object_object_get_ex(in, "userId", &v)) json_object_object_add(msg, "userId", json_object_get(v));
+    if (json_object_object_get_ex(in, "anonymousId", &v)) json_object_object_add(msg, "anonymousId", json_object_get(v));
+    json_object_object_add(traits, "consent", json_object_get(c));
+    json_object_object_add(msg, "traits", traits);
+    json_object_object_get_ex(in, "source", &v);
+    json_object_object_add(cs, "source", json_object_get(v));
+    json_object_object_add(cx, "consent", cs);
+    json_object_object_add(msg, "context", cx);
+    const char *text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+    int64_t received_us = (int64_t)jd_clock_now(&jd_clock_real);   /* the edge */
+    ingest_batch *b = NULL;
+    jd_err err;
+    jd_err_clear(&err);
+    int rc = ingest_parse(&a->lim, INGEST_ROUTE_IDENTIFY, text, strlen(text), received_us, NULL, NULL, &b, &err);
+    json_object_put(msg);
+    json_object_put(in);
+    if (rc != JD_OK) {
+        http_reply_error(r, rc == JD_ELIMIT ? 413 : 400, err.msg, err.where);
+        return;
+    }
+    if (!api__enter(a)) {
+        ingest_batch_destroy(b);
+        api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
+        return;
+    }
+    eng_txn *t = eng_txn_create();
+    for (size_t i = 0; i < b->n; i++) eng_txn_add_event(t, a->e, &b->msgs[i]);
+    pending *p = jd_xmalloc(sizeof *p);
+    *p = (pending){ r, a, b->n };
+    ingest_batch_destroy(b);
+    http_defer(r);
     eng_submit(a->e, t, on_committed, p);
     api__leave(a);
 }

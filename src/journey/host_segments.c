@@ -237,28 +237,35 @@ void jh__segs_release(jrn_host *h)
     tw_destroy(h->wseg);
 }
 
+typedef struct key_list { char **v; size_t n, cap; } key_list;
+
+static void add_key(void *ctx, const char *key, size_t kn)
+{
+    key_list *l = ctx;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 256;
+        l->v = jd_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = jd_xstrndup(key, kn);
+}
+
 void jrn_host_segment_changed(jrn_host *h, const jrn_segment *s, int64_t now, uint64_t lsn)
 {
     jrn_host_advance(h, now, lsn);
     h->lsn = lsn;
-    /* Everyone the host knows (members, pending flips, people in journeys) is
-     * re-evaluated now; others at their next event. */
-    size_t cap = jd_map_len(h->segs) + h->people.len, n = 0, pos = 0, kn;
-    char **keys = jd_xcalloc(cap ? cap : 1, sizeof *keys);
-    const char *k;
-    void *v;
-    while (jd_map_next(h->segs, &pos, &k, &kn, &v)) keys[n++] = jd_xstrndup(k, kn);
-    jh_person *p;
-    JH_FOREACH_PERSON(h, p)
-        if (!seg_state(h, (jd_str){ p->key, p->key_len })) keys[n++] = jd_xstrndup(p->key, p->key_len);
-    for (size_t i = 0; i < n; i++) {
-        jd_str key = { keys[i], (uint32_t)strlen(keys[i]) };
+    /* Every profile of the partition is re-evaluated now, so a new segment's
+     * size is right at once. (Keys are copied first: a segment entry may add
+     * people to the host while we go.) */
+    key_list l = { 0 };
+    prof_store_each_key(h->profiles, add_key, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        jd_str key = { l.v[i], (uint32_t)strlen(l.v[i]) };
         jh__turn_begin(h, jh__person(h, key.p, key.n), key, NULL);
         jh__segs_update(h, key, h->now, lsn);
         jh__turn_end(h);
-        free(keys[i]);
+        free(l.v[i]);
     }
-    free(keys);
+    free(l.v);
     (void)s;
 }
 

@@ -91,6 +91,7 @@ static void prof_free(prof *p)
         free(p->rich->groups);
         free(p->rich->tags);
         free(p->rich->computed);
+        free(p->rich->consent);
         free(p->rich);
     }
     free(p);
@@ -299,13 +300,13 @@ static void count_event_name(prof_store *s, prof *p, jd_str name)
 static size_t rich_blob_bytes(const struct prof_rich *r)
 {
     return prof__alloc_size(r->traits_len) + prof__alloc_size(r->groups_len) +
-           prof__alloc_size(r->tags_len) + prof__alloc_size(r->computed_len);
+           prof__alloc_size(r->tags_len) + prof__alloc_size(r->computed_len) + prof__alloc_size(r->consent_len);
 }
 
 void prof__rich_set(prof_store *s, prof *p, const struct prof_rich *nr)
 {
     JD_ASSERT(!nr->traits == !nr->traits_len && !nr->groups == !nr->groups_len &&
-              !nr->tags == !nr->tags_len && !nr->computed == !nr->computed_len);
+              !nr->tags == !nr->tags_len && !nr->computed == !nr->computed_len && !nr->consent == !nr->consent_len);
     struct prof_rich *r = p->rich;
     if (r) {
         s->heap -= rich_blob_bytes(r);
@@ -313,8 +314,9 @@ void prof__rich_set(prof_store *s, prof *p, const struct prof_rich *nr)
         if (r->groups != nr->groups) free(r->groups);
         if (r->tags != nr->tags) free(r->tags);
         if (r->computed != nr->computed) free(r->computed);
+        if (r->consent != nr->consent) free(r->consent);
     }
-    if (!nr->traits_len && !nr->groups_len && !nr->tags_len && !nr->computed_len) {
+    if (!nr->traits_len && !nr->groups_len && !nr->tags_len && !nr->computed_len && !nr->consent_len) {
         if (r) s->heap -= prof__alloc_size(sizeof *r);
         free(r);
         p->rich = NULL;
@@ -457,6 +459,45 @@ static void apply_traits(prof_store *s, prof *p, json_object *traits, int64_t ts
     prof__rich_set(s, p, &nr);
 }
 
+/* traits.consent of an identify: {"email/marketing": true, "sms": false,
+ * "push/news": null} -> the consent tset, with the source of the change
+ * (context.consent.source, else "identify"). Keys are "channel" or
+ * "channel/topic"; values other than true/false/null are ignored. The key
+ * is taken out of traits (it is not a trait). */
+static void apply_consent(prof_store *s, prof *p, json_object *root, json_object *traits, int64_t ts)
+{
+    json_object *c, *ctx, *cs, *src;
+    if (!json_object_object_get_ex(traits, "consent", &c)) return;
+    if (json_object_is_type(c, json_type_object)) {
+        const char *source = "identify";
+        if (json_object_object_get_ex(root, "context", &ctx) && json_object_object_get_ex(ctx, "consent", &cs) &&
+            json_object_object_get_ex(cs, "source", &src) && json_object_is_type(src, json_type_string))
+            source = json_object_get_string(src);
+        json_object *in = json_object_new_object();
+        json_object_object_foreach(c, key, val) {
+            if (!*key || strlen(key) > 128) continue;
+            if (!val) { json_object_object_add(in, key, NULL); continue; }
+            if (!json_object_is_type(val, json_type_boolean)) continue;
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "granted", json_object_new_boolean(json_object_get_boolean(val)));
+            json_object_object_add(e, "source", json_object_new_string(source));
+            json_object_object_add(in, key, e);
+        }
+        struct prof_rich nr = prof__rich_get(p);
+        uint8_t *nt = NULL;
+        uint32_t nl = 0;
+        int rc = json_object_object_length(in) ? tset_merge(s, nr.consent, nr.consent_len, in, ts, &nt, &nl) : MERGE_SAME;
+        if (rc == MERGE_OVER) p->limited++;
+        if (rc == MERGE_CHANGED) {
+            nr.consent = nt;
+            nr.consent_len = nl;
+            prof__rich_set(s, p, &nr);
+        }
+        json_object_put(in);
+    }
+    json_object_object_del(traits, "consent");
+}
+
 static void apply_group(prof_store *s, prof *p, jd_str gid, json_object *traits, int64_t ts)
 {
     const struct prof_rich *r = p->rich;
@@ -576,7 +617,10 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
         if (ct_mask) prof__computed_apply(s, p, ct_mask, traits, ev->timestamp_us);
         break;
     case INGEST_ALIAS:    add_anon_id(s, p, ev->previous_id); break;
-    case INGEST_IDENTIFY: if (traits) apply_traits(s, p, traits, ev->timestamp_us); break;
+    case INGEST_IDENTIFY:
+        if (traits) apply_consent(s, p, root, traits, ev->timestamp_us);
+        if (traits) apply_traits(s, p, traits, ev->timestamp_us);
+        break;
     case INGEST_GROUP:
         if (ev->group_id.n) apply_group(s, p, ev->group_id, traits, ev->timestamp_us);
         break;
@@ -881,6 +925,22 @@ static int write_json(const prof_store *s, const prof *p, jd_buf *b)
     }
     rc |= jd_buf_add(b, "]", 1);
 
+    /* consent: {"email/marketing":{"granted":true,"source":"identify","at":"..."}} */
+    rc |= jd_buf_adds(b, ",\"consent\":{");
+    first = true;
+    for (const uint8_t *c = r ? r->consent : NULL, *cend = c ? c + r->consent_len : NULL; c < cend;) {
+        uint32_t kl = prof__rd32(c), vl = prof__rd32(c + 4);
+        const char *k = (const char *)c + PROF_TSET_HDR, *v = k + kl + 1;
+        if (vl > 1) {   /* a value object "{...}": written without its "}", then the time */
+            if (!first) rc |= jd_buf_add(b, ",", 1);
+            first = false;
+            rc |= jd_buf_add_json_str(b, k, kl) | jd_buf_add(b, ":", 1) | jd_buf_add(b, v, vl - 1);
+            rc |= jd_buf_adds(b, ",\"at\":") | add_time(b, prof__rd64(c + 8)) | jd_buf_add(b, "}", 1);
+        }
+        c = (const uint8_t *)v + vl;
+    }
+    rc |= jd_buf_add(b, "}", 1);
+
     rc |= jd_buf_adds(b, ",\"groups\":{");
     const uint8_t *g = r ? r->groups : NULL, *gend = g ? g + r->groups_len : NULL;
     for (first = true; g < gend; first = false) {
@@ -1025,6 +1085,15 @@ struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len,
     }
     add_lit(o, "tags", tags);
 
+    /* consent for expressions: {"email/marketing": true} (the granted flag) */
+    json_object *consent = json_object_new_object(), *all = view_tset(s, r ? r->consent : NULL, r ? r->consent_len : 0);
+    json_object_object_foreach(all, ck, cv) {
+        json_object *g;
+        if (cv && json_object_object_get_ex(cv, "granted", &g)) json_object_object_add(consent, ck, json_object_get(g));
+    }
+    json_object_put(all);
+    add_lit(o, "consent", consent);
+
     json_object *groups = json_object_new_object();
     for (const uint8_t *g = r ? r->groups : NULL, *end = g ? g + r->groups_len : NULL; g < end;) {
         uint32_t gl = prof__rd32(g), tl = prof__rd32(g + 4);
@@ -1054,6 +1123,14 @@ struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len,
 }
 
 size_t prof_store_count(const prof_store *s) { return jd_map_len(s->by_key); }
+
+void prof_store_each_key(const prof_store *s, void (*fn)(void *ctx, const char *key, size_t kn), void *ctx)
+{
+    size_t pos = 0, kn;
+    const char *k;
+    void *v;
+    while (jd_map_next(s->by_key, &pos, &k, &kn, &v)) fn(ctx, k, kn);
+}
 
 /* Slot bytes of a jd_map holding len entries: it doubles from 16 slots of
  * 32 bytes whenever it would pass 7/8 full, and this store never deletes. */

@@ -40,9 +40,11 @@ enum {
  * computed: entries of (computed.c has the payloads; one per definition at most)
  *     u8 def (index in the store's definitions) | u32 len | payload[len]      */
 struct prof_rich {
-    uint8_t *traits, *groups, *tags, *computed;   /* NULL when the length is 0 */
-    uint32_t traits_len, groups_len, tags_len, computed_len;
+    uint8_t *traits, *groups, *tags, *computed, *consent;   /* NULL when the length is 0 */
+    uint32_t traits_len, groups_len, tags_len, computed_len, consent_len;
 };
+/* consent: a tset (like traits) keyed "channel/topic" whose values are
+ * {"granted":bool,"source":"..."}; later wins per key, null removes. */
 
 /* vec: u16 n_ids | u16 n_evs | n_ids x (uv len | bytes) | n_evs x (u32 count | uv len | bytes)
  * (uv = LEB128 varint, one byte for lengths under 128). */

@@ -1,7 +1,7 @@
 /* src/profile/snapshot.c -- the profile store's snapshot codec.
  *
  * Format (all integers little-endian; docs/internals/profile.md has the table):
- *   u8 version (4; 3, 2 and 1 still decode) | u64 count | count x profile
+ *   u8 version (5; 4, 3, 2 and 1 still decode) | u64 count | count x profile
  *   | u64 nsupp | nsupp x (u32 len | id | i64 at_us)       -- version 4 on: deleted ids
  *   profile: u32 key_len | key | u8 flags | i64 first_us | i64 last_us
  *            | u32 counts[6] | u32 limited
@@ -11,6 +11,7 @@
  *            | u32 groups_len | groups (the in-memory groups blob, as it is)
  *            | u32 tags_len | tags (the in-memory tags blob, as it is)   -- version 2 on
  *            | u32 computed_len | computed                              -- version 3 on
+ *            | u32 consent_len | consent (a tset, as traits)            -- version 5 on
  *   computed: entries of u64 definition id | u32 len | payload (computed.c)
  *
  * Version 2 (before computed traits) is version 3 without the computed field:
@@ -39,8 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SNAP_VERSION    4
-#define SNAP_VERSION_V3 3   /* no suppressions */
+#define SNAP_VERSION    5
+#define SNAP_VERSION_V4 4   /* no consent field */
+#define SNAP_VERSION_V3 3   /* no suppressions either */
 #define SNAP_VERSION_V2 2   /* no computed field */
 #define SNAP_VERSION_V1 1   /* no tags field either */
 /* The smallest profile: key_len + 1-byte key + flags + times + counts +
@@ -95,6 +97,8 @@ static void encode_one(const prof_store *s, const prof *p, jd_buf *b)
     put32(b, r ? r->tags_len : 0);
     if (r) jd_buf_add(b, r->tags, r->tags_len);
     prof__computed_encode(s, p, b);
+    put32(b, r ? r->consent_len : 0);
+    if (r) jd_buf_add(b, r->consent, r->consent_len);
 }
 
 int prof_store_encode(const prof_store *s, jd_buf *out)
@@ -371,8 +375,17 @@ static int decode_one(prof_store *s, reader *r, jd_buf *idx)
         if ((rc = take(r, cl, "computed", &c))) return rc;
         if (prof__computed_decode(s, c, cl, &cv, &cvl, &bad, &what) != JD_OK) return corrupt(r, c_at + bad, what);
     }
-    if (tl || gl || xl || cvl) {
+    uint32_t ol = 0;
+    const uint8_t *o = NULL;
+    if (r->version >= 5) {
+        if ((rc = get32(r, "consent length", &ol))) { free(cv); return rc; }
+        size_t o_at = r->off;
+        if ((rc = take(r, ol, "consent", &o)) || (rc = check_tset(s, r, o, ol, o_at))) { free(cv); return rc; }
+    }
+    if (tl || gl || xl || cvl || ol) {
         struct prof_rich nr = { 0 };
+        nr.consent = ol ? memcpy(jd_xmalloc(ol), o, ol) : NULL;
+        nr.consent_len = ol;
         nr.traits = tl ? memcpy(jd_xmalloc(tl), t, tl) : NULL;
         nr.groups = gl ? memcpy(jd_xmalloc(gl), g, gl) : NULL;
         nr.tags = xl ? memcpy(jd_xmalloc(xl), x, xl) : NULL;
@@ -397,7 +410,7 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
     jd_buf_init(&idx, SIZE_MAX);
     int rc = get8(&r, "version", &ver);
     if (rc) goto out;
-    if (ver != SNAP_VERSION && ver != SNAP_VERSION_V3 && ver != SNAP_VERSION_V2 && ver != SNAP_VERSION_V1) {
+    if (ver < SNAP_VERSION_V1 || ver > SNAP_VERSION) {
         rc = corrupt(&r, 0, "unknown version");
         goto out;
     }
@@ -412,7 +425,7 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
     }
     for (int64_t i = 0; i < count; i++)
         if ((rc = decode_one(s, &r, &idx))) goto out;
-    if (ver >= SNAP_VERSION) {
+    if (ver >= SNAP_VERSION_V4) {
         int64_t nsupp = 0;
         if ((rc = get64(&r, "suppression count", &nsupp))) goto out;
         if (nsupp < 0 || (uint64_t)nsupp > (n - r.off) / 13) {   /* each at least 4 + 1 + 8 bytes */

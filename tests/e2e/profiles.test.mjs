@@ -118,3 +118,28 @@ test('a deleted person stays deleted: late events (by userId or old anonymousId)
   assert.equal(r.json.traits.email, undefined, 'nothing of the deleted profile');
   assert.equal(r.json.traits.plan, 'free');
 });
+
+test('consent: set by the SDK through traits.consent and by POST /v1/consent, with its source and time, readable in conditions', async (t) => {
+  const s = await server(t);
+  const user = uid('cat');
+  const a = sdk(s);
+  await a.send('identify', { userId: user, traits: { plan: 'pro', consent: { 'email/marketing': true } } });
+  await a.close();
+  let r = await api(s, 'POST', '/v1/consent', JSON.stringify({ userId: user, consent: { 'email/marketing': false, 'sms/alerts': true }, source: 'preference-center' }), 'application/json');
+  assert.equal(r.status, 200, r.text);
+  r = await api(s, 'POST', '/v1/consent', JSON.stringify({ userId: user, consent: { 'email/marketing': 'yes' } }), 'application/json');
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.at, 'consent');
+  r = await api(s, 'GET', `/v1/profiles/${user}`);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.traits.consent, undefined, 'consent is not a trait');
+  assert.equal(r.json.traits.plan, 'pro');
+  assert.equal(r.json.consent['email/marketing'].granted, false);
+  assert.equal(r.json.consent['email/marketing'].source, 'preference-center');
+  assert.ok(Date.parse(r.json.consent['email/marketing'].at) > 0);
+  assert.equal(r.json.consent['sms/alerts'].granted, true);
+  // a segment over consent sees it
+  r = await api(s, 'POST', '/v1/segments', 'id: sms-ok\nwhen: >-\n  "sms/alerts" in profile.consent && profile.consent["sms/alerts"]\n');
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.size, 1, r.text);   /* defining it re-evaluates the people the engine knows */
+});

@@ -503,19 +503,19 @@ static void test_snapshot_v2_decodes(void **state)
     track(s, "u1", T0, "Logged In", NULL);
     size_t n;
     char *blob = encode(s, &n);
-    assert_int_equal(blob[0], 4);
-    /* computed_len 0, then the suppression count 0 (version 4) */
-    assert_int_equal(memcmp(blob + n - 12, "\0\0\0\0\0\0\0\0\0\0\0\0", 12), 0);
-    blob[0] = 2;   /* version 2 is version 4 without computed_len and the suppressions */
+    assert_int_equal(blob[0], 5);
+    /* computed_len 0, consent_len 0, then the suppression count 0 (version 5) */
+    assert_int_equal(memcmp(blob + n - 16, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16), 0);
+    blob[0] = 2;   /* version 2 is version 5 without computed_len, consent_len and the suppressions */
     prof_store *r = store_with(d);
     jd_err err;
-    assert_int_equal(prof_store_decode(r, blob, n - 12, &err), JD_OK);
+    assert_int_equal(prof_store_decode(r, blob, n - 16, &err), JD_OK);
     char *j = json_computed(r, "u1");
     assert_string_equal(j, "{\"logins\":0,\"spend_total\":0}");   /* not back-filled */
     free(j);
     prof_store_destroy(r);
     r = store_with(d);
-    assert_int_equal(prof_store_decode(r, blob, n - 8, &err), JD_ECORRUPT);   /* v2 with 4 extra bytes */
+    assert_int_equal(prof_store_decode(r, blob, n - 12, &err), JD_ECORRUPT);   /* v2 with 4 extra bytes */
     assert_non_null(strstr(err.msg, "trailing bytes"));
     free(blob);
     prof_store_destroy(r);
@@ -523,8 +523,8 @@ static void test_snapshot_v2_decodes(void **state)
     prof_computed_defs_destroy(d);
 }
 
-/* Finds the computed section of a one-profile blob: it is last before the
- * suppressions (pass n without their 8-byte count). */
+/* Finds the computed section of a one-profile blob: it is last before
+ * consent_len and the suppressions (pass n without those 12 bytes). */
 static size_t computed_at_off(const char *blob, size_t n, uint32_t len)
 {
     uint32_t l = (uint32_t)(uint8_t)blob[n - len - 4] | (uint32_t)(uint8_t)blob[n - len - 3] << 8;
@@ -543,7 +543,7 @@ static void test_snapshot_corrupt_computed(void **state)
     size_t n;
     char *blob = encode(s, &n);
     /* n: 12 + 2 x 16 bytes; s: 12 + 8 bytes. */
-    size_t at = computed_at_off(blob, n - 8, 44 + 20);
+    size_t at = computed_at_off(blob, n - 12, 44 + 20);   /* before consent_len and the suppressions */
     char *bad = jd_xmalloc(n);
     prof_store *r = store_with(d);
     jd_err err;
@@ -598,8 +598,8 @@ static void test_bytes(void **state)
     size_t before = prof_store_bytes(s);
     track(s, "u1", T0, "E", NULL);
     size_t after = prof_store_bytes(s);
-    /* rich (64) + blob of (5 + 32 x 16) + (5 + 8) = 530 bytes -> 544 */
-    assert_int_equal(after - before, 64 + 544);
+    /* rich (80: five blobs) + blob of (5 + 32 x 16) + (5 + 8) = 530 bytes -> 544 */
+    assert_int_equal(after - before, 80 + 544);
     track(s, "u1", T0 + SEC, "E", NULL);   /* (5): in place */
     assert_int_equal(prof_store_bytes(s), after);
     prof_store_destroy(s);

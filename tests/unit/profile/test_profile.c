@@ -112,7 +112,7 @@ static void test_identify_exact_json(void **state)
         "{\"key\":\"u1\",\"userId\":\"u1\",\"anonymousIds\":[\"a1\"],"
         "\"traits\":{\"email\":\"a@b.c\",\"plan\":\"pro\"},"
         "\"traitTimes\":{\"email\":\"2026-01-01T00:00:00.000Z\",\"plan\":\"2026-01-01T00:00:00.000Z\"},"
-        "\"tags\":[],\"groups\":{},"
+        "\"tags\":[],\"consent\":{},\"groups\":{},"
         "\"counts\":{\"total\":5,\"track\":3,\"identify\":1,\"page\":1,\"screen\":0,\"group\":0,\"alias\":0},"
         "\"events\":{\"Signed Up\":2,\"Viewed\":1},"
         "\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\",\"lastSeen\":\"2026-01-01T00:00:04.000Z\","
@@ -130,7 +130,7 @@ static void test_anonymous_profile_json(void **state)
     char *j = get(s, "anon-1");
     assert_string_equal(j,
         "{\"key\":\"anon-1\",\"userId\":null,\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"traitTimes\":{},"
-        "\"tags\":[],\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,\"screen\":0,"
+        "\"tags\":[],\"consent\":{},\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,\"screen\":0,"
         "\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:00.000Z\",\"limited\":0}");
     free(j);
@@ -279,7 +279,7 @@ static void test_group_traits(void **state)
     group(s, "u1", "g1", T0 + SEC, "{\"size\":20,\"tier\":\"gold\"}");
     group(s, "u1", "g1", T0 - SEC, "{\"name\":\"Old\"}");
     group(s, "u1", "g3", T0, "{}");
-    expect_has(s, "u1", "\"traits\":{},\"traitTimes\":{},\"tags\":[],\"groups\":{"
+    expect_has(s, "u1", "\"traits\":{},\"traitTimes\":{},\"tags\":[],\"consent\":{},\"groups\":{"
                         "\"g1\":{\"traits\":{\"name\":\"Acme\",\"size\":20,\"tier\":\"gold\"}},"
                         "\"g2\":{\"traits\":{\"name\":\"Beta\"}},\"g3\":{\"traits\":{}}}");
     expect_has(s, "u1", "\"group\":5");
@@ -417,7 +417,7 @@ static void test_update_tags(void **state)
     char *j = get(s, "anon-1");
     assert_string_equal(j,
         "{\"key\":\"anon-1\",\"userId\":null,\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"traitTimes\":{},"
-        "\"tags\":[\"vip\",\"beta\"],\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,"
+        "\"tags\":[\"vip\",\"beta\"],\"consent\":{},\"groups\":{},\"counts\":{\"total\":1,\"track\":1,\"identify\":0,\"page\":0,"
         "\"screen\":0,\"group\":0,\"alias\":0},\"events\":{\"Opened\":1},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:00.000Z\",\"limited\":0}");
     free(j);
@@ -593,7 +593,7 @@ static void test_view(void **state)
         "{\"userId\":\"u1\",\"anonymousIds\":[\"a1\",\"a2\"],"
         "\"traits\":{\"email\":\"a@b.c\",\"n\":1.50,\"big\":12345678901234567890,\"neg\":-3,"
         "\"q\":\"\\\"\\n\",\"o\":{\"x\":[1,{\"y\":null}]},\"t\":true},"
-        "\"tags\":[\"vip\",\"beta\"],"
+        "\"tags\":[\"vip\",\"beta\"],\"consent\":{},"
         "\"groups\":{\"g1\":{\"name\":\"Acme\",\"size\":10},\"g2\":{}},"
         "\"first_seen\":\"2026-01-01T00:00:00.000Z\",\"last_seen\":\"2026-01-01T00:00:05.000Z\","
         "\"events\":{\"Signed Up\":2,\"Viewed\":1},\"computed\":{}}");
@@ -614,7 +614,7 @@ static void test_view(void **state)
     track(s, NULL, "anon-1", T0, "Opened");
     v = view_text(s, "anon-1");
     assert_string_equal(v,
-        "{\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"tags\":[],\"groups\":{},"
+        "{\"anonymousIds\":[\"anon-1\"],\"traits\":{},\"tags\":[],\"consent\":{},\"groups\":{},"
         "\"first_seen\":\"2026-01-01T00:00:00.000Z\",\"last_seen\":\"2026-01-01T00:00:00.000Z\","
         "\"events\":{\"Opened\":1},\"computed\":{}}");
     free(v);
@@ -682,9 +682,9 @@ static void test_snapshot_round_trip(void **state)
         free(a);
         free(b);
     }
-    expect_has(d, "u1", "\"tags\":[\"vip\",\"beta\"],\"groups\"");
-    expect_has(d, "anon-only", "\"traits\":{},\"traitTimes\":{},\"tags\":[\"solo\"],\"groups\":{}");
-    expect_has(d, "u2", "\"tags\":[\"solo\"],\"groups\":{\"g1\"");
+    expect_has(d, "u1", "\"tags\":[\"vip\",\"beta\"],\"consent\":{},\"groups\"");
+    expect_has(d, "anon-only", "\"traits\":{},\"traitTimes\":{},\"tags\":[\"solo\"],\"consent\":{},\"groups\":{}");
+    expect_has(d, "u2", "\"tags\":[\"solo\"],\"consent\":{},\"groups\":{\"g1\"");
     for (size_t i = 0; i < JD_ARRAY_LEN(keys_all); i++) {
         char *a = view_text(s, keys_all[i]), *b = view_text(d, keys_all[i]);
         assert_non_null(a);
@@ -802,10 +802,10 @@ static void test_snapshot_flipped(void **state)
         bad[len_at] = (char)v;
         assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     }
-    /* The tags blob (2 x (12 + 2) bytes, before the 4-byte computed length 0
-     * and the 8-byte suppression count 0) with bad entries. */
-    assert_int_equal(memcmp(blob + n - 12, "\0\0\0\0\0\0\0\0\0\0\0\0", 12), 0);
-    size_t tags_at = n - 12 - 28;
+    /* The tags blob (2 x (12 + 2) bytes, before the 4-byte computed and
+     * consent lengths 0 and the 8-byte suppression count 0) with bad entries. */
+    assert_int_equal(memcmp(blob + n - 16, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16), 0);
+    size_t tags_at = n - 16 - 28;
     assert_int_equal(memcmp(blob + tags_at - 4, "\x1c\0\0\0\x02\0\0\0", 8), 0);
     static const struct { size_t off; char v; const char *msg; } tag_bad[] = {
         { 0, 0, "bad tag length" },                 /* first tag: length 0 */
@@ -824,7 +824,7 @@ static void test_snapshot_flipped(void **state)
     }
     /* Wrong version, trailing bytes, duplicate key. */
     memcpy(bad, blob, n);
-    bad[0] = 5;
+    bad[0] = 6;
     assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     assert_string_equal(err.msg, "profile snapshot: unknown version at byte 0");
     char *longer = jd_xmalloc(n + 1);
@@ -883,19 +883,19 @@ static void test_snapshot_v1_decodes(void **state)
     char *j = get(d, "a1");
     assert_string_equal(j,
         "{\"key\":\"u1\",\"userId\":\"u1\",\"anonymousIds\":[\"a1\"],\"traits\":{\"plan\":\"pro\"},"
-        "\"traitTimes\":{\"plan\":\"2026-01-01T00:00:00.000Z\"},\"tags\":[],\"groups\":{\"g\":{\"traits\":{}}},"
+        "\"traitTimes\":{\"plan\":\"2026-01-01T00:00:00.000Z\"},\"tags\":[],\"consent\":{},\"groups\":{\"g\":{\"traits\":{}}},"
         "\"counts\":{\"total\":4,\"track\":2,\"identify\":1,\"page\":0,\"screen\":0,\"group\":1,\"alias\":0},"
         "\"events\":{\"Signed\":2},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:02.000Z\",\"limited\":0}");
     free(j);
-    /* Re-encoded, it is version 4: the same plus zero tags and computed
-     * lengths, and a zero suppression count. */
+    /* Re-encoded, it is version 5: the same plus zero tags, computed and
+     * consent lengths, and a zero suppression count. */
     size_t n2;
     char *v2 = encode(d, &n2);
-    assert_int_equal(n2, n + 16);
-    assert_int_equal(v2[0], 4);
+    assert_int_equal(n2, n + 20);
+    assert_int_equal(v2[0], 5);
     assert_int_equal(memcmp(v2 + 1, b.data + 1, n - 1), 0);
-    assert_int_equal(memcmp(v2 + n, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16), 0);
+    assert_int_equal(memcmp(v2 + n, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20), 0);
     /* The same bytes read as version 2 lack the tags length. */
     prof_store *e = store_default();
     b.data[0] = 2;
@@ -1013,6 +1013,48 @@ static void test_delete_and_suppress(void **state)
     prof_store_destroy(s);
 }
 
+/* Consent through identify traits.consent: per channel/topic, with its
+ * source and time, later wins, null removes, not a trait; in the view as
+ * booleans; kept by snapshots. */
+static void test_consent(void **state)
+{
+    (void)state;
+    prof_store *s = prof_store_create(NULL);
+    char json[512];
+    snprintf(json, sizeof json, "{\"type\":\"identify\",\"traits\":{\"plan\":\"pro\",\"consent\":"
+             "{\"email/marketing\":true,\"sms\":false,\"push\":\"yes\"}},"
+             "\"context\":{\"consent\":{\"source\":\"preference-center\"}}}");
+    ingest_event e1 = ev_of(INGEST_IDENTIFY, "u1", NULL, 2000, json);
+    apply(s, &e1);
+    /* an older change loses; a newer null removes */
+    ingest_event e2 = ev_of(INGEST_IDENTIFY, "u1", NULL, 1000,
+                            "{\"type\":\"identify\",\"traits\":{\"consent\":{\"email/marketing\":false}}}");
+    apply(s, &e2);
+    ingest_event e3 = ev_of(INGEST_IDENTIFY, "u1", NULL, 3000,
+                            "{\"type\":\"identify\",\"traits\":{\"consent\":{\"sms\":null}}}");
+    apply(s, &e3);
+    expect_has(s, "u1", "\"traits\":{\"plan\":\"pro\"}");   /* consent is not a trait */
+    expect_has(s, "u1", "\"consent\":{\"email/marketing\":{\"granted\":true,\"source\":\"preference-center\","
+                        "\"at\":\"1970-01-01T00:00:00.002Z\"}}");
+    json_object *v = prof_view(s, "u1", 2), *c, *g;
+    assert_true(json_object_object_get_ex(v, "consent", &c));
+    assert_true(json_object_object_get_ex(c, "email/marketing", &g));
+    assert_true(json_object_get_boolean(g));
+    assert_false(json_object_object_get_ex(c, "sms", &g));    /* removed */
+    assert_false(json_object_object_get_ex(c, "push", &g));   /* not a boolean: ignored */
+    json_object_put(v);
+    jd_buf snap;
+    jd_buf_init(&snap, 1 << 20);
+    assert_int_equal(prof_store_encode(s, &snap), JD_OK);
+    prof_store *d = prof_store_create(NULL);
+    jd_err err;
+    assert_int_equal(prof_store_decode(d, snap.data, snap.len, &err), JD_OK);
+    expect_has(d, "u1", "\"consent\":{\"email/marketing\":{\"granted\":true,\"source\":\"preference-center\"");
+    jd_buf_release(&snap);
+    prof_store_destroy(d);
+    prof_store_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1035,6 +1077,7 @@ int main(void)
         cmocka_unit_test(test_view),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_delete_and_suppress),
+        cmocka_unit_test(test_consent),
         cmocka_unit_test(test_snapshot_empty),
         cmocka_unit_test(test_snapshot_truncated),
         cmocka_unit_test(test_snapshot_flipped),
