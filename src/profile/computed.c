@@ -15,7 +15,8 @@
  *   all time count/sum/min/max/first_seen/last_seen   8 bytes: u64 / double / i64
  *   last (windowed or not)                            i64 at_us | JSON text
  *   windowed last_seen                                8 bytes (i64 latest time)
- *   windowed count/sum/min/max/first_seen             B x (i64 k | 8-byte value)
+ *   windowed count/sum/min/max/first_seen             m x (i64 k | 8-byte value), 1 <= m <= B:
+ *                                                     only the buckets that hold events, k ascending
  * A windowed last and last_seen need no buckets: the latest event overall is
  * the latest in the window if it is in the window at all.
  *
@@ -23,22 +24,24 @@
  *  (1) Values are a function of the events applied, in order: the time is
  *      the event's timestamp_us (never a clock), and reading a window takes
  *      `now` as an argument.
- *  (2) A profile holds at most one entry per definition; a bucketed entry's
- *      slot i holds bucket k with k mod B == i, or is empty (k = CT_EMPTY).
+ *  (2) A profile holds at most one entry per definition; a bucketed entry
+ *      holds its non-empty buckets in ascending k, all within B of the
+ *      newest (k > newest - B): older ones are dropped as newer ones come.
  *  (3) Stored sums, minima and maxima are finite: a value that is not a JSON
  *      number, or that would make a sum overflow, is not applied.
  *  (4) A `last` value is one strict JSON value (not null) of at most
  *      JD_MAX_COMPUTED_VALUE_BYTES; a larger one is not applied and counts
  *      in the profile's `limited`. Its at_us only grows (later wins; equal
  *      times: the later applied, which is log order).
- *  (5) An entry's size never changes except for `last`, so applying an event
- *      to an existing count/sum/min/max/first_seen/last_seen allocates nothing.
+ *  (5) An entry's size changes only for `last` and when a bucketed entry
+ *      gains or drops a bucket, so applying an event to an existing bucket or
+ *      an all-time value allocates nothing. Memory follows activity: a person
+ *      active on 2 days of a 7-day window holds 2 buckets, not B.
  *  (6) A window read at now counts buckets k with kn - B < k <= kn, where
  *      kn = floor(now / w): the window it covers starts between W - w and W
- *      before now, never earlier. An event older than the oldest bucket its
- *      slot still holds (more than B buckets behind the newest there) is
- *      outside every such window that ends at or after that newest event,
- *      and is not kept.
+ *      before now, never earlier. An event B or more buckets behind the
+ *      newest kept is outside every such window that ends at or after that
+ *      newest event, and is not kept.
  */
 #include "profile_int.h"
 
@@ -415,24 +418,27 @@ static void apply_one(prof_store *s, prof *p, unsigned di, const struct prof_cde
         return;
     }
     int64_t k = floor_div(ts, (int64_t)c->width_us);
-    uint32_t slot = floor_mod(k, c->buckets);
-    if (!e) {
-        uint8_t pl[JD_MAX_COMPUTED_BUCKETS * CT_SLOT];
-        for (uint32_t i = 0; i < c->buckets; i++) prof__wr64(pl + i * CT_SLOT, CT_EMPTY);
-        prof__wr64(pl + slot * CT_SLOT, k);
-        wrv(pl + slot * CT_SLOT + 8, x);
-        ct_put(s, p, di, pl, c->buckets * CT_SLOT);
+    uint32_t m = e ? len / CT_SLOT : 0;
+    uint8_t *q = e ? e + CT_HDR : NULL;
+    int64_t newest = m ? prof__rd64(q + (m - 1) * CT_SLOT) : k;
+    if (k <= newest - (int64_t)c->buckets) return;   /* (6): older than the window keeps */
+    uint32_t i = 0;
+    while (i < m && prof__rd64(q + i * CT_SLOT) < k) i++;
+    if (i < m && prof__rd64(q + i * CT_SLOT) == k) {   /* (5): in place */
+        ct_val v = rdv(q + i * CT_SLOT + 8);
+        if (combine(c->kind, &v, x)) wrv(q + i * CT_SLOT + 8, v);
         return;
     }
-    uint8_t *q = e + CT_HDR + slot * CT_SLOT;
-    int64_t sk = prof__rd64(q);
-    if (sk == k) {
-        ct_val v = rdv(q + 8);
-        if (combine(c->kind, &v, x)) wrv(q + 8, v);
-    } else if (sk < k) {   /* the slot's bucket has left every window: reuse it (2) */
-        prof__wr64(q, k);
-        wrv(q + 8, x);
-    }   /* else (6): older than the ring keeps */
+    /* A new bucket at i; then only the buckets within B of the newest stay (2). */
+    uint8_t pl[(JD_MAX_COMPUTED_BUCKETS + 1) * CT_SLOT];
+    if (i) memcpy(pl, q, i * CT_SLOT);
+    prof__wr64(pl + i * CT_SLOT, k);
+    wrv(pl + i * CT_SLOT + 8, x);
+    if (m > i) memcpy(pl + (i + 1) * CT_SLOT, q + i * CT_SLOT, (m - i) * CT_SLOT);
+    uint32_t n = m + 1, first = 0;
+    int64_t top = prof__rd64(pl + (n - 1) * CT_SLOT);
+    while (first < n && prof__rd64(pl + first * CT_SLOT) <= top - (int64_t)c->buckets) first++;
+    ct_put(s, p, di, pl + first * CT_SLOT, (n - first) * CT_SLOT);
 }
 
 void prof__computed_apply(prof_store *s, prof *p, uint64_t mask, json_object *props, int64_t ts)
@@ -479,7 +485,7 @@ static ct_read read_one(const struct prof_cdef *c, const uint8_t *e, uint32_t le
         }
     } else if (pl) {
         bool any = false;
-        for (uint32_t i = 0; i < c->buckets; i++) {
+        for (uint32_t i = 0; i < len / CT_SLOT; i++) {
             const uint8_t *q = pl + i * CT_SLOT;
             if (!in_window(c, prof__rd64(q), now)) continue;
             ct_val x = rdv(q + 8);
@@ -588,16 +594,45 @@ static const char *check_payload(prof_store *s, const struct prof_cdef *c, const
         if (len != 8) return "bad computed value length";
         return num && !isfinite(rdv(pl).f) ? "bad computed number" : NULL;
     }
-    if (len != c->buckets * CT_SLOT) return "bad computed value length";
-    for (uint32_t i = 0; i < c->buckets; i++) {   /* (2) */
+    if (len == 0 || len % CT_SLOT || len / CT_SLOT > c->buckets) return "bad computed value length";
+    uint32_t m = len / CT_SLOT;
+    int64_t newest = prof__rd64(pl + (m - 1) * CT_SLOT);
+    for (uint32_t i = 0; i < m; i++) {   /* (2) */
         int64_t k = prof__rd64(pl + i * CT_SLOT);
         ct_val v = rdv(pl + i * CT_SLOT + 8);
-        if (k == CT_EMPTY) continue;
-        if (floor_mod(k, c->buckets) != i) return "bad computed bucket";
+        if (k == CT_EMPTY || (i && k <= prof__rd64(pl + (i - 1) * CT_SLOT)) || k <= newest - (int64_t)c->buckets)
+            return "bad computed bucket";
         if (num && !isfinite(v.f)) return "bad computed number";
         if (c->kind == PROF_CT_FIRST_SEEN && floor_div(v.i, (int64_t)c->width_us) != k) return "bad computed bucket";
     }
     return NULL;
+}
+
+/* A snapshot before version 6 kept every bucket of a window in a ring of B
+ * slots (bucket k in slot k mod B, CT_EMPTY when none): the non-empty ones,
+ * in order, within B of the newest, are today's payload. Returns its length
+ * in out (len bytes at most), or UINT32_MAX when the ring is malformed. */
+static uint32_t from_ring(const struct prof_cdef *c, const uint8_t *pl, uint32_t len, uint8_t *out)
+{
+    if (len != c->buckets * CT_SLOT) return UINT32_MAX;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < c->buckets; i++) {
+        int64_t k = prof__rd64(pl + i * CT_SLOT);
+        if (k == CT_EMPTY) continue;
+        if (floor_mod(k, c->buckets) != i) return UINT32_MAX;
+        uint32_t j = m++;   /* insertion sort by k: B is at most 64 */
+        while (j && prof__rd64(out + (j - 1) * CT_SLOT) > k) {
+            memcpy(out + j * CT_SLOT, out + (j - 1) * CT_SLOT, CT_SLOT);
+            j--;
+        }
+        memcpy(out + j * CT_SLOT, pl + i * CT_SLOT, CT_SLOT);
+    }
+    if (!m) return 0;
+    int64_t newest = prof__rd64(out + (m - 1) * CT_SLOT);
+    uint32_t first = 0;
+    while (prof__rd64(out + first * CT_SLOT) <= newest - (int64_t)c->buckets) first++;
+    memmove(out, out + first * CT_SLOT, (m - first) * CT_SLOT);
+    return (m - first) * CT_SLOT;
 }
 
 int prof__computed_decode(prof_store *s, const uint8_t *src, size_t n, uint8_t **out, uint32_t *out_len,
@@ -623,6 +658,14 @@ int prof__computed_decode(prof_store *s, const uint8_t *src, size_t n, uint8_t *
         if (di == prof_computed_count(d)) continue;   /* removed or changed since: dropped */
         if (seen >> di & 1) { *what = "duplicate computed value"; goto out; }
         seen |= UINT64_C(1) << di;
+        uint8_t ring[JD_MAX_COMPUTED_BUCKETS * CT_SLOT];
+        if (s->computed_ring && d->d[di].bucketed) {   /* an older snapshot's dense ring */
+            uint32_t l2 = from_ring(&d->d[di], pl, len, ring);
+            if (l2 == UINT32_MAX) { *what = "bad computed bucket"; *bad_at += CT_SNAP_HDR; goto out; }
+            if (l2 == 0) continue;
+            pl = ring;
+            len = l2;
+        }
         if ((*what = check_payload(s, &d->d[di], pl, len))) {
             *bad_at += CT_SNAP_HDR;
             goto out;

@@ -67,6 +67,7 @@ struct prof_store {
     json_tokener *tok;    /* reused: the store belongs to one thread */
     jd_buf  scratch;      /* reused for building blobs */
     jd_map *suppressed;   /* id -> prof_supp: deleted ids (key and anonymousIds), profile.c (11) */
+    bool    computed_ring;   /* decoding a snapshot before version 6: windows are dense rings */
 };
 
 /* A deleted person's id: events for it are not applied until an identify

@@ -1,7 +1,7 @@
 /* src/profile/snapshot.c -- the profile store's snapshot codec.
  *
  * Format (all integers little-endian; docs/internals/profile.md has the table):
- *   u8 version (5; 4, 3, 2 and 1 still decode) | u64 count | count x profile
+ *   u8 version (6; 5, 4, 3, 2 and 1 still decode) | u64 count | count x profile
  *   | u64 nsupp | nsupp x (u32 len | id | i64 at_us)       -- version 4 on: deleted ids
  *   profile: u32 key_len | key | u8 flags | i64 first_us | i64 last_us
  *            | u32 counts[6] | u32 limited
@@ -40,7 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SNAP_VERSION    5
+#define SNAP_VERSION    6   /* 6: windowed computed values keep only their non-empty buckets */
+#define SNAP_VERSION_V5 5   /* windows as dense rings of B buckets */
 #define SNAP_VERSION_V4 4   /* no consent field */
 #define SNAP_VERSION_V3 3   /* no suppressions either */
 #define SNAP_VERSION_V2 2   /* no computed field */
@@ -423,6 +424,7 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
         rc = corrupt(&r, 1, "count past the end");
         goto out;
     }
+    s->computed_ring = ver <= SNAP_VERSION_V5;
     for (int64_t i = 0; i < count; i++)
         if ((rc = decode_one(s, &r, &idx))) goto out;
     if (ver >= SNAP_VERSION_V4) {
@@ -446,6 +448,7 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
     }
     if (r.off != n) rc = corrupt(&r, r.off, "trailing bytes");
 out:
+    s->computed_ring = false;
     jd_buf_release(&idx);
     if (rc != JD_OK) prof__clear(s);
     return rc;

@@ -285,10 +285,11 @@ static void test_window_7d(void **state)
     expect_at(s, "u1", t + 8 * DAY,
               "{\"logins_7d\":2,\"spend_7d\":10,\"max_7d\":10,\"first_7d\":\"2026-01-04T12:00:00.000Z\","
               "\"last_7d\":\"2026-01-09T12:00:00.000Z\"}");
-    /* Read at an earlier now: later buckets are not counted. */
+    /* Read at an earlier now: later buckets are not counted, and the buckets
+     * the t + 8d event pushed out of every window from then on are gone (6). */
     expect_at(s, "u1", t + 3 * DAY,
-              "{\"logins_7d\":2,\"spend_7d\":110,\"max_7d\":100,\"first_7d\":\"2026-01-01T12:00:00.000Z\","
-              "\"plan_7d\":\"pro\"}");
+              "{\"logins_7d\":1,\"spend_7d\":110,\"max_7d\":100,\"first_7d\":\"2026-01-04T12:00:00.000Z\","
+              "\"plan_7d\":\"pro\"}");   /* only logins had an event at t + 8d */
     /* Later, everything has left the window: 0 and absent. */
     expect_at(s, "u1", t + 16 * DAY, "{\"logins_7d\":0,\"spend_7d\":0}");
     char *j = json_computed(s, "u1");   /* GET reads as of lastSeen too */
@@ -503,10 +504,10 @@ static void test_snapshot_v2_decodes(void **state)
     track(s, "u1", T0, "Logged In", NULL);
     size_t n;
     char *blob = encode(s, &n);
-    assert_int_equal(blob[0], 5);
-    /* computed_len 0, consent_len 0, then the suppression count 0 (version 5) */
+    assert_int_equal(blob[0], 6);
+    /* computed_len 0, consent_len 0, then the suppression count 0 (version 6) */
     assert_int_equal(memcmp(blob + n - 16, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16), 0);
-    blob[0] = 2;   /* version 2 is version 5 without computed_len, consent_len and the suppressions */
+    blob[0] = 2;   /* version 2 is version 6 without computed_len, consent_len and the suppressions */
     prof_store *r = store_with(d);
     jd_err err;
     assert_int_equal(prof_store_decode(r, blob, n - 16, &err), JD_OK);
@@ -542,21 +543,21 @@ static void test_snapshot_corrupt_computed(void **state)
     track(s, "u1", T0, "E", "{\"v\":2}");
     size_t n;
     char *blob = encode(s, &n);
-    /* n: 12 + 2 x 16 bytes; s: 12 + 8 bytes. */
-    size_t at = computed_at_off(blob, n - 12, 44 + 20);   /* before consent_len and the suppressions */
+    /* n: 12 + 1 x 16 bytes (only the bucket that holds the event); s: 12 + 8 bytes. */
+    size_t at = computed_at_off(blob, n - 12, 28 + 20);   /* before consent_len and the suppressions */
     char *bad = jd_xmalloc(n);
     prof_store *r = store_with(d);
     jd_err err;
     static const struct { size_t off; uint8_t v; const char *msg; } cases[] = {
-        { 8, 33, "bad computed value length" },        /* n's length 32 -> 33: past the next header */
+        { 8, 17, "bad computed value length" },        /* n's length 16 -> 17: not whole buckets */
         { 8, 0xff, "computed length past its set" },
-        { 12, 1, "bad computed bucket" },              /* slot 0 holds an odd bucket */
-        { 44 + 12 + 6, 0xf8, "bad computed number" },  /* s: the double becomes NaN / inf */
+        { 12, 0, "bad computed bucket" },              /* the bucket's k becomes "empty" */
+        { 28 + 12 + 6, 0xf8, "bad computed number" },  /* s: the double becomes NaN / inf */
     };
     for (size_t i = 0; i < JD_ARRAY_LEN(cases); i++) {
         memcpy(bad, blob, n);
-        if (cases[i].off == 12) bad[at + 12] ^= 1;
-        else if (cases[i].off == 44 + 12 + 6) { bad[at + 44 + 12 + 6] = (char)0xf8; bad[at + 44 + 12 + 7] = 0x7f; }
+        if (cases[i].off == 12) { memset(bad + at + 12, 0, 8); bad[at + 12 + 7] = (char)0x80; }
+        else if (cases[i].off == 28 + 12 + 6) { bad[at + 28 + 12 + 6] = (char)0xf8; bad[at + 28 + 12 + 7] = 0x7f; }
         else bad[at + cases[i].off] = (char)cases[i].v;
         assert_int_equal(prof_store_decode(r, bad, n, &err), JD_ECORRUPT);
         if (!strstr(err.msg, cases[i].msg)) fail_msg("case %zu: %s", i, err.msg);
@@ -564,8 +565,8 @@ static void test_snapshot_corrupt_computed(void **state)
     }
     /* Both entries with the same id: a duplicate. */
     memcpy(bad, blob, n);
-    memcpy(bad + at + 44, bad + at, 8);
-    memcpy(bad + at + 44 + 8, "\x08\0\0\0", 4);
+    memcpy(bad + at + 28, bad + at, 8);
+    memcpy(bad + at + 28 + 8, "\x08\0\0\0", 4);
     assert_int_equal(prof_store_decode(r, bad, n, &err), JD_ECORRUPT);
     assert_non_null(strstr(err.msg, "duplicate computed value"));
     /* Every bit flipped: never a crash or a leak; refused or well formed. */
@@ -598,8 +599,9 @@ static void test_bytes(void **state)
     size_t before = prof_store_bytes(s);
     track(s, "u1", T0, "E", NULL);
     size_t after = prof_store_bytes(s);
-    /* rich (80: five blobs) + blob of (5 + 32 x 16) + (5 + 8) = 530 bytes -> 544 */
-    assert_int_equal(after - before, 80 + 544);
+    /* rich (80: five blobs) + blob of (5 + 1 x 16: the one bucket with an
+     * event) + (5 + 8) = 34 bytes -> 48 */
+    assert_int_equal(after - before, 80 + 48);
     track(s, "u1", T0 + SEC, "E", NULL);   /* (5): in place */
     assert_int_equal(prof_store_bytes(s), after);
     prof_store_destroy(s);

@@ -824,7 +824,7 @@ static void test_snapshot_flipped(void **state)
     }
     /* Wrong version, trailing bytes, duplicate key. */
     memcpy(bad, blob, n);
-    bad[0] = 6;
+    bad[0] = 7;
     assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     assert_string_equal(err.msg, "profile snapshot: unknown version at byte 0");
     char *longer = jd_xmalloc(n + 1);
@@ -888,12 +888,12 @@ static void test_snapshot_v1_decodes(void **state)
         "\"events\":{\"Signed\":2},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:02.000Z\",\"limited\":0}");
     free(j);
-    /* Re-encoded, it is version 5: the same plus zero tags, computed and
+    /* Re-encoded, it is version 6: the same plus zero tags, computed and
      * consent lengths, and a zero suppression count. */
     size_t n2;
     char *v2 = encode(d, &n2);
     assert_int_equal(n2, n + 20);
-    assert_int_equal(v2[0], 5);
+    assert_int_equal(v2[0], 6);
     assert_int_equal(memcmp(v2 + 1, b.data + 1, n - 1), 0);
     assert_int_equal(memcmp(v2 + n, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20), 0);
     /* The same bytes read as version 2 lack the tags length. */
