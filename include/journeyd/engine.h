@@ -139,6 +139,10 @@ void eng_segments_get(eng *e, const char *id, eng_json_fn done, void *ctx);
 /* Members of segment id, by profile key in byte order after `after` (NULL:
  * from the start), at most limit: {"members":[...],"next":key|null}. */
 void eng_segment_members(eng *e, const char *id, const char *after, uint32_t limit, eng_json_fn done, void *ctx);
+/* Profiles whose trait `trait` equals value (prof_store_find_trait), at most
+ * limit, from every partition: JSON array of profile keys (any order). */
+void eng_profiles_find(eng *e, const char *trait, const char *value, uint32_t limit, eng_json_fn done, void *ctx);
+
 /* The segments a person is in: JSON array of ids (home partition). */
 void eng_profile_segments(eng *e, const char *profile_id, eng_json_fn done, void *ctx);
 

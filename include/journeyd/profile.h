@@ -149,6 +149,12 @@ bool prof_suppresses(prof_store *s, const ingest_event *ev);
 size_t prof_suppressed_count(const prof_store *s);
 
 size_t prof_store_count(const prof_store *s);
+/* Search (the console's "find a person"): calls fn with the key of every
+ * profile whose trait `trait` is the string `value`, or a number or boolean
+ * written as `value` ("42", "true"), until fn returns false. Scans the store:
+ * O(profiles). */
+void prof_store_find_trait(const prof_store *s, const char *trait, const char *value,
+                           bool (*fn)(void *ctx, const char *key, size_t kn), void *ctx);
 /* Calls fn with every profile key (any order; do not change the store meanwhile). */
 void prof_store_each_key(const prof_store *s, void (*fn)(void *ctx, const char *key, size_t kn), void *ctx);
 /* Bytes held by the store's profiles (an estimate, for metrics and benchmarks). */

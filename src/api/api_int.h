@@ -48,6 +48,7 @@ void api__segment_get(http_req *r, void *ctx);
 void api__ingest(http_req *r, void *ctx);
 void api__profile_get(http_req *r, void *ctx);
 void api__profile_delete(http_req *r, void *ctx);
+void api__profiles_find(http_req *r, void *ctx);
 void api__consent(http_req *r, void *ctx);
 void api__healthz(http_req *r, void *ctx);
 void api__metrics(http_req *r, void *ctx);

@@ -72,3 +72,25 @@ void api__profile_delete(http_req *r, void *ctx)
     free(id);
     api__leave(a);
 }
+
+/* GET /v1/profiles?trait=email&value=ana@example.com[&limit=N]: the keys of
+ * the profiles whose trait has that value (a scan of every partition). */
+void api__profiles_find(http_req *r, void *ctx)
+{
+    api_ctx *a = ctx;
+    if (!api__admitted(a, r)) return;
+    const char *trait = http_req_query(r, "trait"), *value = http_req_query(r, "value");
+    uint32_t limit;
+    if (!trait || !*trait || !value) {
+        http_reply_error(r, 400, "trait and value are required (GET /v1/profiles?trait=email&value=...)", trait && *trait ? "value" : "trait");
+        return;
+    }
+    if (!api__parse_limit(http_req_query(r, "limit"), &limit)) {
+        http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
+        return;
+    }
+    api_pending *p = api__begin(a, r, 200, "no profiles");
+    if (!p) return;
+    eng_profiles_find(a->e, trait, value, limit, api__on_json, p);
+    api__leave(a);
+}

@@ -32,6 +32,7 @@ static const http_route route_template[] = {
     { "POST", "/v1/import",   api__ingest, 0, "limits.max_batch_bytes" },
     { "GET",  "/v1/profiles/*", api__profile_get, 0, NULL },   /* also {id}/journeys, {id}/segments */
     { "DELETE", "/v1/profiles/*", api__profile_delete, 0, NULL },
+    { "GET",  "/v1/profiles",   api__profiles_find, 0, NULL },
     { "POST", "/v1/consent",    api__consent, 0, "limits.max_message_bytes" },
     { "GET",  "/v1/journeys",   api__journeys_list, 0, NULL },
     { "GET",  "/v1/segments",   api__segments_list, 0, NULL },

@@ -542,3 +542,61 @@ void eng_profile_segments(eng *e, const char *profile_id, eng_json_fn done, void
     j->ctx = ctx;
     eng__call(e, eng__shard_of(e, j->partition), person_segments, j);
 }
+
+/* ---- search by trait ---------------------------------------------------------- */
+
+typedef struct find_job {
+    pthread_mutex_t mu;
+    uint32_t        pending, limit;
+    char           *trait, *value;
+    json_object    *keys;
+    eng_json_fn     done;
+    void           *ctx;
+} find_job;
+
+typedef struct find_acc { json_object *arr; uint32_t limit; } find_acc;
+
+static bool found_key(void *ctx, const char *key, size_t kn)
+{
+    find_acc *a = ctx;
+    json_object_array_add(a->arr, json_object_new_string_len(key, (int)kn));
+    return json_object_array_length(a->arr) < a->limit;
+}
+
+static void find_shard(eng_shard *sh, void *arg)
+{
+    find_job *j = arg;
+    eng *e = sh->e;
+    find_acc a = { json_object_new_array(), j->limit };
+    for (uint32_t p = sh->id; p < e->nparts && json_object_array_length(a.arr) < j->limit; p += e->nshards)
+        prof_store_find_trait(e->parts[p].profiles, j->trait, j->value, found_key, &a);
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < json_object_array_length(a.arr) && json_object_array_length(j->keys) < j->limit; i++)
+        json_object_array_add(j->keys, json_object_get(json_object_array_get_idx(a.arr, i)));
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->mu);
+    json_object_put(a.arr);
+    if (!last) return;
+    json_object_array_sort(j->keys, cmp_key);   /* a stable answer */
+    const char *s = json_object_to_json_string_ext(j->keys, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+    json_object_put(j->keys);
+    pthread_mutex_destroy(&j->mu);
+    free(j->trait);
+    free(j->value);
+    free(j);
+}
+
+void eng_profiles_find(eng *e, const char *trait, const char *value, uint32_t limit, eng_json_fn done, void *ctx)
+{
+    find_job *j = jd_xcalloc(1, sizeof *j);
+    pthread_mutex_init(&j->mu, NULL);
+    j->pending = e->nshards;
+    j->limit = limit ? limit : 100;
+    j->trait = jd_xstrdup(trait);
+    j->value = jd_xstrdup(value);
+    j->keys = json_object_new_array();
+    j->done = done;
+    j->ctx = ctx;
+    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, find_shard, j);
+}

@@ -1124,6 +1124,35 @@ struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len,
 
 size_t prof_store_count(const prof_store *s) { return jd_map_len(s->by_key); }
 
+void prof_store_find_trait(const prof_store *s, const char *trait, const char *value,
+                           bool (*fn)(void *ctx, const char *key, size_t kn), void *ctx)
+{
+    /* The stored value is compact JSON text: a string matches as its JSON
+     * literal, a number or boolean as written. */
+    jd_buf lit;
+    jd_buf_init(&lit, SIZE_MAX);
+    jd_buf_add_json_str(&lit, value, strlen(value));
+    size_t tl = strlen(trait), vl = strlen(value), pos = 0, kn;
+    const char *k;
+    void *v;
+    while (jd_map_next(s->by_key, &pos, &k, &kn, &v)) {
+        const prof *p = v;
+        const struct prof_rich *r = p->rich;
+        for (const uint8_t *q = r ? r->traits : NULL, *end = q ? q + r->traits_len : NULL; q < end;) {
+            uint32_t kl = prof__rd32(q), l = prof__rd32(q + 4);
+            const char *tk = (const char *)q + PROF_TSET_HDR, *tv = tk + kl + 1;
+            if (kl == tl && memcmp(tk, trait, tl) == 0 && l &&
+                ((l == lit.len && memcmp(tv, lit.data, l) == 0) || (l == vl && memcmp(tv, value, vl) == 0 && tv[0] != '"'))) {
+                if (!fn(ctx, p->key, p->key_len)) goto out;
+                break;
+            }
+            q = (const uint8_t *)tv + l;
+        }
+    }
+out:
+    jd_buf_release(&lit);
+}
+
 void prof_store_each_key(const prof_store *s, void (*fn)(void *ctx, const char *key, size_t kn), void *ctx)
 {
     size_t pos = 0, kn;

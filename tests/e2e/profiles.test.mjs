@@ -138,6 +138,12 @@ test('consent: set by the SDK through traits.consent and by POST /v1/consent, wi
   assert.equal(r.json.consent['email/marketing'].source, 'preference-center');
   assert.ok(Date.parse(r.json.consent['email/marketing'].at) > 0);
   assert.equal(r.json.consent['sms/alerts'].granted, true);
+  // the console's search: by a trait's value
+  r = await api(s, 'GET', `/v1/profiles?trait=plan&value=pro`);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, [user]);
+  r = await api(s, 'GET', `/v1/profiles?trait=plan`);
+  assert.equal(r.status, 400, r.text);
   // a segment over consent sees it
   r = await api(s, 'POST', '/v1/segments', 'id: sms-ok\nwhen: >-\n  "sms/alerts" in profile.consent && profile.consent["sms/alerts"]\n');
   assert.equal(r.status, 201, r.text);

@@ -1055,6 +1055,42 @@ static void test_consent(void **state)
     prof_store_destroy(s);
 }
 
+static bool collect_key(void *ctx, const char *key, size_t kn)
+{
+    jd_buf *b = ctx;
+    jd_buf_add(b, key, kn);
+    jd_buf_add(b, ";", 1);
+    return true;
+}
+
+/* Search by trait value: strings by their text, numbers and booleans as
+ * written; a string "30" is not the number 30's match and vice versa. */
+static void test_find_trait(void **state)
+{
+    (void)state;
+    prof_store *s = prof_store_create(NULL);
+    identify(s, "u1", NULL, 1000, "{\"email\":\"ana@example.com\",\"age\":30,\"code\":\"30\"}");
+    identify(s, "u2", NULL, 1000, "{\"email\":\"bob@example.com\",\"age\":31,\"vip\":true}");
+    jd_buf b;
+    jd_buf_init(&b, 1 << 16);
+    prof_store_find_trait(s, "email", "bob@example.com", collect_key, &b);
+    assert_string_equal(b.data, "u2;");
+    jd_buf_reset(&b);
+    prof_store_find_trait(s, "age", "30", collect_key, &b);
+    assert_string_equal(b.data, "u1;");
+    jd_buf_reset(&b);
+    prof_store_find_trait(s, "code", "30", collect_key, &b);   /* the string "30" */
+    assert_string_equal(b.data, "u1;");
+    jd_buf_reset(&b);
+    prof_store_find_trait(s, "vip", "true", collect_key, &b);
+    assert_string_equal(b.data, "u2;");
+    jd_buf_reset(&b);
+    prof_store_find_trait(s, "email", "nobody@example.com", collect_key, &b);
+    assert_int_equal(b.len, 0);
+    jd_buf_release(&b);
+    prof_store_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1078,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_delete_and_suppress),
         cmocka_unit_test(test_consent),
+        cmocka_unit_test(test_find_trait),
         cmocka_unit_test(test_snapshot_empty),
         cmocka_unit_test(test_snapshot_truncated),
         cmocka_unit_test(test_snapshot_flipped),
