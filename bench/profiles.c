@@ -53,6 +53,7 @@
 
 #include "journeyd/config.h"
 #include "journeyd/profile.h"
+#include "bench.h"
 
 #define RUNS_MAX  9
 #define T0        (INT64_C(1767225600) * (int64_t)JD_SEC)   /* 2026-01-01T00:00:00Z */
@@ -79,44 +80,6 @@ static const char *COMPANY[] = { "Acme Corporation", "Globex", "Initech Software
 static const char *COUNTRY[] = { "FR", "DE", "US", "GB", "ES", "IT", "NL", "BR" };
 static const char *CITY[] = { "Paris", "Berlin", "San Francisco", "London", "Madrid", "Milan", "Amsterdam",
                               "Sao Paulo" };
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static long rss_bytes(void)   /* resident set from /proc/self/statm (second field, pages) */
-{
-    long size = 0, res = -1;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return -1;
-    if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
-    fclose(f);
-    return res < 0 ? -1 : res * sysconf(_SC_PAGESIZE);
-}
-
-static double secs(uint64_t t0) { return (double)(jd_monotonic_ns() - t0) / 1e9; }
-
-static int dcmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, dcmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static size_t env_size(const char *name, size_t def)
-{
-    const char *s = getenv(name);
-    return s && *s ? (size_t)strtoull(s, NULL, 10) : def;
-}
 
 static void die(const char *what, const jd_err *err)
 {

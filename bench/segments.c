@@ -21,31 +21,12 @@
 #include <string.h>
 
 #include "journeyd/runtime.h"
+#include "bench.h"
 
 #define RUNS_MAX 9
 #define T0       (INT64_C(1767225600) * (int64_t)JD_SEC)
 #define PEOPLE   10000u
 #define NSEG     50u
-
-static double secs(uint64_t t0) { return (double)(jd_monotonic_ns() - t0) / 1e9; }
-
-static int dcmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, dcmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static size_t env_size(const char *name, size_t def)
-{
-    const char *s = getenv(name);
-    return s && *s ? (size_t)strtoull(s, NULL, 10) : def;
-}
 
 static void define(jrn_reg *r, unsigned k, bool timed)
 {

@@ -43,6 +43,25 @@ static void on_committed(void *ctx, int status, const jd_err *err, uint64_t lsn)
     free(p);
 }
 
+/* Takes b: its messages become one transaction; r is answered when the log
+ * made it durable (on_committed), or at once with 503 when stopping. */
+static void submit(api_ctx *a, http_req *r, ingest_batch *b)
+{
+    if (!api__enter(a)) {
+        ingest_batch_destroy(b);
+        api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
+        return;
+    }
+    eng_txn *t = eng_txn_create();
+    for (size_t i = 0; i < b->n; i++) eng_txn_add_event(t, a->e, &b->msgs[i]);
+    pending *p = jd_xmalloc(sizeof *p);
+    *p = (pending){ r, a, b->n };
+    ingest_batch_destroy(b);
+    http_defer(r);                       /* before submit: the reply may come at once */
+    eng_submit(a->e, t, on_committed, p);
+    api__leave(a);
+}
+
 void api__ingest(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
@@ -84,19 +103,7 @@ void api__ingest(http_req *r, void *ctx)
         http_reply(r, 200, "application/json", "{\"success\":true}", 16);
         return;
     }
-    if (!api__enter(a)) {
-        ingest_batch_destroy(b);
-        api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
-        return;
-    }
-    eng_txn *t = eng_txn_create();
-    for (size_t i = 0; i < b->n; i++) eng_txn_add_event(t, a->e, &b->msgs[i]);
-    pending *p = jd_xmalloc(sizeof *p);
-    *p = (pending){ r, a, b->n };
-    ingest_batch_destroy(b);
-    http_defer(r);                       /* before submit: the reply may come at once */
-    eng_submit(a->e, t, on_committed, p);
-    api__leave(a);
+    submit(a, r, b);
 }
 
 /* ---- POST /v1/consent (admin token) ------------------------------------------
@@ -158,17 +165,5 @@ void api__consent(http_req *r, void *ctx)
         http_reply_error(r, rc == JD_ELIMIT ? 413 : 400, err.msg, err.where);
         return;
     }
-    if (!api__enter(a)) {
-        ingest_batch_destroy(b);
-        api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
-        return;
-    }
-    eng_txn *t = eng_txn_create();
-    for (size_t i = 0; i < b->n; i++) eng_txn_add_event(t, a->e, &b->msgs[i]);
-    pending *p = jd_xmalloc(sizeof *p);
-    *p = (pending){ r, a, b->n };
-    ingest_batch_destroy(b);
-    http_defer(r);
-    eng_submit(a->e, t, on_committed, p);
-    api__leave(a);
+    submit(a, r, b);
 }
