@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "journeyd/base.h"
 
@@ -50,6 +51,39 @@ static inline size_t env_size(const char *name, size_t def)
 {
     const char *s = getenv(name);
     return s && *s ? (size_t)strtoull(s, NULL, 10) : def;
+}
+
+/* Runs fn(arg, fig) in a fresh child process and copies its nfig figures
+ * back: a run's RSS delta must not profit from memory the allocator kept
+ * from an earlier one. Exits the benchmark if the child fails. */
+static inline void run_in_child(void (*fn)(void *arg, double *fig), void *arg, double *fig, size_t nfig,
+                                const char *what)
+{
+    int fd[2];
+    if (pipe(fd) != 0) { perror("pipe"); exit(1); }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); exit(1); }
+    if (pid == 0) {
+        close(fd[0]);
+        fn(arg, fig);
+        ssize_t w = write(fd[1], fig, nfig * sizeof *fig);
+        _exit(w == (ssize_t)(nfig * sizeof *fig) ? 0 : 1);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    while (got < nfig * sizeof *fig) {
+        ssize_t r = read(fd[0], (char *)fig + got, nfig * sizeof *fig - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (got != nfig * sizeof *fig || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "%s failed (status %d)\n", what, st);
+        exit(1);
+    }
 }
 
 #endif

@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/wait.h>
 
 #include "journeyd/runtime.h"
 #include "journeyd/timer.h"
@@ -150,33 +149,11 @@ static void run_a(size_t n, double fig[NA])
 
 /* One run of (a) in a fresh child process: the RSS delta must not profit from
  * memory the allocator kept from an earlier run. */
+static void run_a_entry(void *arg, double *fig) { run_a(*(size_t *)arg, fig); }
+
 static void run_a_child(size_t n, double fig[NA])
 {
-    int fd[2];
-    if (pipe(fd) != 0) { perror("pipe"); exit(1); }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) { perror("fork"); exit(1); }
-    if (pid == 0) {
-        close(fd[0]);
-        run_a(n, fig);
-        ssize_t w = write(fd[1], fig, NA * sizeof *fig);
-        _exit(w == (ssize_t)(NA * sizeof *fig) ? 0 : 1);
-    }
-    close(fd[1]);
-    size_t got = 0;
-    while (got < NA * sizeof *fig) {
-        ssize_t r = read(fd[0], (char *)fig + got, NA * sizeof *fig - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (got != NA * sizeof *fig || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "journeys: run of (a) failed (status %d)\n", st);
-        exit(1);
-    }
+    run_in_child(run_a_entry, &n, fig, NA, "journeys: run of (a)");
 }
 
 /* ---- (b) entry conditions ------------------------------------------------ */

@@ -46,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -222,33 +221,13 @@ static void run_a(size_t n, bool computed, double fig[NA])
 }
 
 /* One run of (a) in a fresh child process. */
+typedef struct a_args { size_t n; bool computed; } a_args;
+static void run_a_entry(void *arg, double *fig) { a_args *a = arg; run_a(a->n, a->computed, fig); }
+
 static void run_a_child(size_t n, bool computed, double fig[NA])
 {
-    int fd[2];
-    if (pipe(fd) != 0) { perror("pipe"); exit(1); }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) { perror("fork"); exit(1); }
-    if (pid == 0) {
-        close(fd[0]);
-        run_a(n, computed, fig);
-        ssize_t w = write(fd[1], fig, NA * sizeof *fig);
-        _exit(w == (ssize_t)(NA * sizeof *fig) ? 0 : 1);
-    }
-    close(fd[1]);
-    size_t got = 0;
-    while (got < NA * sizeof *fig) {
-        ssize_t r = read(fd[0], (char *)fig + got, NA * sizeof *fig - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (got != NA * sizeof *fig || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "profiles: run of (a) failed (status %d)\n", st);
-        exit(1);
-    }
+    a_args a = { n, computed };
+    run_in_child(run_a_entry, &a, fig, NA, "profiles: run of (a)");
 }
 
 /* ---- (b) identify throughput -------------------------------------------- */

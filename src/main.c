@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <json-c/json.h>
 
 #define JOURNEYD_VERSION "0.1.0"
 
@@ -254,9 +255,11 @@ static int publish_docs(eng *e, const char *op, const jfile *files, size_t n)
             free(s.json);
             return JD_EINVAL;
         }
-        const char *v = s.json ? strstr(s.json, "\"version\":") : NULL;
+        json_object *o = s.json ? json_tokener_parse(s.json) : NULL, *v = NULL;
+        if (o) json_object_object_get_ex(o, "version", &v);
         jd_info("%s: %s (%s) is at version %d", strcmp(op, "segment") == 0 ? "segments" : "journeys", files[i].id,
-                files[i].path, v ? atoi(v + 10) : 0);
+                files[i].path, v ? json_object_get_int(v) : 0);
+        json_object_put(o);
         free(s.json);
     }
     return JD_OK;

@@ -198,8 +198,10 @@ void jrn_host_forget(jrn_host *h, const char *key, size_t kn, int64_t now_us, ui
 /* A segment was defined or redefined (registry op SEGMENT): everyone the host
  * knows is re-evaluated now. */
 void jrn_host_segment_changed(jrn_host *h, const jrn_segment *s, int64_t now_us, uint64_t lsn);
-/* Members of the segment with this bit in this partition. */
+/* Members of the segment with this bit in this partition; sizes: every
+ * segment's at once (out[bit], JRN_MAX_SEGMENTS of them), one pass. */
 size_t jrn_host_segment_size(const jrn_host *h, uint32_t bit);
+void   jrn_host_segment_sizes(const jrn_host *h, uint64_t out[JRN_MAX_SEGMENTS]);
 void   jrn_host_segment_members(const jrn_host *h, uint32_t bit, void (*fn)(void *ctx, jd_str key), void *ctx);
 /* The person's membership bits (bit i: jrn_reg_segment_at(reg, i)). */
 uint64_t jrn_host_segments_of(const jrn_host *h, const char *key, size_t kn);

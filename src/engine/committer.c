@@ -49,16 +49,13 @@ void eng_txn_destroy(eng_txn *t)
 
 size_t eng_txn_count(const eng_txn *t) { return t->n; }
 
-static uint16_t partition_of(const eng *e, jd_str key)
-{
-    return (uint16_t)(jd_hash64(key.p, key.n) & (e->nparts - 1));
-}
 
 void eng_txn_add_event(eng_txn *t, const eng *e, const ingest_msg *m)
 {
     static const char zeros[8];
     ingest_event view = { .user_id = m->user_id, .anonymous_id = m->anonymous_id };
-    uint16_t p = partition_of(e, prof_event_key(&view));
+    jd_str key = prof_event_key(&view);
+    uint16_t p = (uint16_t)eng__partition_of(e, key.p, key.n);
     /* Encoded in place after its header: no temporary buffer per event. */
     size_t at = t->recs.len;
     rec_hdr h = { 0, ingest_dedupe_key(m->message_id), m->received_us, 0, p, ENG_REC_EVENT, 0, 0 };

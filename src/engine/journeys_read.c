@@ -402,9 +402,11 @@ static void segs_shard(eng_shard *sh, void *arg)
     seg_job *j = arg;
     eng *e = sh->e;
     const jrn_reg *reg = e->regs[sh->id];
-    uint64_t size[JRN_MAX_SEGMENTS] = { 0 };
-    for (uint32_t b = 0; b < jrn_reg_segments(reg); b++)
-        for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) size[b] += jrn_host_segment_size(e->parts[p].host, b);
+    uint64_t size[JRN_MAX_SEGMENTS] = { 0 }, part[JRN_MAX_SEGMENTS];
+    for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) {
+        jrn_host_segment_sizes(e->parts[p].host, part);
+        for (uint32_t b = 0; b < JRN_MAX_SEGMENTS; b++) size[b] += part[b];
+    }
     json_object *def = NULL;
     if (sh->id == 0) {
         const jrn_segment *one = j->id ? jrn_reg_segment_find(reg, j->id) : NULL;

@@ -178,7 +178,7 @@ void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx)
     j->done = done;
     j->ctx = ctx;
     j->pending = 1;
-    uint32_t home = (uint32_t)(jd_hash64(id, j->id_len) & (e->nparts - 1));
+    uint32_t home = eng__partition_of(e, id, j->id_len);
     send_read(e, eng__shard_of(e, home), j, 1);
 }
 
@@ -191,7 +191,7 @@ static void on_read(eng_shard *sh, shard_msg *m)
     jd_buf_init(&out, SIZE_MAX);
     bool found = false;
     if (r->phase == 1) {
-        uint32_t home = (uint32_t)(jd_hash64(j->id, j->id_len) & (e->nparts - 1));
+        uint32_t home = eng__partition_of(e, j->id, j->id_len);
         found = prof_get_json(e->parts[home].profiles, j->id, j->id_len, &out) == JD_OK;
     } else {
         for (uint32_t p = sh->id; p < e->nparts && !found; p += e->nshards)

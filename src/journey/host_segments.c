@@ -269,13 +269,21 @@ void jrn_host_segment_changed(jrn_host *h, const jrn_segment *s, int64_t now, ui
     (void)s;
 }
 
-size_t jrn_host_segment_size(const jrn_host *h, uint32_t bit)
+void jrn_host_segment_sizes(const jrn_host *h, uint64_t out[JRN_MAX_SEGMENTS])
 {
-    size_t n = 0, pos = 0, kn;
+    size_t pos = 0, kn;
     const char *k;
     void *v;
-    while (jd_map_next(h->segs, &pos, &k, &kn, &v)) n += ((jh_seg *)v)->bits >> bit & 1;
-    return n;
+    memset(out, 0, JRN_MAX_SEGMENTS * sizeof *out);
+    while (jd_map_next(h->segs, &pos, &k, &kn, &v))
+        for (uint64_t bits = ((jh_seg *)v)->bits; bits; bits &= bits - 1) out[__builtin_ctzll(bits)]++;
+}
+
+size_t jrn_host_segment_size(const jrn_host *h, uint32_t bit)
+{
+    uint64_t sizes[JRN_MAX_SEGMENTS];
+    jrn_host_segment_sizes(h, sizes);
+    return bit < JRN_MAX_SEGMENTS ? sizes[bit] : 0;
 }
 
 void jrn_host_segment_members(const jrn_host *h, uint32_t bit, void (*fn)(void *ctx, jd_str key), void *ctx)
