@@ -421,6 +421,11 @@ static int cmd_serve(int argc, char **argv)
     eo.prof.max_groups = c.max_groups;
     eo.prof.max_tags = c.max_tags;
     eo.prof.computed = c.computed;   /* borrowed: c outlives the engine */
+    eo.identity.max_user_ids = c.max_user_ids;
+    eo.identity.max_anonymous_ids = c.max_anonymous_ids;
+    eo.identity.max_per_identifier = c.max_per_identifier;
+    eo.identity.declared = c.identifiers;   /* borrowed, like computed */
+    eo.identity.ndeclared = c.n_identifiers;
     eng_recovery rec;
     if (eng_open(&e, &eo, &rec, &err) != JD_OK) { fail_line("cannot open the data folder: ", &err); goto out; }
     if (rec.log.truncated_bytes)

@@ -16,14 +16,19 @@
 #define JOURNEYD_ENGINE_H
 
 #include "journeyd/base.h"
+#include "journeyd/identity.h"
 #include "journeyd/ingest.h"
 #include "journeyd/log.h"
 #include "journeyd/profile.h"
 
 /* Record types in the log. A new kind of record is a new row here and in
- * shard.c's apply table. TICK and JOURNEY go to every partition
- * (ENG_PART_ALL); docs/internals/log.md has their bodies. */
-enum { ENG_REC_EVENT = 1, ENG_REC_TICK, ENG_REC_JOURNEY, ENG_REC_ENTER, ENG_REC_DELETE };
+ * shard.c's apply table. TICK, JOURNEY and DELETE go to every partition
+ * (ENG_PART_ALL); docs/internals/log.md has their bodies. EVENT is an event
+ * from before identity resolution (read, no longer written); ROUTED is an
+ * event with the profile key the directory chose; MOVE_OUT/MOVE_IN merge one
+ * profile into another (src/engine/route.c); REFUSED notes a refused merge. */
+enum { ENG_REC_EVENT = 1, ENG_REC_TICK, ENG_REC_JOURNEY, ENG_REC_ENTER, ENG_REC_DELETE,
+       ENG_REC_ROUTED, ENG_REC_MOVE_OUT, ENG_REC_MOVE_IN, ENG_REC_REFUSED };
 #define ENG_PART_ALL 0xffffu
 
 typedef struct eng eng;   /* opaque */
@@ -40,6 +45,7 @@ typedef struct eng_opts {
     uint64_t    dedupe_max_entries;
     log_opts    log;
     prof_limits prof;
+    idn_opts    identity;         /* identity.*: limits and declared identifiers (names borrowed) */
     uint64_t    tick_us;          /* engine.tick: least time between clock records while waits are due */
     uint32_t    recent_intents;   /* journeys.recent_intents: intents kept per partition for GET /v1/intents */
     const jd_clock *clock;        /* the edge that stamps clock records; NULL: jd_clock_real */
@@ -178,6 +184,9 @@ typedef struct eng_stats {
     uint64_t backlog_waits;       /* times the committer waited for a shard to catch up */
     uint64_t intents;             /* send and task intents produced */
     uint64_t instances, timers;   /* live journey instances and armed waits, all shards */
+    uint64_t merges;              /* profiles merged into another (identity resolution) */
+    uint64_t merges_refused;      /* merges and identifiers the identity limits refused */
+    uint64_t identity_links;      /* identifiers the directory holds (read at the last snapshot) */
 } eng_stats;
 void eng_get_stats(const eng *e, eng_stats *out);
 /* Per-shard queue depth (records and reads waiting). */

@@ -37,9 +37,10 @@ typedef enum {
     JRN_END_ERROR,         /* the step budget ran out (or, with a host that ends on them, an expression error) */
     JRN_END_ARCHIVED,      /* the journey was archived while the instance was in it */
     JRN_END_DELETED,       /* the person was deleted (DELETE /v1/profiles/{id}) */
+    JRN_END_MERGED,        /* two people merged, both in this journey: the other side went on (jrn_host_merge_in) */
     JRN_END_COUNT_
 } jrn_end;
-const char *jrn_end_name(jrn_end why);   /* "finished", "goal", "exit_rule", "control", "error", "archived", "deleted" */
+const char *jrn_end_name(jrn_end why);   /* "finished", "goal", "exit_rule", "control", "error", "archived", "deleted", "merged" */
 
 /* How an instance left a node, for per-edge analytics. */
 typedef enum {

@@ -1,18 +1,24 @@
 /* include/journeyd/profile.h -- the profiles of one partition.
  *
  * Owns: one prof_store per partition, holding every profile whose key routes
- * there: identities, traits (merged by identify, later wins per key, with the
- * time each key was last set), tags (a set of short labels, in the order
- * added), group memberships with their traits, event counts per type and per
- * event name, first and last seen.
- * Applying an event or an update is a pure function of the store and its
- * input: no clock, no randomness, so replaying the log rebuilds the same store.
+ * there: identities (the key, anonymousIds, declared identifiers such as
+ * email), traits (merged by identify, later wins per key, with the time each
+ * key was last set), tags (a set of short labels, in the order added), group
+ * memberships with their traits, consent per channel/topic, computed traits,
+ * event counts per type and per event name, first and last seen, and notes
+ * of merges the identity directory refused. It applies merges (prof_extract
+ * on the loser's store, prof_merge_in on the survivor's) and deletions with
+ * their suppressions.
+ * Applying an event, an update or a merge is a pure function of the store
+ * and its input: no clock, no randomness, so replaying the log rebuilds the
+ * same store.
  * Threading: a prof_store belongs to the shard thread that owns its partition.
- * Not here (issue 'Profiles'): the identity directory and cross-partition
- * merges, consent, segments. Computed traits are not back-filled from
- * history: a definition starts empty when it first appears. Until then the profile key is the
- * userId when present, else the anonymousId, and alias records previousId as
- * one more identity of the userId's profile.
+ * Not here: deciding who is who (the identity directory, in the committer,
+ * decides which profiles merge and enforces the per-kind identifier limits),
+ * segments. Computed traits are not back-filled from history: a definition
+ * starts empty when it first appears. The profile key is the userId when
+ * present, else the anonymousId; alias records previousId as one more
+ * anonymousId of the userId's profile.
  */
 #ifndef JOURNEYD_PROFILE_H
 #define JOURNEYD_PROFILE_H
@@ -67,7 +73,8 @@ jd_str prof_event_key(const ingest_event *ev);
 int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err);
 
 /* Appends the profile whose key, userId or anonymousId is `id` as a JSON object
- * to out (shape in docs/api.md). Windowed computed traits are read as of the
+ * to out (shape in docs/api.md; "identifiers" and "mergesRefused" appear only
+ * when the profile has some). Windowed computed traits are read as of the
  * profile's lastSeen. JD_ENOTFOUND if no profile in this store has it. */
 int prof_get_json(const prof_store *s, const char *id, size_t id_len, jd_buf *out);
 
@@ -108,9 +115,10 @@ int prof_update(prof_store *s, const char *key, size_t key_len,
 /* The profile as the expression language sees it (variable `profile`):
  *   {"userId":..,"anonymousIds":[..],"traits":{...},"tags":[..],
  *    "groups":{"<groupId>":{<traits>}},"first_seen":"RFC3339","last_seen":"RFC3339",
- *    "events":{"<event name>":count},"computed":{"<name>":value}}
+ *    "events":{"<event name>":count},"computed":{"<name>":value},
+ *    "identifiers":{"<kind>":["v",..]}}
  * (userId omitted when the key is not a userId; an anonymous key leads
- * anonymousIds, as in prof_get_json). Looks up by profile key only.
+ * anonymousIds, as in prof_get_json; identifiers only when there are some). Looks up by profile key only.
  * computed: every definition's value as of now_us (windows count the buckets
  * that overlap the window ending at now_us; see docs/internals/profile.md):
  * count an int (0 when none), sum a double (0 when none), min/max doubles,
@@ -160,14 +168,85 @@ void prof_store_each_key(const prof_store *s, void (*fn)(void *ctx, const char *
 /* Bytes held by the store's profiles (an estimate, for metrics and benchmarks). */
 size_t prof_store_bytes(const prof_store *s);
 
-/* Snapshot codec. encode appends a self-describing blob (format version 3);
- * decode fills an empty store from version 3, 2 (before computed traits: no
- * computed values) or 1 (before tags: no tags either) and returns JD_ECORRUPT
- * (with where = byte offset) on bad bytes. Computed values are keyed by a
- * hash of their definition: values whose definition is no longer in the
- * store's prof_limits.computed (removed or changed) are dropped, and new
- * definitions start empty. */
+/* Snapshot codec. encode appends a self-describing blob (format version 7);
+ * decode fills an empty store from versions 7 down to 1 (6: no identifiers
+ * or refusal notes; 5: windows as dense rings, converted; 4: no consent; 3:
+ * no suppressions; 2: no computed values; 1: no tags) and returns
+ * JD_ECORRUPT (where "byte N", the message names what) on bad bytes, leaving
+ * the store empty. Computed values are keyed by a hash of their definition:
+ * values whose definition is no longer in the store's prof_limits.computed
+ * (removed or changed) are dropped, and new definitions start empty. */
 int prof_store_encode(const prof_store *s, jd_buf *out);
 int prof_store_decode(prof_store *s, const void *p, size_t n, jd_err *err);
+
+/* ---- identity merges (src/profile/merge.c) --------------------------------
+ * The identity directory decides that profile L (the loser) merges into S
+ * (the survivor), possibly in another partition: the engine calls
+ * prof_extract on L's store, then prof_merge_in on S's store with the blob.
+ * Both stores must have the same prof_limits (the same computed
+ * definitions). docs/internals/profile.md ("Merges") has the rules. */
+
+/* Removes the profile whose key is exactly key (not an anonymousId lookup)
+ * and appends its whole state to out as a self-contained blob (u8 format
+ * version, then the snapshot's per-profile encoding): the blob may be kept
+ * (in a log record) and merged later, by any later version. The key is not
+ * suppressed, and by_anon slots that pointed at the profile go (another
+ * profile listing the same anonymousId is not indexed in its place).
+ * JD_ENOTFOUND if no profile has that key; JD_ELIMIT if out's ceiling is hit.
+ * On either, out and the store are unchanged. Owning shard thread only. */
+int prof_extract(prof_store *s, const char *key, size_t kn, jd_buf *out);
+
+/* Merges a prof_extract blob (n == 0: the other side had no profile) into
+ * the profile keyed `key`, creating it when absent (a userId key when
+ * key_is_user, else an anonymousId key; with no blob it has seen no event:
+ * firstSeen and lastSeen come from its first event). `from` (the loser's
+ * key) becomes one of this profile's identities: an anonymousId when
+ * !from_is_user (the same rule and max_anonymous_ids limit as prof_apply),
+ * else an identifier of kind "userId" (as prof_add_identifier). The loser's
+ * own anonymousIds, identifiers and refusal notes are added too, and its
+ * data merged (counts add, traits later-wins, ...); what a limit drops is
+ * counted in "limited". All or nothing: the blob is fully decoded and checked
+ * (it is input) before anything changes. Errors:
+ *   JD_EINVAL    empty or too long key or from, from equal to key, a userId
+ *                from longer than 255 bytes, or a blob of another profile
+ *                than from (where "key" or "from")
+ *   JD_ECORRUPT  bad bytes: where "merge+<byte offset>", the message names
+ *                what ("profile merge: truncated key at byte 5")
+ * Deterministic (no clock). key, from and blob are borrowed for the call.
+ * Owning shard thread only. */
+int prof_merge_in(prof_store *s, const char *key, size_t kn, bool key_is_user,
+                  const char *from, size_t fn, bool from_is_user,
+                  const void *blob, size_t n, jd_err *err);
+
+/* Identifiers beyond the key and anonymousIds: declared ones (kind "email",
+ * "phone", ... from the configuration) and further userIds (kind "userId",
+ * when a configuration allows more than one). kind is NUL-terminated, 1..31
+ * bytes of [a-zA-Z0-9_]; value is 1..255 bytes. Adds (kind, value) if not
+ * present (a userId profile's own key counts as its "userId"), after the
+ * others: they are listed in the order added. Errors, in this order:
+ * JD_ENOTFOUND no profile keyed key (by_key only); JD_EINVAL bad kind or
+ * value; JD_ELIMIT past PROF_MAX_IDENTIFIERS per profile (report it as
+ * "profiles.identifiers": there is no jd_err here). The directory enforces
+ * the configured per-kind limits; this is only a memory bound. Deterministic;
+ * owning shard thread only. */
+#define PROF_MAX_IDENTIFIERS 32
+int prof_add_identifier(prof_store *s, const char *key, size_t kn, const char *kind,
+                        const char *value, size_t vn);
+/* Removes (kind, value) if present (JD_OK either way). JD_ENOTFOUND if no
+ * profile keyed key; JD_EINVAL bad kind or value. */
+int prof_remove_identifier(prof_store *s, const char *key, size_t kn, const char *kind,
+                           const char *value, size_t vn);
+
+/* A merge the directory refused (for example a second userId past
+ * identity.limits.userId): recorded on the profile so that it is visible in
+ * its JSON ("mergesRefused"), never silently applied. Notes are kept in time
+ * order (equal times: the order noted); only the latest PROF_MAX_REFUSALS
+ * stay, the oldest go. other: the other profile's key or the refused
+ * identifier, 1..1024 bytes; reason: a NUL-terminated sentence naming the
+ * limit, 1..255 bytes; at_us: the record's time (never a clock read).
+ * JD_ENOTFOUND if no profile keyed key; JD_EINVAL bad other or reason. */
+#define PROF_MAX_REFUSALS 8
+int prof_note_refused(prof_store *s, const char *key, size_t kn, const char *other, size_t on,
+                      const char *reason, int64_t at_us);
 
 #endif

@@ -195,6 +195,48 @@ void jrn_host_journey_changed(jrn_host *h, const jrn_journey *j, jrn_status was,
  * and their history, segment memberships and pending flips are forgotten. */
 void jrn_host_forget(jrn_host *h, const char *key, size_t kn, int64_t now_us, uint64_t lsn);
 
+/* Identity merges (docs/journeys.md, "Merged people"): the engine calls
+ * jrn_host_extract(L) on the host of the merged-away person L, then, after
+ * advancing the survivor's host to the merge record's time,
+ * jrn_host_merge_in(S, blob) there (the same host or another: the blob names
+ * journeys by id and version, never by registry index).
+ *
+ * Removes everything the host holds for person key and appends it to out as a
+ * self-contained blob: live instances (their full jrn_instance state, wait
+ * deadlines, the HELD flag, split node, kept entry event JSON) and the re-entry
+ * history per journey (last end, last entered time, last entry lsn). Timers
+ * are cancelled. Segment memberships and pending flips are dropped, shrinking
+ * the sizes, WITHOUT running segment_exit journeys (the person did not leave
+ * a segment: they merged; the survivor is re-evaluated at its next turn). The
+ * versions' `active` counters go down with the instances; no exit is counted.
+ * JD_ENOTFOUND (out untouched) when the host knows nothing of key; JD_ELIMIT
+ * when out's ceiling is hit (out back to its length, the host unchanged).
+ * Owning shard thread only; deterministic. */
+int jrn_host_extract(jrn_host *h, const char *key, size_t kn, jd_buf *out);
+
+/* Adopts a jrn_host_extract blob (borrowed) for person key at record lsn
+ * (n == 0: nothing). The host's clock is not moved. Per journey:
+ *  - one side has live instances: they all continue under key (ids kept, so
+ *    intent ids stay the same; waits keep their deadlines, one already past
+ *    fires at the next jrn_host_advance; a held wait of a paused journey
+ *    stays held, runs at resume);
+ *  - both sides do: the side whose earliest live instance entered first
+ *    keeps its instances (a tie: key's own), the other side's end with
+ *    JRN_END_MERGED, counted and reported through out.exit like other ends;
+ *  - history: last entered is the later of the two, with its last end; the
+ *    last entry lsn is the larger, the blob's capped at `lsn` (another
+ *    partition's lsns count another log, and invariant (3) of host.c must
+ *    not refuse this log's next records); the ends above then set last end
+ *    as any end does. Re-entry rules ("once", cool-downs) see the result.
+ * Instances of a journey version the registry does not have are dropped and
+ * counted (jrn_host_merge_errors); those of an archived journey end
+ * JRN_END_ARCHIVED. All or nothing: the blob is decoded and checked fully
+ * before the host changes; JD_ECORRUPT with err->where "merge+<offset>" on bad
+ * bytes, JD_EINVAL on an empty key. Owning shard thread only; deterministic. */
+int jrn_host_merge_in(jrn_host *h, const char *key, size_t kn, const void *blob, size_t n, uint64_t lsn, jd_err *err);
+/* Merged-in instances dropped because the registry lacked their version. */
+uint64_t jrn_host_merge_errors(const jrn_host *h);
+
 /* A segment was defined or redefined (registry op SEGMENT): everyone the host
  * knows is re-evaluated now. */
 void jrn_host_segment_changed(jrn_host *h, const jrn_segment *s, int64_t now_us, uint64_t lsn);

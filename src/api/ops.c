@@ -77,6 +77,14 @@ void api__metrics(http_req *r, void *ctx)
     anl_prom_family(&b, "journeyd_events_suppressed_total", "counter",
                     "events not applied because their person was deleted (until an identify brings them back)");
     anl_prom_sample(&b, "journeyd_events_suppressed_total", NULL, NULL, (double)s.suppressed);
+    anl_prom_family(&b, "journeyd_identity_merges_total", "counter",
+                    "profiles merged into another by identity resolution (identify, alias, a shared identifier)");
+    anl_prom_sample(&b, "journeyd_identity_merges_total", NULL, NULL, (double)s.merges);
+    anl_prom_family(&b, "journeyd_identity_merges_refused_total", "counter",
+                    "merges and identifiers refused by identity.max_user_ids, profiles.max_anonymous_ids or identity.max_per_identifier");
+    anl_prom_sample(&b, "journeyd_identity_merges_refused_total", NULL, NULL, (double)s.merges_refused);
+    anl_prom_family(&b, "journeyd_identity_links", "gauge", "identifiers the identity directory holds (at the last snapshot)");
+    anl_prom_sample(&b, "journeyd_identity_links", NULL, NULL, (double)s.identity_links);
     anl_prom_family(&b, "journeyd_backlog_waits_total", "counter",
                     "times requests were held because a shard was engine.max_backlog records behind");
     anl_prom_sample(&b, "journeyd_backlog_waits_total", NULL, NULL, (double)s.backlog_waits);

@@ -62,6 +62,10 @@ static const setting settings[] = {
     { "profiles.max_event_names", T_U32, F(max_event_names), 0, 1, 65535, "distinct event names counted a profile" },
     { "profiles.max_groups", T_U32, F(max_groups), 0, 1, 100000, "groups a profile belongs to" },
     { "profiles.max_tags", T_U32, F(max_tags), 0, 0, 100000, "tags a profile carries (set by journeys' update nodes)" },
+    { "identity.identifiers", T_STRLIST, F(identifiers), F(n_identifiers), 0, 0,
+      "identify traits that identify a person (e.g. email, phone): linked across devices, merged on" },
+    { "identity.max_user_ids", T_U32, F(max_user_ids), 0, 1, 16, "userIds one profile may have: a merge past it is refused" },
+    { "identity.max_per_identifier", T_U32, F(max_per_identifier), 0, 1, 64, "values of each declared identifier one profile may have" },
 };
 #undef F
 
@@ -97,6 +101,8 @@ void jd_config_init(jd_config *c)
     c->max_anonymous_ids = JD_DEF_MAX_ANON_IDS;
     c->max_event_names = JD_DEF_MAX_EVENT_NAMES;
     c->max_groups = JD_DEF_MAX_GROUPS;
+    c->max_user_ids = 1;
+    c->max_per_identifier = 1;
 }
 
 static void free_list(char **l, uint32_t n)
@@ -113,6 +119,7 @@ void jd_config_release(jd_config *c)
     free(c->journeys_dir);
     free(c->segments_dir);
     free_list(c->write_keys, c->n_write_keys);
+    free_list(c->identifiers, c->n_identifiers);
     free_list(c->admin_tokens, c->n_admin_tokens);
     prof_computed_defs_destroy(c->computed);
     memset(c, 0, sizeof *c);
@@ -282,6 +289,21 @@ int jd_config_check(const jd_config *c, jd_err *err)
 {
     if (c->partitions & (c->partitions - 1))
         return jd_err_set(err, JD_EINVAL, "engine.partitions", "engine.partitions must be a power of two, got %u", c->partitions);
+    if (c->n_identifiers > 14)
+        return jd_err_set(err, JD_EINVAL, "identity.identifiers", "identity.identifiers lists %u identifiers, at most 14",
+                          c->n_identifiers);
+    for (uint32_t i = 0; i < c->n_identifiers; i++) {
+        const char *n = c->identifiers[i];
+        size_t len = strlen(n), ok = len > 0 && len <= 31;
+        for (size_t k = 0; k < len && ok; k++)
+            ok = (n[k] >= 'a' && n[k] <= 'z') || (n[k] >= 'A' && n[k] <= 'Z') || (n[k] >= '0' && n[k] <= '9') || n[k] == '_';
+        if (!ok || strcmp(n, "userId") == 0 || strcmp(n, "anonymousId") == 0)
+            return jd_err_set(err, JD_EINVAL, "identity.identifiers",
+                              "identity.identifiers: '%s' is not a trait name of 1..31 letters, digits or _ (nor userId/anonymousId)", n);
+        for (uint32_t k = 0; k < i; k++)
+            if (strcmp(c->identifiers[k], n) == 0)
+                return jd_err_set(err, JD_EINVAL, "identity.identifiers", "identity.identifiers lists '%s' twice", n);
+    }
     if (c->max_message_bytes > c->max_batch_bytes)
         return jd_err_set(err, JD_EINVAL, "limits.max_message_bytes", "limits.max_message_bytes is larger than limits.max_batch_bytes");
     return JD_OK;

@@ -22,6 +22,7 @@
 #include "engine_int.h"
 #include "journeyd/limits.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,22 +51,61 @@ void eng_txn_destroy(eng_txn *t)
 size_t eng_txn_count(const eng_txn *t) { return t->n; }
 
 
+/* The declared identifiers (identity.identifiers) an identify carries in its
+ * traits, as u8 kind | u8 len | id entries. Read here, on the request's
+ * thread, so the committer never parses JSON for them. An email is compared
+ * in lower case; values that are not strings or numbers, or longer than
+ * IDN_MAX_ID_BYTES, are not identifiers. */
+static uint8_t declared_ids(const eng *e, const ingest_msg *m, jd_buf *out)
+{
+    const idn_opts *io = &e->o.identity;
+    if (m->type != INGEST_IDENTIFY || io->ndeclared == 0 || !m->json.n) return 0;
+    json_object *root = json_tokener_parse(m->json.p), *traits, *v;
+    uint8_t n = 0;
+    if (!root || !json_object_object_get_ex(root, "traits", &traits)) goto out;
+    for (uint32_t k = 0; k < io->ndeclared && n < IDN_MAX_EVENT_IDS - 3; k++) {
+        if (!json_object_object_get_ex(traits, io->declared[k], &v)) continue;
+        if (!json_object_is_type(v, json_type_string) && !json_object_is_type(v, json_type_int)) continue;
+        const char *s = json_object_get_string(v);
+        while (*s == ' ' || *s == '\t') s++;
+        size_t len = strlen(s);
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
+        if (len == 0 || len > IDN_MAX_ID_BYTES) continue;
+        uint8_t h[2] = { (uint8_t)(IDN_DECLARED + k), (uint8_t)len };
+        jd_buf_add(out, h, 2);
+        size_t at = out->len;
+        jd_buf_add(out, s, len);
+        if (strcmp(io->declared[k], "email") == 0)
+            for (size_t i = 0; i < len; i++)
+                if (out->data[at + i] >= 'A' && out->data[at + i] <= 'Z') out->data[at + i] += 'a' - 'A';
+        n++;
+    }
+out:
+    json_object_put(root);
+    return n;
+}
+
 void eng_txn_add_event(eng_txn *t, const eng *e, const ingest_msg *m)
 {
     static const char zeros[8];
-    ingest_event view = { .user_id = m->user_id, .anonymous_id = m->anonymous_id };
-    jd_str key = prof_event_key(&view);
-    uint16_t p = (uint16_t)eng__partition_of(e, key.p, key.n);
-    /* Encoded in place after its header: no temporary buffer per event. */
+    /* Encoded in place after its header: no temporary buffer per event. The
+     * partition is the committer's to choose (route.c). */
     size_t at = t->recs.len;
-    rec_hdr h = { 0, ingest_dedupe_key(m->message_id), m->received_us, 0, p, ENG_REC_EVENT, 0, 0 };
+    rec_hdr h = { 0, ingest_dedupe_key(m->message_id), m->received_us, 0, 0, ENG_REC_EVENT_RAW, 0, 0 };
     jd_buf_add(&t->recs, &h, sizeof h);
+    size_t pre = t->recs.len;
+    uint8_t zero = 0;
+    jd_buf_add(&t->recs, &zero, 1);
+    t->recs.data[pre] = (char)declared_ids(e, m, &t->recs);
+    size_t plen = t->recs.len - pre;
+    jd_buf_add(&t->recs, zeros, REC_ALIGN(plen) - plen);
     ingest_event_encode(m, &t->recs);
     size_t len = t->recs.len - at - sizeof h;
     JD_ASSERT(len <= JD_MAX_RECORD_BYTES);   /* ingest limits keep messages far below it */
     jd_buf_add(&t->recs, zeros, REC_ALIGN(len) - len);
     ((rec_hdr *)(t->recs.data + at))->len = (uint32_t)len;
     t->n++;
+    t->route = true;
 }
 
 void eng__txn_add(eng_txn *t, uint16_t type, uint16_t partition, const void *body, uint32_t len)
@@ -76,6 +116,17 @@ void eng__txn_add(eng_txn *t, uint16_t type, uint16_t partition, const void *bod
     jd_buf_add(&t->recs, body, len);
     jd_buf_add(&t->recs, zeros, REC_ALIGN(len) - len);
     t->n++;
+    if (type == ENG_REC_DELETE || type == ENG_REC_ENTER) t->route = true;
+}
+
+bool eng__committer_call(eng *e, void (*fn)(eng *e, void *arg), void *arg)
+{
+    eng_txn *t = eng_txn_create();
+    t->call = fn;
+    t->call_arg = arg;
+    if (jd_queue_push(&e->cq, &t->node)) return true;
+    eng_txn_destroy(t);
+    return false;
 }
 
 void eng_submit(eng *e, eng_txn *t, eng_done_fn done, void *ctx)
@@ -128,8 +179,12 @@ static void stage(eng *e, group *g, eng_txn *t)
             continue;
         }
         if (h->dedupe_key) g->dedupe_inserts++;
-        last = h;
     }
+    /* Duplicates are known: route the rest (identity, merges). */
+    eng__route_txn(e, t);
+    h = (rec_hdr *)t->recs.data;
+    for (uint32_t i = 0; i < t->n; i++, h = REC_NEXT(h))
+        if (!h->dup) last = h;
     h = (rec_hdr *)t->recs.data;
     for (uint32_t i = 0; i < t->n; i++, h = REC_NEXT(h)) {
         if (h->dup) continue;
@@ -178,7 +233,7 @@ static uint64_t dispatch(eng *e, eng_txn **txns, size_t n, uint64_t *records)
         for (uint32_t j = 0; j < txns[i]->n; j++, h = REC_NEXT(h)) {
             if (h->dup) continue;
             batch_record(e, b, h->lsn, h->type, h->partition, h + 1, h->len, now);
-            if (h->type == ENG_REC_EVENT) count++;
+            if (h->type == ENG_REC_ROUTED) count++;
             (*records)++;
         }
     }
@@ -207,6 +262,7 @@ static void commit_group(eng *e, group *g)
         e->since_snapshot += records;   /* clock records too: the log must be trimmed even without events */
     } else {
         ingest_dedupe_undo(e->dedupe, g->dedupe_inserts);          /* invariant (3) */
+        eng__route_rebuild(e);                                      /* route.c invariant (2) */
         atomic_fetch_add_explicit(&e->st_refused_io, g->n, memory_order_relaxed);
         jd_error("log: refused %zu request(s): %s", g->n, g->err.msg);
     }
@@ -291,7 +347,13 @@ static void *committer_main(void *arg)
         jd_qnode *list = jd_queue_pop_all(&e->cq, wait_ms(e));
         for (jd_qnode *n = list, *next; n; n = next) {
             next = n->next;
-            stage(e, &g, (eng_txn *)n);
+            eng_txn *t = (eng_txn *)n;
+            if (t->call) {   /* a read that needs the directory: in order with the writes */
+                t->call(e, t->call_arg);
+                eng_txn_destroy(t);
+                continue;
+            }
+            stage(e, &g, t);
         }
         if (!jd_queue_closed(&e->cq)) maybe_tick(e, &g);
         commit_group(e, &g);
@@ -319,14 +381,23 @@ static int replay_rec(void *arg, const log_rec *r)
     if (r->partition >= e->nparts && r->partition != ENG_PART_ALL)
         return jd_err_set(rc->err, JD_ECORRUPT, e->log_dir, "record %llu names partition %u of %u",
                           (unsigned long long)r->lsn, r->partition, e->nparts);
+    if (r->lsn > e->snap_loaded_lsn) eng__route_replay_rec(e, r->type, r->body, r->len);
     if (r->lsn <= (r->partition == ENG_PART_ALL ? e->snap_loaded_lsn : e->parts[r->partition].snap_lsn)) return 0;
-    if (r->type == ENG_REC_EVENT) {
-        ingest_event ev;
-        jd_err err;
-        if (ingest_event_decode(r->body, r->len, &ev, &err) == JD_OK)
-            ingest_dedupe_seen(e->dedupe, ingest_dedupe_key(ev.message_id), ev.received_us);
-    }
+    ingest_event ev;
+    eng_routed rt;
+    jd_err err;
+    if (r->type == ENG_REC_EVENT && ingest_event_decode(r->body, r->len, &ev, &err) == JD_OK)
+        ingest_dedupe_seen(e->dedupe, ingest_dedupe_key(ev.message_id), ev.received_us);
+    if (r->type == ENG_REC_ROUTED && eng__routed_decode(r->body, r->len, &rt, &err) == JD_OK)
+        ingest_dedupe_seen(e->dedupe, ingest_dedupe_key(rt.ev.message_id), rt.ev.received_us);
     batch_record(e, rc->batches, r->lsn, r->type, r->partition, r->body, r->len, 0);
+    if (r->type == ENG_REC_MOVE_OUT) {
+        /* Its MOVE_IN's shard will wait for what this one sends: hand it over
+         * now, before a backlog wait could hold it back (a deadlock). */
+        uint32_t s = eng__shard_of(e, r->partition);
+        eng__shard_push(e, s, &rc->batches[s]->m);
+        rc->batches[s] = NULL;
+    }
     for (uint32_t s = 0; s < e->nshards; s++)
         if (rc->batches[s] && rc->batches[s]->n >= 4096) {
             eng__shard_push(e, s, &rc->batches[s]->m);
@@ -394,6 +465,7 @@ int eng_open(eng **out, const eng_opts *o, eng_recovery *rec, jd_err *err)
     }
     eng__journeys_init(e);
     e->dedupe = ingest_dedupe_create(o->dedupe_window_us, o->dedupe_max_entries);
+    e->dir = idn_create(&o->identity);
 
     if ((rc = jd_mkdir_p(e->log_dir, err)) || (rc = jd_mkdir_p(e->snap_dir, err))) goto fail;
     if ((rc = check_meta(e, err)) != JD_OK) goto fail;
@@ -455,6 +527,7 @@ void eng_close(eng *e)
     eng__shards_stop(e);
     if (e->log) log_close(e->log);
     ingest_dedupe_destroy(e->dedupe);
+    idn_destroy(e->dir);
     eng__journeys_release(e);
     if (e->parts)
         for (uint32_t p = 0; p < e->nparts; p++) prof_store_destroy(e->parts[p].profiles);
@@ -491,6 +564,9 @@ void eng_get_stats(const eng *e, eng_stats *s)
     s->deleted = atomic_load_explicit(&m->st_deleted, memory_order_relaxed);
     s->backlog_waits = atomic_load_explicit(&m->st_backlog_waits, memory_order_relaxed);
     s->intents = atomic_load_explicit(&m->st_intents, memory_order_relaxed);
+    s->merges = atomic_load_explicit(&m->st_merges, memory_order_relaxed);
+    s->merges_refused = atomic_load_explicit(&m->st_merges_refused, memory_order_relaxed);
+    s->identity_links = atomic_load_explicit(&m->st_idn_links, memory_order_relaxed);
     s->instances = s->timers = 0;
     for (uint32_t k = 0; m->sh_instances && k < e->nshards; k++) {
         s->instances += atomic_load_explicit(&m->sh_instances[k], memory_order_relaxed);

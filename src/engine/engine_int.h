@@ -7,6 +7,8 @@
 
 #include <stdatomic.h>
 
+typedef struct eng_shard eng_shard;
+
 /* One record inside a transaction or a shard batch buffer; body follows,
  * padded to 8 bytes. */
 typedef struct rec_hdr {
@@ -23,15 +25,64 @@ typedef struct rec_hdr {
 #define REC_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
 #define REC_NEXT(h) ((rec_hdr *)((char *)((h) + 1) + REC_ALIGN((h)->len)))
 
-enum { CM_TXN = 1 };
+/* An event as a request carries it, before routing: never written to the log
+ * (route.c turns it into ENG_REC_ROUTED). Body: u8 ndecl | ndecl x (u8 kind |
+ * u8 len | id) | zeros to 8 | the event record. */
+#define ENG_REC_EVENT_RAW 0x8001u
 
 struct eng_txn {
     jd_qnode    node;      /* in the committer queue */
     jd_buf      recs;      /* rec_hdr + body, repeated */
     uint32_t    n;
+    bool        route;     /* has records route.c must see (events, enters, deletes) */
     eng_done_fn done;
     void       *ctx;
+    void      (*call)(eng *e, void *arg);   /* a committer call (no records): eng__committer_call */
+    void       *call_arg;
 };
+
+/* A ROUTED record's body, decoded (views into it). */
+typedef struct eng_routed {
+    jd_str   key;
+    bool     key_is_user, anon_refused;
+    uint32_t nattach;
+    struct { jd_str kind, v; } attach[IDN_MAX_EVENT_IDS];   /* declared identifiers linked to key */
+    ingest_event ev;
+} eng_routed;
+int eng__routed_decode(const void *body, size_t n, eng_routed *out, jd_err *err);
+
+/* A MOVE_OUT or MOVE_IN body (both the same), decoded. */
+typedef struct eng_move {
+    jd_str  from, to;
+    bool    from_is_user, to_is_user;
+    int64_t at_us;
+} eng_move;
+int eng__move_decode(const void *body, size_t n, eng_move *m);
+
+/* route.c (committer thread) */
+void eng__route_txn(eng *e, eng_txn *t);                 /* resolve and rewrite, at stage */
+void eng__route_replay_rec(eng *e, uint16_t type, const void *body, uint32_t len);
+void eng__route_rebuild(eng *e);                          /* after a refused group */
+/* Resolves id through the directory on the committer thread, in order with
+ * the writes, then calls fn there with the key (owned by fn). */
+typedef void (*eng_resolved_fn)(eng *e, char *key, void *arg);
+void eng__resolve(eng *e, const char *id, eng_resolved_fn fn, void *arg);
+/* committer.c: runs fn(e, arg) on the committer thread after what is queued;
+ * false (fn not called) when the engine is closing. */
+bool eng__committer_call(eng *e, void (*fn)(eng *e, void *arg), void *arg);
+
+/* moves.c (shard threads): the state of a merged profile on its way. */
+typedef struct move_msg {
+    jd_qnode node;
+    uint64_t lsn;          /* of the MOVE_OUT: the MOVE_IN is lsn + 1 */
+    jd_buf   prof, host;   /* prof_extract and jrn_host_extract blobs (empty: nothing there) */
+    struct move_msg *next_stash;
+} move_msg;
+int eng__apply_routed(eng_shard *sh, const rec_hdr *h, jd_err *err);
+int eng__apply_move_out(eng_shard *sh, const rec_hdr *h, jd_err *err);
+int eng__apply_move_in(eng_shard *sh, const rec_hdr *h, jd_err *err);
+int eng__apply_refused(eng_shard *sh, const rec_hdr *h, jd_err *err);
+void eng__moves_release(eng_shard *sh);
 
 /* Messages to a shard: a table in shard.c maps kind -> handler. */
 enum { SM_BATCH, SM_READ, SM_SNAPSHOT, SM_BARRIER, SM_CALL, SM_KIND_COUNT };
@@ -73,6 +124,7 @@ typedef struct snap_job {          /* one snapshot in flight */
     uint64_t  lsn;
     char     *tmp_dir;             /* data/snapshot/tmp-<lsn> */
     jd_buf    dedupe;              /* the committer's window at the cut; written by shard 0 */
+    jd_buf    directory;           /* the identity directory at the cut; written by shard 0 */
     countdown cd;
 } snap_job;
 
@@ -118,6 +170,8 @@ struct eng_shard {
     uint32_t   id;
     pthread_t  th;
     jd_queue   q;
+    jd_queue   moves;      /* move_msg from other shards (moves.c) */
+    move_msg  *stash;      /* arrived, not yet asked for */
 };
 
 #define FSYNC_BUCKETS 14
@@ -127,6 +181,7 @@ struct eng {
     char        *data_dir, *log_dir, *snap_dir;
     log_store   *log;              /* committer thread only (and eng_open before it starts) */
     ingest_dedupe *dedupe;         /* committer thread only */
+    idn_dir     *dir;              /* the identity directory: committer thread only (route.c) */
     eng_part    *parts;
     uint32_t     nparts, nshards;
     jrn_reg    **regs;             /* one registry per shard, touched only by it */
@@ -150,6 +205,7 @@ struct eng {
     /* statistics, written by one thread, read by any (relaxed atomics) */
     atomic_uint_fast64_t st_accepted, st_duplicate, st_refused_io, st_fsyncs, st_pending;
     atomic_uint_fast64_t st_durable_lsn, st_log_bytes, st_dedupe_entries, st_dedupe_evicted;
+    atomic_uint_fast64_t st_merges, st_merges_refused, st_idn_links;
     atomic_uint_fast64_t st_snapshots, st_snapshot_lsn, st_ticks, st_intents, st_suppressed, st_deleted;
     atomic_bool          st_log_failed;
     atomic_uint_fast64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, fsync_sum_ns;
@@ -195,6 +251,8 @@ void eng__reply_err(eng_json_fn done, void *ctx, int rc, const jd_err *err, cons
 
 /* snapshot.c */
 int  eng__snapshot_load(eng *e, uint64_t *lsn, jd_err *err);
+/* Fills e->dir (empty) from snapshot lsn's directory file (none: stays empty). */
+int  eng__snapshot_load_directory(eng *e, uint64_t lsn, jd_err *err);
 /* Starts a snapshot at the committer's current durable lsn (committer thread). */
 void eng__snapshot_begin(eng *e);
 /* Finishes the snapshot in flight if every shard has written its part;

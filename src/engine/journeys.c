@@ -404,16 +404,22 @@ static void enter_check(eng_shard *sh, void *arg)
     eng_submit(e, t, enter_committed, j);
 }
 
+static void enter_resolved(eng *e, char *key, void *arg)
+{
+    enter_job *j = arg;
+    j->key = key;
+    j->partition = eng__partition_of(e, j->key, strlen(j->key));
+    eng__call(e, 0, enter_check, j);
+}
+
 void eng_journey_enter(eng *e, const char *id, const char *profile_id, eng_json_fn done, void *ctx)
 {
     enter_job *j = jd_xcalloc(1, sizeof *j);
     j->e = e;
     j->id = jd_xstrdup(id);
-    j->key = jd_xstrdup(profile_id);
-    j->partition = eng__partition_of(e, j->key, strlen(j->key));
     j->done = done;
     j->ctx = ctx;
-    eng__call(e, 0, enter_check, j);
+    eng__resolve(e, profile_id, enter_resolved, j);
 }
 
 /* ---- deleting a person ----------------------------------------------------------- */

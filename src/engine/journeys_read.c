@@ -183,6 +183,7 @@ void eng_journeys_get(eng *e, const char *id, bool with_docs, eng_json_fn done, 
 typedef struct person_job {
     char       *key;
     uint32_t    partition, limit;
+    void      (*then)(eng_shard *sh, void *arg);   /* after the key is resolved */
     eng_json_fn done;
     void       *ctx;
     /* intents of everyone: one array per shard, merged by the last */
@@ -190,6 +191,18 @@ typedef struct person_job {
     uint32_t    pending;
     json_object *all;
 } person_job;
+
+/* The person's key as the identity directory has it (route.c), then the read
+ * on the shard that owns it. */
+static void person_resolved(eng *e, char *key, void *arg)
+{
+    person_job *j = arg;
+    free(j->key);
+    j->key = key;
+    j->partition = eng__partition_of(e, j->key, strlen(j->key));
+    eng__call(e, eng__shard_of(e, j->partition), j->then, j);
+}
+
 
 static void person_read(eng_shard *sh, void *arg)
 {
@@ -213,10 +226,10 @@ void eng_profile_journeys(eng *e, const char *profile_id, eng_json_fn done, void
 {
     person_job *j = jd_xcalloc(1, sizeof *j);
     j->key = jd_xstrdup(profile_id);
-    j->partition = eng__partition_of(e, j->key, strlen(j->key));
     j->done = done;
     j->ctx = ctx;
-    eng__call(e, eng__shard_of(e, j->partition), person_read, j);
+    j->then = person_read;
+    eng__resolve(e, profile_id, person_resolved, j);
 }
 
 static json_object *intent_json(const intent_rec *r)
@@ -323,9 +336,9 @@ void eng_intents_get(eng *e, const char *profile_id, uint32_t limit, eng_json_fn
     j->ctx = ctx;
     j->all = json_object_new_array();
     if (j->key) {
-        j->partition = eng__partition_of(e, j->key, strlen(j->key));
         j->pending = 1;
-        eng__call(e, eng__shard_of(e, j->partition), intents_shard, j);
+        j->then = intents_shard;
+        eng__resolve(e, profile_id, person_resolved, j);
     } else {
         j->pending = e->nshards;
         for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, intents_shard, j);
@@ -539,10 +552,10 @@ void eng_profile_segments(eng *e, const char *profile_id, eng_json_fn done, void
 {
     person_job *j = jd_xcalloc(1, sizeof *j);
     j->key = jd_xstrdup(profile_id);
-    j->partition = eng__partition_of(e, j->key, strlen(j->key));
     j->done = done;
     j->ctx = ctx;
-    eng__call(e, eng__shard_of(e, j->partition), person_segments, j);
+    j->then = person_segments;
+    eng__resolve(e, profile_id, person_resolved, j);
 }
 
 /* ---- search by trait ---------------------------------------------------------- */

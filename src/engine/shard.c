@@ -79,6 +79,10 @@ static const struct { uint16_t type; apply_fn apply; } appliers[] = {
     { ENG_REC_JOURNEY, eng__apply_journey },
     { ENG_REC_ENTER, eng__apply_enter },
     { ENG_REC_DELETE, eng__apply_delete },
+    { ENG_REC_ROUTED, eng__apply_routed },
+    { ENG_REC_MOVE_OUT, eng__apply_move_out },
+    { ENG_REC_MOVE_IN, eng__apply_move_in },
+    { ENG_REC_REFUSED, eng__apply_refused },
 };
 
 static void on_batch(eng_shard *sh, shard_msg *m)
@@ -169,6 +173,16 @@ static void send_read(eng *e, uint32_t s, read_job *j, int phase)
     eng__shard_push(e, s, &r->m);
 }
 
+/* The profile key the identity directory has for the id asked (route.c). */
+static void get_resolved(eng *e, char *key, void *arg)
+{
+    read_job *j = arg;
+    free(j->id);
+    j->id = key;
+    j->id_len = strlen(key);
+    send_read(e, eng__shard_of(e, eng__partition_of(e, j->id, j->id_len)), j, 1);
+}
+
 void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx)
 {
     read_job *j = jd_xcalloc(1, sizeof *j);
@@ -178,8 +192,7 @@ void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx)
     j->done = done;
     j->ctx = ctx;
     j->pending = 1;
-    uint32_t home = eng__partition_of(e, id, j->id_len);
-    send_read(e, eng__shard_of(e, home), j, 1);
+    eng__resolve(e, id, get_resolved, j);
 }
 
 static void on_read(eng_shard *sh, shard_msg *m)
@@ -279,6 +292,7 @@ int eng__shards_start(eng *e, jd_err *err)
         sh->e = e;
         sh->id = s;
         jd_queue_init(&sh->q);
+        jd_queue_init(&sh->moves);
     }
     for (uint32_t s = 0; s < e->nshards; s++) {
         if (pthread_create(&e->shards[s].th, NULL, shard_main, &e->shards[s]) != 0) {
@@ -286,7 +300,10 @@ int eng__shards_start(eng *e, jd_err *err)
                 jd_queue_close(&e->shards[k].q);
                 pthread_join(e->shards[k].th, NULL);
             }
-            for (uint32_t k = 0; k < e->nshards; k++) jd_queue_release(&e->shards[k].q);
+            for (uint32_t k = 0; k < e->nshards; k++) {
+                jd_queue_release(&e->shards[k].q);
+                jd_queue_release(&e->shards[k].moves);
+            }
             free(e->shards);
             e->shards = NULL;
             return jd_err_errno(err, "", "cannot start shard thread %u", s);
@@ -299,9 +316,11 @@ void eng__shards_stop(eng *e)
 {
     if (!e->shards) return;
     for (uint32_t s = 0; s < e->nshards; s++) jd_queue_close(&e->shards[s].q);
-    for (uint32_t s = 0; s < e->nshards; s++) {
-        pthread_join(e->shards[s].th, NULL);
+    for (uint32_t s = 0; s < e->nshards; s++) pthread_join(e->shards[s].th, NULL);
+    for (uint32_t s = 0; s < e->nshards; s++) {   /* moves cross shards: release after all stopped */
+        eng__moves_release(&e->shards[s]);
         jd_queue_release(&e->shards[s].q);
+        jd_queue_release(&e->shards[s].moves);
     }
     free(e->shards);
     e->shards = NULL;

@@ -5,6 +5,7 @@
 **   CURRENT              "<lsn>\n": the snapshot to load (written last, atomically)
 **   snap-<lsn>/p-NNNN    one file per partition (its profiles)
 **   snap-<lsn>/dedupe    the messageId window
+**   snap-<lsn>/directory the identity directory (route.c); absent before it existed
 **   tmp-<lsn>/           a snapshot being written; ignored and removed at start
 **
 ** How a cut is taken without stopping ingest: right after dispatching every
@@ -117,6 +118,10 @@ void eng__snapshot_write_parts(eng *e, uint32_t shard, snap_job *job)
         rc = write_snap_file(path, job->lsn, UINT32_MAX, &job->dedupe, &err);
         free(path);
         jd_buf_release(&job->dedupe);
+        path = jd_strfmt("%s/directory", job->tmp_dir);
+        if (rc == JD_OK) rc = write_snap_file(path, job->lsn, UINT32_MAX - 2, &job->directory, &err);
+        free(path);
+        jd_buf_release(&job->directory);
         /* Every shard's registry is the same; shard 0's is written. */
         jrn_reg_encode(e->regs[0], &buf);
         path = jd_strfmt("%s/journeys", job->tmp_dir);
@@ -154,6 +159,9 @@ void eng__snapshot_begin(eng *e)
      * written by shard 0 (eng__snapshot_write_parts). */
     jd_buf_init(&job->dedupe, SIZE_MAX);
     ingest_dedupe_encode(e->dedupe, &job->dedupe);
+    jd_buf_init(&job->directory, SIZE_MAX);
+    idn_encode(e->dir, &job->directory);
+    atomic_store_explicit(&e->st_idn_links, idn_entries(e->dir), memory_order_relaxed);
     eng__countdown_init(&job->cd, e->nshards);
     for (uint32_t s = 0; s < e->nshards; s++) {
         shard_snap *m = jd_xcalloc(1, sizeof *m);
@@ -228,6 +236,23 @@ void eng__snapshot_poll(eng *e, bool wait)
 
 /* ---- loading ------------------------------------------------------------- */
 
+int eng__snapshot_load_directory(eng *e, uint64_t lsn, jd_err *err)
+{
+    char *path = jd_strfmt("%s/snap-%llu/directory", e->snap_dir, (unsigned long long)lsn), *data = NULL;
+    const char *payload;
+    size_t len;
+    int format = 0, rc = JD_OK;
+    if (access(path, F_OK) == 0) {   /* a snapshot from before identity resolution has none */
+        rc = read_snap_file(path, lsn, UINT32_MAX - 2, &data, &payload, &len, &format, err);
+        if (rc == JD_OK) rc = idn_decode(e->dir, payload, len, err);
+        if (rc != JD_OK) snprintf(err->where, sizeof err->where, "%s", path);
+    }
+    atomic_store_explicit(&e->st_idn_links, idn_entries(e->dir), memory_order_relaxed);
+    free(data);
+    free(path);
+    return rc;
+}
+
 int eng__snapshot_load(eng *e, uint64_t *lsn_out, jd_err *err)
 {
     int rc = JD_OK;
@@ -294,6 +319,7 @@ int eng__snapshot_load(eng *e, uint64_t *lsn_out, jd_err *err)
         if (rc != JD_OK) goto out;
         e->parts[p].snap_lsn = lsn;
     }
+    if ((rc = eng__snapshot_load_directory(e, lsn, err)) != JD_OK) goto out;
     *lsn_out = lsn;
 out:
     free(cur);

@@ -2,7 +2,8 @@
 ** src/journey/host.c -- one partition's journey instances (jrn_host in
 ** include/journeyd/runtime.h): who is where, their waits in a timer wheel, the
 ** expression activation, update nodes, counters. The snapshot codec is in
-** host_codec.c.
+** host_codec.c; moving a person to another partition (identity merges) is in
+** host_merge.c.
 **
 ** Layout (docs/internals/instance.md has the byte counts):
 **   people: key -> jh_person { pj[]: one jh_pj per journey the person was in }
@@ -84,9 +85,8 @@ jh_person *jh__person_add(jrn_host *h, const char *key, size_t kn)
     return p;
 }
 
-/* Removes p from the people table (backward shift: linear probing has no
- * tombstones) and frees it; its instances must be gone. */
-static void person_remove(jrn_host *h, jh_person *p)
+/* Backward shift: linear probing has no tombstones. */
+void jh__person_remove(jrn_host *h, jh_person *p)
 {
     jh_people *t = &h->people;
     uint32_t mask = t->cap - 1, i = p->hash & mask;
@@ -198,7 +198,7 @@ jh_inst *jh__inst_new(jrn_host *h, jh_person *p, jh_pj *pj)
 }
 
 /* Invariant (1). */
-static void inst_free(jrn_host *h, jh_inst *x)
+void jh__inst_free(jrn_host *h, jh_inst *x)
 {
     jh_pj *pj = jh__pj(x->p, x->journey, false);
     JD_ASSERT(pj);
@@ -212,7 +212,7 @@ static void inst_free(jrn_host *h, jh_inst *x)
 
 static void reap(jrn_host *h, jh_inst *x)
 {
-    if (x->in.state == JRN_ST_EXITED) inst_free(h, x);
+    if (x->in.state == JRN_ST_EXITED) jh__inst_free(h, x);
 }
 
 /* ---- the turn and the activation ------------------------------------------ */
@@ -757,7 +757,7 @@ void jrn_host_forget(jrn_host *h, const char *key, size_t kn, int64_t now, uint6
             h->t.changed = false;          /* nothing left to re-check */
             jh__turn_end(h);
         }
-    if (p) person_remove(h, p);
+    if (p) jh__person_remove(h, p);
     jh__segs_forget(h, k);
 }
 

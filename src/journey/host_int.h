@@ -1,5 +1,6 @@
 /* src/journey/host_int.h -- private to src/journey/: the jrn_host layout that
- * host.c (running instances) and host_codec.c (the snapshot) share. */
+ * host.c (running instances), host_codec.c (the snapshot), host_segments.c
+ * and host_merge.c (moving a person between partitions) share. */
 #ifndef JOURNEYD_HOST_INT_H
 #define JOURNEYD_HOST_INT_H
 
@@ -69,6 +70,7 @@ struct jrn_host {
     jd_map       *segs;          /* profile key -> jh_seg (host_segments.c) */
     tw_wheel     *wseg;          /* segment flips (invariant (2) of host_segments.c) */
     uint64_t      seg_errors;    /* segment conditions that failed (counted as false) */
+    uint64_t      merge_errors;  /* merged-in instances of versions the registry lacks (dropped) */
     jd_map       *entries;       /* instance id (8 bytes) -> entry event JSON, for versions that read journey.entry */
     size_t        live;
     jrn_vstats ***stats;         /* [journey][version - 1], lazily */
@@ -94,6 +96,11 @@ jh_person *jh__person(const jrn_host *h, const char *key, size_t kn);
 jh_person *jh__person_add(jrn_host *h, const char *key, size_t kn);
 jh_pj *jh__pj(jh_person *p, uint32_t journey, bool add);
 jh_inst *jh__inst_new(jrn_host *h, jh_person *p, jh_pj *pj);
+/* Unlinks x from its pj, cancels its timer, drops its kept entry event, frees
+ * it (invariant (1) of host.c). Counts nothing. */
+void jh__inst_free(jrn_host *h, jh_inst *x);
+/* Removes p from the people table and frees it; its instances must be gone. */
+void jh__person_remove(jrn_host *h, jh_person *p);
 const jrn_version *jh__version(const jrn_host *h, uint32_t journey, uint32_t version);
 jrn_vstats *jh__stats(jrn_host *h, uint32_t journey, uint32_t version);
 /* The entry event JSON of x (a version that reads journey.entry), or NULL;
@@ -115,10 +122,57 @@ void jh__segs_release(jrn_host *h);
 void jh__segs_update(jrn_host *h, jd_str key, int64_t now, uint64_t lsn);
 bool jh__seg_member(const jrn_host *h, jd_str key, uint32_t bit);
 void jh__segs_forget(jrn_host *h, jd_str key);   /* a deleted person: bits and flips go */
+bool jh__segs_known(const jrn_host *h, jd_str key);   /* has bits or a pending flip */
 void jh__segs_encode(const jrn_host *h, jd_buf *b, void (*w32)(jd_buf *, uint32_t), void (*w64)(jd_buf *, uint64_t));
 int  jh__segs_decode_one(jrn_host *h, jd_str key, uint64_t bits, const uint32_t *fbits, const uint64_t *fwhen, uint32_t nf);
 
 /* A fresh wheel at now (decode: the host is empty). */
 void jh__reset_clock(jrn_host *h, int64_t now);
+
+/* ---- host_codec.c: one person's history with one journey, in bytes ------------
+ * The block the snapshot writes per (person, journey) and jrn_host_extract's
+ * blob is made of (layout at the top of host_codec.c):
+ *   str journey | u8 last_end | i64 last_entered | u64 last_entry_lsn |
+ *   u32 ninst x inst */
+void jh__w_u16(jd_buf *b, uint16_t v);
+void jh__w_u32(jd_buf *b, uint32_t v);
+void jh__w_u64(jd_buf *b, uint64_t v);
+void jh__pj_write(const jrn_host *h, jd_buf *b, const jh_pj *pj);
+
+typedef struct jh_rd {           /* a bounds-checked reader over bytes that are input */
+    const uint8_t *p, *end, *start;
+    bool bad;                    /* a read went past the end: every later read gives 0 */
+} jh_rd;
+const uint8_t *jh__take(jh_rd *r, size_t n);
+uint16_t jh__r_u16(jh_rd *r);
+uint32_t jh__r_u32(jh_rd *r);
+uint64_t jh__r_u64(jh_rd *r);
+
+typedef struct jh_inst_rec {     /* one decoded instance, not yet in a host */
+    jrn_instance in;             /* timer zeroed */
+    uint8_t  flags;              /* JH_HELD only: JH_ENTRY follows entry */
+    uint16_t split_node;
+    uint64_t when;               /* its timer's deadline (held: the held one), 0 none */
+    jd_str   entry;              /* entry event JSON borrowed from the bytes, n 0 none */
+    bool     known;              /* the registry has its version */
+} jh_inst_rec;
+
+typedef struct jh_pj_rec {
+    jd_str   journey;            /* borrowed from the bytes */
+    const jrn_journey *j;        /* NULL: the registry has no journey with that id */
+    uint8_t  last_end;
+    int64_t  last_entered_us;
+    uint64_t last_entry_lsn;
+    jh_inst_rec *inst;           /* owned: free() */
+    uint32_t ninst;
+} jh_pj_rec;
+/* Reads one block. JD_OK: *out filled (out->inst owned, also on failure:
+ * free it); an instance of an unknown journey or version is read whole with
+ * known false. JD_ECORRUPT: *why says what was wrong (the reader stops at it). */
+int jh__pj_read(const jrn_host *h, jh_rd *r, jh_pj_rec *out, const char **why);
+/* Links rec at the tail of pj's live list (the encoded order is the order a
+ * person's instances see an event), keeps its entry event, counts it live.
+ * Arms nothing and touches no counters: the caller decides about its timer. */
+jh_inst *jh__inst_place(jrn_host *h, jh_person *p, jh_pj *pj, const jh_inst_rec *rec);
 
 #endif

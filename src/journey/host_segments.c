@@ -78,6 +78,11 @@ void jh__segs_forget(jrn_host *h, jd_str key)
     seg_state_drop_if_empty(h, st);
 }
 
+bool jh__segs_known(const jrn_host *h, jd_str key)
+{
+    return key.n && seg_state(h, key) != NULL;   /* a jh_seg exists only with bits or flips */
+}
+
 bool jh__seg_member(const jrn_host *h, jd_str key, uint32_t bit)
 {
     jh_seg *st = key.n ? seg_state(h, key) : NULL;

@@ -300,7 +300,7 @@ const char *jrn_end_name(jrn_end why)
     static const char *const names[JRN_END_COUNT_] = {
         [JRN_END_FINISHED] = "finished", [JRN_END_GOAL] = "goal", [JRN_END_EXIT_RULE] = "exit_rule",
         [JRN_END_CONTROL] = "control", [JRN_END_ERROR] = "error", [JRN_END_ARCHIVED] = "archived",
-        [JRN_END_DELETED] = "deleted",
+        [JRN_END_DELETED] = "deleted", [JRN_END_MERGED] = "merged",
     };
     return (unsigned)why < JRN_END_COUNT_ && names[why] ? names[why] : "unknown";
 }

@@ -578,6 +578,13 @@ void prof__computed_encode(const prof_store *s, const prof *p, jd_buf *b)
     }
 }
 
+/* Could bucket k hold an event (a time that fits in an i64)? Bytes from disk
+ * are input: outside this range, newest - B would overflow. */
+static bool bucket_ok(const struct prof_cdef *c, int64_t k)
+{
+    return k >= floor_div(INT64_MIN, (int64_t)c->width_us) && k <= INT64_MAX / (int64_t)c->width_us;
+}
+
 /* Checks a payload against its definition (snapshot.c invariant 1: the
  * bytes are input). NULL if good, else what is wrong. */
 static const char *check_payload(prof_store *s, const struct prof_cdef *c, const uint8_t *pl, uint32_t len)
@@ -597,10 +604,11 @@ static const char *check_payload(prof_store *s, const struct prof_cdef *c, const
     if (len == 0 || len % CT_SLOT || len / CT_SLOT > c->buckets) return "bad computed value length";
     uint32_t m = len / CT_SLOT;
     int64_t newest = prof__rd64(pl + (m - 1) * CT_SLOT);
+    if (!bucket_ok(c, newest)) return "bad computed bucket";
     for (uint32_t i = 0; i < m; i++) {   /* (2) */
         int64_t k = prof__rd64(pl + i * CT_SLOT);
         ct_val v = rdv(pl + i * CT_SLOT + 8);
-        if (k == CT_EMPTY || (i && k <= prof__rd64(pl + (i - 1) * CT_SLOT)) || k <= newest - (int64_t)c->buckets)
+        if (!bucket_ok(c, k) || (i && k <= prof__rd64(pl + (i - 1) * CT_SLOT)) || k <= newest - (int64_t)c->buckets)
             return "bad computed bucket";
         if (num && !isfinite(v.f)) return "bad computed number";
         if (c->kind == PROF_CT_FIRST_SEEN && floor_div(v.i, (int64_t)c->width_us) != k) return "bad computed bucket";
@@ -619,7 +627,7 @@ static uint32_t from_ring(const struct prof_cdef *c, const uint8_t *pl, uint32_t
     for (uint32_t i = 0; i < c->buckets; i++) {
         int64_t k = prof__rd64(pl + i * CT_SLOT);
         if (k == CT_EMPTY) continue;
-        if (floor_mod(k, c->buckets) != i) return UINT32_MAX;
+        if (floor_mod(k, c->buckets) != i || !bucket_ok(c, k)) return UINT32_MAX;
         uint32_t j = m++;   /* insertion sort by k: B is at most 64 */
         while (j && prof__rd64(out + (j - 1) * CT_SLOT) > k) {
             memcpy(out + j * CT_SLOT, out + (j - 1) * CT_SLOT, CT_SLOT);
@@ -685,4 +693,81 @@ int prof__computed_decode(prof_store *s, const uint8_t *src, size_t n, uint8_t *
 out:
     jd_buf_release(&b);
     return rc;
+}
+
+/* ---- merging two profiles' values (merge.c) ------------------------------ */
+
+/* Merges one definition's payloads (both present) into out; returns the
+ * length. all time: fold as an event would (a sum that would stop being
+ * finite keeps the survivor's, (3)); last: the later at_us wins, equal times
+ * the survivor's (a); windowed last_seen: the later; bucketed: bucket by
+ * bucket on k, then only those within B of the newest stay (2). */
+static uint32_t merge_one(const struct prof_cdef *c, const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t bl,
+                          uint8_t *out)
+{
+    if (c->kind == PROF_CT_LAST) {
+        const uint8_t *w = prof__rd64(b) > prof__rd64(a) ? b : a;
+        uint32_t wl = w == b ? bl : al;
+        memcpy(out, w, wl);
+        return wl;
+    }
+    if (!c->bucketed) {
+        ct_val v = rdv(a);
+        combine(c->kind, &v, rdv(b));   /* false: v stays the survivor's */
+        wrv(out, v);
+        return 8;
+    }
+    uint32_t ma = al / CT_SLOT, mb = bl / CT_SLOT, i = 0, j = 0, m = 0;
+    while (i < ma || j < mb) {   /* both ascending in k: a sorted union */
+        int64_t ka = i < ma ? prof__rd64(a + i * CT_SLOT) : INT64_MAX;
+        int64_t kb = j < mb ? prof__rd64(b + j * CT_SLOT) : INT64_MAX;
+        uint8_t *o = out + m++ * CT_SLOT;
+        if (ka < kb) { memcpy(o, a + i++ * CT_SLOT, CT_SLOT); continue; }
+        if (kb < ka) { memcpy(o, b + j++ * CT_SLOT, CT_SLOT); continue; }
+        ct_val v = rdv(a + i++ * CT_SLOT + 8);
+        combine(c->kind, &v, rdv(b + j++ * CT_SLOT + 8));
+        prof__wr64(o, ka);
+        wrv(o + 8, v);
+    }
+    int64_t newest = prof__rd64(out + (m - 1) * CT_SLOT);
+    uint32_t first = 0;
+    while (prof__rd64(out + first * CT_SLOT) <= newest - (int64_t)c->buckets) first++;
+    memmove(out, out + first * CT_SLOT, (m - first) * CT_SLOT);
+    return (m - first) * CT_SLOT;
+}
+
+uint8_t *prof__computed_merge(const prof_store *s, const uint8_t *sb, uint32_t sl, const uint8_t *lb, uint32_t ll,
+                              uint32_t *out_len)
+{
+    const prof_computed_defs *d = s->lim.computed;
+    jd_buf b;
+    jd_buf_init(&b, SIZE_MAX);
+    /* The survivor's entries in their order (merged with the loser's), then
+     * the loser's that the survivor lacks. */
+    const uint8_t *lent[JD_MAX_COMPUTED] = { 0 };
+    for (uint32_t i = 0; i < ll; i += CT_HDR + prof__rd32(lb + i + 1)) lent[lb[i]] = lb + i;
+    for (uint32_t i = 0; i < sl; i += CT_HDR + prof__rd32(sb + i + 1)) {
+        unsigned di = sb[i];
+        uint32_t len = prof__rd32(sb + i + 1);
+        const uint8_t *le = lent[di];
+        if (!le) {
+            jd_buf_add(&b, sb + i, CT_HDR + len);
+            continue;
+        }
+        uint8_t pl[8 + JD_MAX_COMPUTED_VALUE_BYTES + 2 * JD_MAX_COMPUTED_BUCKETS * CT_SLOT];
+        uint32_t n = merge_one(&d->d[di], sb + i + CT_HDR, len, le + CT_HDR, prof__rd32(le + 1), pl);
+        uint8_t h[CT_HDR];
+        h[0] = (uint8_t)di;
+        prof__wr32(h + 1, n);
+        jd_buf_add(&b, h, CT_HDR);
+        jd_buf_add(&b, pl, n);
+        lent[di] = NULL;
+    }
+    for (uint32_t i = 0; i < ll; i += CT_HDR + prof__rd32(lb + i + 1))
+        if (lent[lb[i]]) jd_buf_add(&b, lb + i, CT_HDR + prof__rd32(lb + i + 1));
+    JD_ASSERT(b.len <= UINT32_MAX);
+    *out_len = (uint32_t)b.len;
+    uint8_t *out = b.len ? memcpy(jd_xmalloc(b.len), b.data, b.len) : NULL;   /* exact: heap counts it */
+    jd_buf_release(&b);
+    return out;
 }

@@ -1,6 +1,7 @@
 /* src/profile/profile.c -- the profiles of one partition: apply events, answer
  * lookups. The snapshot codec is in snapshot.c, computed traits (their
- * definitions and values) in computed.c; docs/internals/profile.md has
+ * definitions and values) in computed.c, identity merges, identifiers and
+ * refusal notes in merge.c; docs/internals/profile.md has
  * the memory layout with byte offsets, the merge rules and the sizes measured.
  *
  * The store is sized for ten million profiles a process, so a profile is one
@@ -44,6 +45,9 @@
  * (11) A deleted profile's key and anonymousIds are in `suppressed` until an
  *      identify carrying one of them arrives (prof_suppresses); the caller
  *      applies no other event whose key or anonymousId is suppressed.
+ * (12) A profile with no event counted (one a merge created without a blob)
+ *      takes firstSeen and lastSeen from its first event; merges (merge.c)
+ *      keep (2), (3), (4), (6) and (8) with their own invariants.
  */
 #include "profile_int.h"
 
@@ -83,8 +87,9 @@ prof_store *prof_store_create(const prof_limits *lim)
     return s;
 }
 
-static void prof_free(prof *p)
+void prof__free(prof *p)
 {
+    if (!p) return;
     free(p->vec);
     if (p->rich) {
         free(p->rich->traits);
@@ -92,6 +97,7 @@ static void prof_free(prof *p)
         free(p->rich->tags);
         free(p->rich->computed);
         free(p->rich->consent);
+        free(p->rich->idents);
         free(p->rich);
     }
     free(p);
@@ -109,7 +115,7 @@ void prof__clear(prof_store *s)
 {
     size_t pos = 0;
     void *v;
-    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof_free(v);
+    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof__free(v);
     jd_map_destroy(s->by_key);
     jd_map_destroy(s->by_anon);
     free_suppressed(s->suppressed);
@@ -124,7 +130,7 @@ void prof_store_destroy(prof_store *s)
     if (!s) return;
     size_t pos = 0;
     void *v;
-    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof_free(v);
+    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof__free(v);
     jd_map_destroy(s->by_key);
     jd_map_destroy(s->by_anon);
     free_suppressed(s->suppressed);
@@ -147,17 +153,28 @@ size_t prof__alloc_size(size_t n)
 
 /* ---- the profile and its vec ------------------------------------------ */
 
-prof *prof__insert(prof_store *s, const char *key, size_t kn, unsigned flags)
+prof *prof__new(const char *key, size_t kn, unsigned flags)
 {
     JD_ASSERT(kn > 0 && kn < (1u << 30));
     prof *p = jd_xcalloc(1, sizeof *p + kn + 1);
     memcpy(p->key, key, kn);
     p->key_len = (uint32_t)kn;
     p->flags = flags & PROF_F_ALL;
-    void *prev = jd_map_put(s->by_key, p->key, kn, p);
+    return p;
+}
+
+void prof__adopt(prof_store *s, prof *p)
+{
+    void *prev = jd_map_put(s->by_key, p->key, p->key_len, p);
     JD_ASSERT(prev == NULL);
     (void)prev;
-    s->heap += prof__alloc_size(sizeof *p + kn + 1);
+    s->heap += prof__bytes(p);
+}
+
+prof *prof__insert(prof_store *s, const char *key, size_t kn, unsigned flags)
+{
+    prof *p = prof__new(key, kn, flags);
+    prof__adopt(s, p);
     return p;
 }
 
@@ -185,6 +202,7 @@ static const uint8_t *vec_evs_end(const uint8_t *v)
 }
 
 size_t prof__vec_size(const uint8_t *vec) { return vec ? (size_t)(vec_evs_end(vec) - vec) : 0; }
+size_t prof__vec_ids_size(const uint8_t *vec) { return vec ? (size_t)(vec_ids_end(vec) - vec) : 0; }
 
 void prof__index_anon(prof_store *s, prof *p, const char *id, size_t n)
 {
@@ -300,13 +318,22 @@ static void count_event_name(prof_store *s, prof *p, jd_str name)
 static size_t rich_blob_bytes(const struct prof_rich *r)
 {
     return prof__alloc_size(r->traits_len) + prof__alloc_size(r->groups_len) +
-           prof__alloc_size(r->tags_len) + prof__alloc_size(r->computed_len) + prof__alloc_size(r->consent_len);
+           prof__alloc_size(r->tags_len) + prof__alloc_size(r->computed_len) + prof__alloc_size(r->consent_len) +
+           prof__alloc_size(r->idents_len);
+}
+
+size_t prof__bytes(const prof *p)
+{
+    size_t n = prof__alloc_size(sizeof *p + p->key_len + 1) + prof__alloc_size(prof__vec_size(p->vec));
+    if (p->rich) n += prof__alloc_size(sizeof *p->rich) + rich_blob_bytes(p->rich);
+    return n;
 }
 
 void prof__rich_set(prof_store *s, prof *p, const struct prof_rich *nr)
 {
     JD_ASSERT(!nr->traits == !nr->traits_len && !nr->groups == !nr->groups_len &&
-              !nr->tags == !nr->tags_len && !nr->computed == !nr->computed_len && !nr->consent == !nr->consent_len);
+              !nr->tags == !nr->tags_len && !nr->computed == !nr->computed_len && !nr->consent == !nr->consent_len &&
+              !nr->idents == !nr->idents_len);
     struct prof_rich *r = p->rich;
     if (r) {
         s->heap -= rich_blob_bytes(r);
@@ -315,8 +342,10 @@ void prof__rich_set(prof_store *s, prof *p, const struct prof_rich *nr)
         if (r->tags != nr->tags) free(r->tags);
         if (r->computed != nr->computed) free(r->computed);
         if (r->consent != nr->consent) free(r->consent);
+        if (r->idents != nr->idents) free(r->idents);
     }
-    if (!nr->traits_len && !nr->groups_len && !nr->tags_len && !nr->computed_len && !nr->consent_len) {
+    if (!nr->traits_len && !nr->groups_len && !nr->tags_len && !nr->computed_len && !nr->consent_len &&
+        !nr->idents_len) {
         if (r) s->heap -= prof__alloc_size(sizeof *r);
         free(r);
         p->rich = NULL;
@@ -364,7 +393,7 @@ static size_t json_str_len(const char *s, size_t n)
 
 /* The size (4) is about: the traits object as prof_get_json writes it, plus
  * each tombstone as if it were "key":null. */
-static size_t tset_json_size(const uint8_t *t, size_t n)
+size_t prof__tset_json_size(const uint8_t *t, size_t n)
 {
     size_t size = 2, entries = 0;
     for (const uint8_t *q = t, *end = t ? t + n : NULL; q < end; entries++) {
@@ -438,7 +467,7 @@ static int tset_merge(prof_store *s, const uint8_t *old, uint32_t old_len, json_
     jd_map_destroy(seen);
     if (b->len == old_len && (old_len == 0 || memcmp(b->data, old, old_len) == 0))
         return MERGE_SAME;
-    if (b->len > UINT32_MAX || tset_json_size((const uint8_t *)b->data, b->len) > s->lim.max_traits_bytes)
+    if (b->len > UINT32_MAX || prof__tset_json_size((const uint8_t *)b->data, b->len) > s->lim.max_traits_bytes)
         return MERGE_OVER;
     *out_len = (uint32_t)b->len;
     *out = b->len ? jd_xmalloc(b->len) : NULL;
@@ -601,10 +630,8 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
     }
 
     prof *p = jd_map_get(s->by_key, key.p, key.n);
-    if (!p) {
-        p = prof__insert(s, key.p, key.n, ev->user_id.n ? PROF_F_USER : PROF_F_KEY_ANON);
-        p->first_us = p->last_us = ev->timestamp_us;
-    }
+    if (!p) p = prof__insert(s, key.p, key.n, ev->user_id.n ? PROF_F_USER : PROF_F_KEY_ANON);
+    if (!prof__seen(p)) p->first_us = p->last_us = ev->timestamp_us;   /* also one a merge created */
     uint32_t *c = &p->counts[ev->type - INGEST_TRACK];
     if (*c < UINT32_MAX) (*c)++;
     if (ev->timestamp_us < p->first_us) p->first_us = ev->timestamp_us;
@@ -649,25 +676,37 @@ int prof_delete(prof_store *s, const char *id, size_t n, int64_t at_us, char *ke
     if (!p) p = jd_map_get(s->by_anon, id, n);
     if (!p) return JD_ENOTFOUND;
     if (cap) snprintf(key_out, cap, "%.*s", (int)p->key_len, p->key);
-    /* Every id of the person is suppressed, and unindexed where it points here. */
+    /* Every id of the person is suppressed (and unindexed by prof__remove). */
     prof__suppress(s, p->key, p->key_len, at_us);
     if (p->vec) {
         const uint8_t *q = p->vec + 4;
         for (unsigned i = prof__rd16(p->vec); i > 0; i--) {
             uint32_t len;
             q += prof__uv_get(q, &len);
-            if (jd_map_get(s->by_anon, (const char *)q, len) == p) jd_map_del(s->by_anon, (const char *)q, len);
             prof__suppress(s, (const char *)q, len, at_us);
             q += len;
         }
     }
-    jd_map_del(s->by_key, p->key, p->key_len);
-    struct prof_rich none = { 0 };
-    prof__rich_set(s, p, &none);
-    prof__vec_replace(s, p, NULL);
-    s->heap -= prof__alloc_size(sizeof *p + p->key_len + 1);
-    free(p);
+    prof__remove(s, p);
     return JD_OK;
+}
+
+void prof__remove(prof_store *s, prof *p)
+{
+    /* (2): the slots that point here go. Another profile listing the same id
+     * is not indexed in its place: that would take a scan of the store. */
+    if (p->vec) {
+        const uint8_t *q = p->vec + 4;
+        for (unsigned i = prof__rd16(p->vec); i > 0; i--) {
+            uint32_t len;
+            q += prof__uv_get(q, &len);
+            if (jd_map_get(s->by_anon, (const char *)q, len) == p) jd_map_del(s->by_anon, (const char *)q, len);
+            q += len;
+        }
+    }
+    jd_map_del(s->by_key, p->key, p->key_len);
+    s->heap -= prof__bytes(p);
+    prof__free(p);
 }
 
 bool prof_is_key(const prof_store *s, const char *id, size_t n) { return jd_map_get(s->by_key, id, n) != NULL; }
@@ -911,8 +950,10 @@ static int write_json(const prof_store *s, const prof *p, jd_buf *b)
         q += n;
     }
 
+    rc |= jd_buf_adds(b, "]") | prof__idents_json(p, b, false);
+
     const struct prof_rich *r = p->rich;
-    rc |= jd_buf_adds(b, "],\"traits\":") | add_tset(b, r ? r->traits : NULL, r ? r->traits_len : 0, false);
+    rc |= jd_buf_adds(b, ",\"traits\":") | add_tset(b, r ? r->traits : NULL, r ? r->traits_len : 0, false);
     rc |= jd_buf_adds(b, ",\"traitTimes\":") | add_tset(b, r ? r->traits : NULL, r ? r->traits_len : 0, true);
 
     rc |= jd_buf_adds(b, ",\"tags\":[");
@@ -973,7 +1014,8 @@ static int write_json(const prof_store *s, const prof *p, jd_buf *b)
     rc |= jd_buf_adds(b, "},\"computed\":") | prof__computed_json(s, p, p->last_us, b);
     rc |= jd_buf_adds(b, ",\"firstSeen\":") | add_time(b, p->first_us);
     rc |= jd_buf_adds(b, ",\"lastSeen\":") | add_time(b, p->last_us);
-    rc |= jd_buf_addf(b, ",\"limited\":%u}", (unsigned)p->limited);
+    rc |= jd_buf_addf(b, ",\"limited\":%u", (unsigned)p->limited);
+    rc |= prof__idents_json(p, b, true) | jd_buf_add(b, "}", 1);
     return rc ? JD_ELIMIT : JD_OK;
 }
 
@@ -1073,6 +1115,8 @@ struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len,
         q += n;
     }
     add_lit(o, "anonymousIds", ids);
+    json_object *idents = prof__idents_view(p);
+    if (idents) add_lit(o, "identifiers", idents);
 
     const struct prof_rich *r = p->rich;
     add_lit(o, "traits", view_tset(s, r ? r->traits : NULL, r ? r->traits_len : 0));

@@ -5,9 +5,9 @@
  *   prof        fixed 48 bytes + 2 pointers + the key inline (one allocation)
  *   vec         anonymousIds and per-name event counts (one allocation, NULL
  *               while both are empty)
- *   prof_rich   traits, groups, tags and computed trait values (NULL until
- *               an identify, group, update or a computed trait's event
- *               brings any)
+ *   prof_rich   traits, groups, tags, computed trait values, consent, and
+ *               identifiers with refusal notes (NULL until an identify,
+ *               group, update, computed trait's event or merge brings any)
  * Every multi-byte integer inside a blob is little-endian, so the snapshot
  * writes blobs as they are.
  */
@@ -29,7 +29,8 @@ enum {
     PROF_F_ALL = 3,
 };
 
-/* Traits, groups, tags and computed values: rare, so kept out of the fixed part.
+/* Traits, groups, tags, computed values, consent and identities: rare, so
+ * kept out of the fixed part.
  * traits: a "tset" blob, entries of
  *     u32 klen | u32 vlen | i64 set_us | key[klen] | 0 | value[vlen]
  *   value is compact JSON text; vlen 0 is a tombstone (removed by null at set_us).
@@ -38,10 +39,15 @@ enum {
  * tags: entries of, in the order added (distinct, 1..PROF_MAX_TAG_BYTES, no NUL)
  *     u32 len | i64 set_us | tag[len]        set_us: when it was added
  * computed: entries of (computed.c has the payloads; one per definition at most)
- *     u8 def (index in the store's definitions) | u32 len | payload[len]      */
+ *     u8 def (index in the store's definitions) | u32 len | payload[len]
+ * idents: identifiers (in the order added), then refusal notes (oldest first):
+ *     u8 1 | u8 kind_len | u8 value_len | kind | value                 (PROF_ID_HDR)
+ *     u8 2 | u8 reason_len | u16 other_len | i64 at_us | other | reason  (PROF_NOTE_HDR)
+ *   (merge.c; one blob for both so that the struct stays 72 bytes, an
+ *   80-byte malloc chunk: a seventh pointer would make it 96)            */
 struct prof_rich {
-    uint8_t *traits, *groups, *tags, *computed, *consent;   /* NULL when the length is 0 */
-    uint32_t traits_len, groups_len, tags_len, computed_len, consent_len;
+    uint8_t *traits, *groups, *tags, *computed, *consent, *idents;   /* NULL when the length is 0 */
+    uint32_t traits_len, groups_len, tags_len, computed_len, consent_len, idents_len;
 };
 /* consent: a tset (like traits) keyed "channel/topic" whose values are
  * {"granted":bool,"source":"..."}; later wins per key, null removes. */
@@ -131,6 +137,14 @@ static inline size_t prof__uv_get(const uint8_t *p, uint32_t *v)
 #define PROF_TSET_HDR 16u   /* klen, vlen, set_us */
 #define PROF_GRP_HDR  8u    /* gid_len, tset_len */
 #define PROF_TAG_HDR  12u   /* len, set_us */
+#define PROF_ID_HDR   3u    /* type, kind_len, value_len */
+#define PROF_NOTE_HDR 12u   /* type, reason_len, other_len, at_us */
+#define PROF_ID_ENTRY   1u
+#define PROF_NOTE_ENTRY 2u
+#define PROF_MAX_KIND_BYTES   31u
+#define PROF_MAX_ID_VALUE     255u
+#define PROF_MAX_NOTE_OTHER   1024u   /* a key or identifier a refusal names */
+#define PROF_MAX_NOTE_REASON  255u
 
 /* ---- computed trait definitions (computed.c) ---- */
 
@@ -176,6 +190,11 @@ void prof__computed_encode(const prof_store *s, const prof *p, jd_buf *b);
  * what was wrong; nothing is allocated. */
 int prof__computed_decode(prof_store *s, const uint8_t *src, size_t n, uint8_t **out, uint32_t *out_len,
                           size_t *bad, const char **what);
+/* Merges the loser's in-memory computed blob (lb, ll: the same store's
+ * definitions) into the survivor's (sb, sl) by the rules of merge.c. Returns
+ * owned the new blob (NULL when empty; its exact length in *out_len). Pure. */
+uint8_t *prof__computed_merge(const prof_store *s, const uint8_t *sb, uint32_t sl, const uint8_t *lb, uint32_t ll,
+                              uint32_t *out_len);
 
 /* ---- shared between profile.c and snapshot.c ---- */
 
@@ -185,6 +204,19 @@ size_t prof__alloc_size(size_t n);
 size_t prof__vec_size(const uint8_t *vec);
 /* Creates an empty profile under key (not present yet) and indexes it. */
 prof *prof__insert(prof_store *s, const char *key, size_t kn, unsigned flags);
+/* A new profile that belongs to no store yet (a decoded one, before
+ * prof__adopt; or a merge's loser). Free with prof__free. */
+prof *prof__new(const char *key, size_t kn, unsigned flags);
+void prof__free(prof *p);
+/* Puts a detached profile (key not present) into by_key and adds its bytes
+ * to heap. Its anonymousIds are not indexed: the caller does (2). */
+void prof__adopt(prof_store *s, prof *p);
+/* Heap bytes of p and everything it owns (invariant 6's terms). */
+size_t prof__bytes(const prof *p);
+/* Takes p out of the store (by_key, its by_anon slots, heap) and frees it. */
+void prof__remove(prof_store *s, prof *p);
+/* Bytes of a vec's ids part (4-byte header included) and the whole vec. */
+size_t prof__vec_ids_size(const uint8_t *vec);
 /* Drops every profile: the store is empty again (decode's error path). */
 void prof__clear(prof_store *s);
 /* Replaces p's vec with `nv` (owned, or NULL) and re-points the anonymousId
@@ -204,6 +236,53 @@ json_object *prof__parse_value(prof_store *s, const void *t, size_t n, bool *ok)
 /* A stored JSON value (one strict value, checked when stored) as a new
  * json_object; NULL for null. Clobbers scratch. */
 json_object *prof__stored_value(prof_store *s, const char *v, uint32_t vl);
+/* The JSON size a tset counts against max_traits_bytes (profile.c (4)). */
+size_t prof__tset_json_size(const uint8_t *t, size_t n);
+/* Appends to b, as prof_get_json writes them: ,"identifiers":{...} when
+ * !notes, ,"mergesRefused":[...] when notes; nothing when p has none. A
+ * jd_buf error code (non-zero) when b's ceiling is hit. merge.c. */
+int prof__idents_json(const prof *p, jd_buf *b, bool notes);
+/* {"kind":["v",...]} as a new json_object (owned), NULL when none. merge.c. */
+json_object *prof__idents_view(const prof *p);
+
+/* ---- the per-profile codec (snapshot.c), shared by the store snapshot and
+ * the merge blob (merge.c) ---- */
+
+/* The per-profile format's version: a snapshot's first byte, and a merge
+ * blob's (snapshot.c lists what each version added). */
+#define PROF_CODEC_VERSION 7
+
+typedef struct prof_reader {
+    const uint8_t *p;
+    size_t n, off;
+    jd_err *err;
+    uint8_t version;      /* of the blob being read */
+    const char *name;     /* "profile snapshot" or "profile merge" (messages) */
+    const char *where;    /* "byte " or "merge+": err->where is where + offset */
+} prof_reader;
+
+/* Appends p in the snapshot's per-profile form (current version). */
+void prof__encode_one(const prof_store *s, const prof *p, jd_buf *b);
+/* Reads one profile at r into a new detached profile (*out, owned: add it
+ * with prof__adopt or free it with prof__free). idx gets one byte per
+ * anonymousId: its "indexed" flag. *key_at is the offset of the key length.
+ * On JD_ECORRUPT nothing is allocated and err says where. */
+int prof__decode_one(prof_store *s, prof_reader *r, prof **out, jd_buf *idx, size_t *key_at);
+/* Fills err for bad bytes at offset `at` of r's blob. */
+int prof__corrupt(prof_reader *r, size_t at, const char *what);
+/* Checks an idents blob (merge.c): NULL if good, else what is wrong, with
+ * *bad its offset in t. */
+const char *prof__idents_check(const uint8_t *t, size_t n, size_t *bad);
+
+/* Has p seen an event? A profile a merge created may have none yet: its
+ * first event sets firstSeen and lastSeen. */
+static inline bool prof__seen(const prof *p)
+{
+    for (int i = 0; i < PROF_NTYPES; i++)
+        if (p->counts[i]) return true;
+    return false;
+}
+
 /* p's rich part by value (all empty when p->rich is NULL). */
 static inline struct prof_rich prof__rich_get(const prof *p)
 {

@@ -1,7 +1,9 @@
-/* src/profile/snapshot.c -- the profile store's snapshot codec.
+/* src/profile/snapshot.c -- the profile store's snapshot codec, and the
+ * per-profile codec it shares with the merge blob (merge.c: u8 version |
+ * one profile).
  *
  * Format (all integers little-endian; docs/internals/profile.md has the table):
- *   u8 version (6; 5, 4, 3, 2 and 1 still decode) | u64 count | count x profile
+ *   u8 version (7; 6 .. 1 still decode) | u64 count | count x profile
  *   | u64 nsupp | nsupp x (u32 len | id | i64 at_us)       -- version 4 on: deleted ids
  *   profile: u32 key_len | key | u8 flags | i64 first_us | i64 last_us
  *            | u32 counts[6] | u32 limited
@@ -12,17 +14,22 @@
  *            | u32 tags_len | tags (the in-memory tags blob, as it is)   -- version 2 on
  *            | u32 computed_len | computed                              -- version 3 on
  *            | u32 consent_len | consent (a tset, as traits)            -- version 5 on
+ *            | u32 idents_len | idents (identifiers, refusal notes)    -- version 7 on
  *   computed: entries of u64 definition id | u32 len | payload (computed.c)
  *
  * Version 2 (before computed traits) is version 3 without the computed field:
  * its profiles decode with no computed values. Version 1 (before tags) is
- * version 2 without the tags field: no tags either. encode always writes 3.
+ * version 2 without the tags field: no tags either. Version 4 added the
+ * suppressions, 5 consent, 6 windows as their non-empty buckets (before: a
+ * dense ring, converted on load), 7 identifiers and refusal notes (older
+ * profiles decode with none). encode always writes PROF_CODEC_VERSION.
  *
  * Invariants:
  *  (1) decode trusts nothing: every length is checked against the bytes left
  *      before it is used, every trait value must parse as one strict JSON
  *      value, and a failure leaves the store empty (prof__clear) with err
- *      saying "profile snapshot: <what> at byte N" (where "byte N").
+ *      saying "profile snapshot: <what> at byte N" (where "byte N"; a merge
+ *      blob: "profile merge: ..." and where "merge+N").
  *  (2) "indexed" is whether by_anon points this id at this profile, so the
  *      first-owner rule (profile.c invariant 2) survives a round trip even
  *      though profiles are written in hash order, not creation order.
@@ -40,7 +47,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SNAP_VERSION    6   /* 6: windowed computed values keep only their non-empty buckets */
+#define SNAP_VERSION    PROF_CODEC_VERSION   /* 7: identifiers and refusal notes */
+#define SNAP_VERSION_V6 6   /* no idents field */
 #define SNAP_VERSION_V5 5   /* windows as dense rings of B buckets */
 #define SNAP_VERSION_V4 4   /* no consent field */
 #define SNAP_VERSION_V3 3   /* no suppressions either */
@@ -57,7 +65,7 @@ static void put32(jd_buf *b, uint32_t v) { uint8_t t[4]; prof__wr32(t, v); jd_bu
 static void put16(jd_buf *b, uint16_t v) { uint8_t t[2]; prof__wr16(t, v); jd_buf_add(b, t, 2); }
 static void put64(jd_buf *b, int64_t v) { uint8_t t[8]; prof__wr64(t, v); jd_buf_add(b, t, 8); }
 
-static void encode_one(const prof_store *s, const prof *p, jd_buf *b)
+void prof__encode_one(const prof_store *s, const prof *p, jd_buf *b)
 {
     put32(b, p->key_len);
     jd_buf_add(b, p->key, p->key_len);
@@ -100,6 +108,8 @@ static void encode_one(const prof_store *s, const prof *p, jd_buf *b)
     prof__computed_encode(s, p, b);
     put32(b, r ? r->consent_len : 0);
     if (r) jd_buf_add(b, r->consent, r->consent_len);
+    put32(b, r ? r->idents_len : 0);
+    if (r) jd_buf_add(b, r->idents, r->idents_len);
 }
 
 int prof_store_encode(const prof_store *s, jd_buf *out)
@@ -112,7 +122,7 @@ int prof_store_encode(const prof_store *s, jd_buf *out)
     put64(&b, (int64_t)jd_map_len(s->by_key));
     size_t pos = 0;
     void *v;
-    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) encode_one(s, v, &b);
+    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof__encode_one(s, v, &b);
     put64(&b, (int64_t)jd_map_len(s->suppressed));
     pos = 0;
     while (jd_map_next(s->suppressed, &pos, NULL, NULL, &v)) {
@@ -128,18 +138,13 @@ int prof_store_encode(const prof_store *s, jd_buf *out)
 
 /* ---- decode ------------------------------------------------------------ */
 
-typedef struct reader {
-    const uint8_t *p;
-    size_t n, off;
-    jd_err *err;
-    uint8_t version;   /* of the blob being read */
-} reader;
+typedef prof_reader reader;
 
-static int corrupt(reader *r, size_t at, const char *what)
+int prof__corrupt(reader *r, size_t at, const char *what)
 {
     char where[32];
-    snprintf(where, sizeof where, "byte %zu", at);
-    return jd_err_set(r->err, JD_ECORRUPT, where, "profile snapshot: %s at byte %zu", what, at);
+    snprintf(where, sizeof where, "%s%zu", r->where, at);
+    return jd_err_set(r->err, JD_ECORRUPT, where, "%s: %s at byte %zu", r->name, what, at);
 }
 
 /* Takes k bytes; JD_ECORRUPT "truncated <what>" if fewer are left. */
@@ -148,7 +153,7 @@ static int take(reader *r, size_t k, const char *what, const uint8_t **out)
     if (k > r->n - r->off) {
         char m[96];
         snprintf(m, sizeof m, "truncated %s", what);
-        return corrupt(r, r->off, m);
+        return prof__corrupt(r, r->off, m);
     }
     *out = r->p + r->off;
     r->off += k;
@@ -196,13 +201,13 @@ static bool json_value_ok(prof_store *s, const uint8_t *v, uint32_t n)
 static int check_tset(prof_store *s, reader *r, const uint8_t *t, size_t n, size_t base)
 {
     for (size_t i = 0; i < n;) {
-        if (n - i < PROF_TSET_HDR) return corrupt(r, base + i, "truncated trait header");
+        if (n - i < PROF_TSET_HDR) return prof__corrupt(r, base + i, "truncated trait header");
         uint64_t kl = prof__rd32(t + i), vl = prof__rd32(t + i + 4);
         const uint8_t *k = t + i + PROF_TSET_HDR;
-        if (kl + 1 + vl > n - i - PROF_TSET_HDR) return corrupt(r, base + i, "trait length past its set");
-        if (k[kl] != 0 || memchr(k, 0, kl)) return corrupt(r, base + i, "bad trait key");
+        if (kl + 1 + vl > n - i - PROF_TSET_HDR) return prof__corrupt(r, base + i, "trait length past its set");
+        if (k[kl] != 0 || memchr(k, 0, kl)) return prof__corrupt(r, base + i, "bad trait key");
         if (n > INT32_MAX - 2 || (vl && !json_value_ok(s, k + kl + 1, (uint32_t)vl)))
-            return corrupt(r, base + i + PROF_TSET_HDR + kl + 1, "bad trait value");
+            return prof__corrupt(r, base + i + PROF_TSET_HDR + kl + 1, "bad trait value");
         i += PROF_TSET_HDR + kl + 1 + vl;
     }
     return JD_OK;
@@ -211,10 +216,10 @@ static int check_tset(prof_store *s, reader *r, const uint8_t *t, size_t n, size
 static int check_groups(prof_store *s, reader *r, const uint8_t *g, size_t n, size_t base)
 {
     for (size_t i = 0; i < n;) {
-        if (n - i < PROF_GRP_HDR) return corrupt(r, base + i, "truncated group header");
+        if (n - i < PROF_GRP_HDR) return prof__corrupt(r, base + i, "truncated group header");
         uint64_t gl = prof__rd32(g + i), tl = prof__rd32(g + i + 4);
-        if (gl == 0) return corrupt(r, base + i, "empty groupId");
-        if (gl + tl > n - i - PROF_GRP_HDR) return corrupt(r, base + i, "group length past its set");
+        if (gl == 0) return prof__corrupt(r, base + i, "empty groupId");
+        if (gl + tl > n - i - PROF_GRP_HDR) return prof__corrupt(r, base + i, "group length past its set");
         size_t at = i + PROF_GRP_HDR + gl;
         int rc = check_tset(s, r, g + at, tl, base + at);
         if (rc != JD_OK) return rc;
@@ -230,13 +235,13 @@ static int check_tags(reader *r, const uint8_t *t, size_t n, size_t base)
     jd_map *seen = n ? jd_map_create(16) : NULL;
     int rc = JD_OK;
     for (size_t i = 0; i < n;) {
-        if (n - i < PROF_TAG_HDR) { rc = corrupt(r, base + i, "truncated tag header"); break; }
+        if (n - i < PROF_TAG_HDR) { rc = prof__corrupt(r, base + i, "truncated tag header"); break; }
         uint32_t tl = prof__rd32(t + i);
         const char *tag = (const char *)t + i + PROF_TAG_HDR;
-        if (tl == 0 || tl > PROF_MAX_TAG_BYTES) { rc = corrupt(r, base + i, "bad tag length"); break; }
-        if (tl > n - i - PROF_TAG_HDR) { rc = corrupt(r, base + i, "tag length past its set"); break; }
-        if (memchr(tag, 0, tl)) { rc = corrupt(r, base + i, "bad tag"); break; }
-        if (jd_map_put(seen, tag, tl, (void *)tag)) { rc = corrupt(r, base + i, "duplicate tag"); break; }
+        if (tl == 0 || tl > PROF_MAX_TAG_BYTES) { rc = prof__corrupt(r, base + i, "bad tag length"); break; }
+        if (tl > n - i - PROF_TAG_HDR) { rc = prof__corrupt(r, base + i, "tag length past its set"); break; }
+        if (memchr(tag, 0, tl)) { rc = prof__corrupt(r, base + i, "bad tag"); break; }
+        if (jd_map_put(seen, tag, tl, (void *)tag)) { rc = prof__corrupt(r, base + i, "duplicate tag"); break; }
         i += PROF_TAG_HDR + tl;
     }
     jd_map_destroy(seen);
@@ -262,17 +267,17 @@ static int decode_vec(prof_store *s, reader *r, const prof *p, uint8_t **out, jd
         if ((rc = get8(r, "anonymousId flag", &indexed)) || (rc = get32(r, "anonymousId length", &n)) ||
             (rc = take(r, n, "anonymousId", &id)))
             return rc;
-        if (indexed > 1) return corrupt(r, at, "bad anonymousId flag");
-        if (n == 0 || n >= (1u << 30)) return corrupt(r, at, "bad anonymousId length");
+        if (indexed > 1) return prof__corrupt(r, at, "bad anonymousId flag");
+        if (n == 0 || n >= (1u << 30)) return prof__corrupt(r, at, "bad anonymousId length");
         if (((p->flags & PROF_F_KEY_ANON) && n == p->key_len && memcmp(id, p->key, n) == 0))
-            return corrupt(r, at, "duplicate anonymousId");
+            return prof__corrupt(r, at, "duplicate anonymousId");
         /* Distinct ids (profile.c invariant 3): n_ids is at most 65535 and
          * each takes 5 bytes here, so the scan is bounded by the input. */
         const uint8_t *q = (const uint8_t *)b->data + 4;
         for (unsigned j = 0; j < i; j++) {
             uint32_t len;
             q += prof__uv_get(q, &len);
-            if (len == n && memcmp(q, id, n) == 0) return corrupt(r, at, "duplicate anonymousId");
+            if (len == n && memcmp(q, id, n) == 0) return prof__corrupt(r, at, "duplicate anonymousId");
             q += len;
         }
         uint8_t uv[5];
@@ -289,7 +294,7 @@ static int decode_vec(prof_store *s, reader *r, const prof *p, uint8_t **out, jd
         if ((rc = get32(r, "event count", &c)) || (rc = get32(r, "event name length", &n)) ||
             (rc = take(r, n, "event name", &name)))
             return rc;
-        if (n == 0 || n >= (1u << 30)) return corrupt(r, at, "bad event name length");
+        if (n == 0 || n >= (1u << 30)) return prof__corrupt(r, at, "bad event name length");
         uint8_t t[4 + 5];
         prof__wr32(t, c);
         jd_buf_add(b, t, 4 + prof__uv_put(t + 4, n));
@@ -304,19 +309,83 @@ static int decode_vec(prof_store *s, reader *r, const prof *p, uint8_t **out, jd
     return JD_OK;
 }
 
-static int decode_one(prof_store *s, reader *r, jd_buf *idx)
+/* Reads the rich part's fields (as far as r's version has them) into nr:
+ * owned blobs on JD_OK, nothing allocated on error. */
+static int decode_rich(prof_store *s, reader *r, struct prof_rich *nr)
+{
+    uint32_t tl, gl, xl = 0, ol = 0, il = 0;
+    const uint8_t *t = NULL, *g = NULL, *x = NULL, *o = NULL, *id = NULL;
+    uint8_t *cv = NULL;
+    uint32_t cvl = 0;
+    size_t at;
+    int rc;
+    memset(nr, 0, sizeof *nr);
+    if ((rc = get32(r, "traits length", &tl))) return rc;
+    at = r->off;
+    if ((rc = take(r, tl, "traits", &t)) || (rc = check_tset(s, r, t, tl, at))) return rc;
+    if ((rc = get32(r, "groups length", &gl))) return rc;
+    at = r->off;
+    if ((rc = take(r, gl, "groups", &g)) || (rc = check_groups(s, r, g, gl, at))) return rc;
+    if (r->version >= 2) {
+        if ((rc = get32(r, "tags length", &xl))) return rc;
+        at = r->off;
+        if ((rc = take(r, xl, "tags", &x)) || (rc = check_tags(r, x, xl, at))) return rc;
+    }
+    if (r->version >= 3) {   /* (5) */
+        uint32_t cl;
+        const uint8_t *c = NULL;
+        size_t bad = 0;
+        const char *what = NULL;
+        if ((rc = get32(r, "computed length", &cl))) return rc;
+        at = r->off;
+        if ((rc = take(r, cl, "computed", &c))) return rc;
+        if (prof__computed_decode(s, c, cl, &cv, &cvl, &bad, &what) != JD_OK) return prof__corrupt(r, at + bad, what);
+    }
+    if (r->version >= 5) {
+        if ((rc = get32(r, "consent length", &ol))) goto out;
+        at = r->off;
+        if ((rc = take(r, ol, "consent", &o)) || (rc = check_tset(s, r, o, ol, at))) goto out;
+    }
+    if (r->version >= 7) {
+        size_t bad = 0;
+        const char *what;
+        if ((rc = get32(r, "identities length", &il))) goto out;
+        at = r->off;
+        if ((rc = take(r, il, "identities", &id))) goto out;
+        if ((what = prof__idents_check(id, il, &bad))) { rc = prof__corrupt(r, at + bad, what); goto out; }
+    }
+    nr->traits = tl ? memcpy(jd_xmalloc(tl), t, tl) : NULL;
+    nr->groups = gl ? memcpy(jd_xmalloc(gl), g, gl) : NULL;
+    nr->tags = xl ? memcpy(jd_xmalloc(xl), x, xl) : NULL;
+    nr->computed = cv;
+    nr->consent = ol ? memcpy(jd_xmalloc(ol), o, ol) : NULL;
+    nr->idents = il ? memcpy(jd_xmalloc(il), id, il) : NULL;
+    cv = NULL;
+    nr->traits_len = tl;
+    nr->groups_len = gl;
+    nr->tags_len = xl;
+    nr->computed_len = cvl;
+    nr->consent_len = ol;
+    nr->idents_len = il;
+out:
+    free(cv);
+    return rc;
+}
+
+int prof__decode_one(prof_store *s, reader *r, prof **out, jd_buf *idx, size_t *key_at)
 {
     uint32_t kn = 0;
     const uint8_t *key = NULL;
-    size_t at = r->off;
+    size_t at = *key_at = r->off;
+    prof *p = NULL;
     int rc;
+    *out = NULL;
     if ((rc = get32(r, "key length", &kn)) || (rc = take(r, kn, "key", &key))) return rc;
-    if (kn == 0 || kn >= (1u << 30)) return corrupt(r, at, "bad key length");
-    if (jd_map_get(s->by_key, (const char *)key, kn)) return corrupt(r, at, "duplicate key");
+    if (kn == 0 || kn >= (1u << 30)) return prof__corrupt(r, at, "bad key length");
     uint8_t flags;
     at = r->off;
     if ((rc = get8(r, "flags", &flags))) return rc;
-    if (flags != PROF_F_USER && flags != PROF_F_KEY_ANON) return corrupt(r, at, "bad flags");
+    if (flags != PROF_F_USER && flags != PROF_F_KEY_ANON) return prof__corrupt(r, at, "bad flags");
 
     int64_t first, last;
     uint32_t counts[PROF_NTYPES], limited;
@@ -325,77 +394,49 @@ static int decode_one(prof_store *s, reader *r, jd_buf *idx)
         if ((rc = get32(r, "count", &counts[i]))) return rc;
     if ((rc = get32(r, "limited", &limited))) return rc;
 
-    /* The profile goes in now so that an error below is cleaned up by
-     * prof__clear with everything else. */
-    prof *p = prof__insert(s, (const char *)key, kn, flags);
+    /* Detached: the caller adopts it into a store, or merges and frees it. */
+    p = prof__new((const char *)key, kn, flags);
     p->first_us = first;
     p->last_us = last;
     memcpy(p->counts, counts, sizeof counts);
     p->limited = limited;
+    if ((rc = decode_vec(s, r, p, &p->vec, idx))) goto out;
+    struct prof_rich nr;
+    if ((rc = decode_rich(s, r, &nr))) goto out;
+    if (nr.traits_len || nr.groups_len || nr.tags_len || nr.computed_len || nr.consent_len || nr.idents_len) {
+        p->rich = jd_xmalloc(sizeof *p->rich);
+        *p->rich = nr;
+    }
+    *out = p;
+    p = NULL;
+out:
+    prof__free(p);
+    return rc;
+}
 
-    uint8_t *vec = NULL;
-    if ((rc = decode_vec(s, r, p, &vec, idx))) return rc;
-    prof__vec_replace(s, p, vec);
-    if (vec) {   /* (2) */
-        const uint8_t *q = vec + 4;
-        for (unsigned i = 0, n_ids = prof__rd16(vec); i < n_ids; i++) {
-            uint32_t n;
-            q += prof__uv_get(q, &n);
-            if (idx->data[i]) {
-                if (jd_map_get(s->by_anon, (const char *)q, n))
-                    return corrupt(r, at, "anonymousId owned twice");
-                jd_map_put(s->by_anon, (const char *)q, n, p);
-            }
-            q += n;
+/* Decodes one profile of a snapshot into s: adopts it and restores its
+ * by_anon slots (2). */
+static int decode_into(prof_store *s, reader *r, jd_buf *idx)
+{
+    prof *p = NULL;
+    size_t at = 0;
+    int rc = prof__decode_one(s, r, &p, idx, &at);
+    if (rc != JD_OK) return rc;
+    if (jd_map_get(s->by_key, p->key, p->key_len)) {
+        prof__free(p);
+        return prof__corrupt(r, at, "duplicate key");
+    }
+    prof__adopt(s, p);
+    const uint8_t *q = p->vec ? p->vec + 4 : NULL;
+    for (unsigned i = 0, n_ids = p->vec ? prof__rd16(p->vec) : 0; i < n_ids; i++) {
+        uint32_t n;
+        q += prof__uv_get(q, &n);
+        if (idx->data[i]) {
+            if (jd_map_get(s->by_anon, (const char *)q, n))
+                return prof__corrupt(r, at, "anonymousId owned twice");   /* prof__clear frees p */
+            jd_map_put(s->by_anon, (const char *)q, n, p);
         }
-    }
-
-    uint32_t tl, gl, xl = 0;
-    const uint8_t *t = NULL, *g = NULL, *x = NULL;
-    size_t t_at, g_at, x_at;
-    if ((rc = get32(r, "traits length", &tl))) return rc;
-    t_at = r->off;
-    if ((rc = take(r, tl, "traits", &t)) || (rc = check_tset(s, r, t, tl, t_at))) return rc;
-    if ((rc = get32(r, "groups length", &gl))) return rc;
-    g_at = r->off;
-    if ((rc = take(r, gl, "groups", &g)) || (rc = check_groups(s, r, g, gl, g_at))) return rc;
-    if (r->version >= 2) {
-        if ((rc = get32(r, "tags length", &xl))) return rc;
-        x_at = r->off;
-        if ((rc = take(r, xl, "tags", &x)) || (rc = check_tags(r, x, xl, x_at))) return rc;
-    }
-    uint8_t *cv = NULL;
-    uint32_t cvl = 0;
-    if (r->version >= 3) {   /* (5) */
-        uint32_t cl;
-        const uint8_t *c = NULL;
-        size_t c_at, bad = 0;
-        const char *what = NULL;
-        if ((rc = get32(r, "computed length", &cl))) return rc;
-        c_at = r->off;
-        if ((rc = take(r, cl, "computed", &c))) return rc;
-        if (prof__computed_decode(s, c, cl, &cv, &cvl, &bad, &what) != JD_OK) return corrupt(r, c_at + bad, what);
-    }
-    uint32_t ol = 0;
-    const uint8_t *o = NULL;
-    if (r->version >= 5) {
-        if ((rc = get32(r, "consent length", &ol))) { free(cv); return rc; }
-        size_t o_at = r->off;
-        if ((rc = take(r, ol, "consent", &o)) || (rc = check_tset(s, r, o, ol, o_at))) { free(cv); return rc; }
-    }
-    if (tl || gl || xl || cvl || ol) {
-        struct prof_rich nr = { 0 };
-        nr.consent = ol ? memcpy(jd_xmalloc(ol), o, ol) : NULL;
-        nr.consent_len = ol;
-        nr.traits = tl ? memcpy(jd_xmalloc(tl), t, tl) : NULL;
-        nr.groups = gl ? memcpy(jd_xmalloc(gl), g, gl) : NULL;
-        nr.tags = xl ? memcpy(jd_xmalloc(xl), x, xl) : NULL;
-        nr.computed = cv;
-        nr.traits_len = tl;
-        nr.groups_len = gl;
-        nr.tags_len = xl;
-        nr.computed_len = cvl;
-        prof__rich_set(s, p, &nr);
+        q += n;
     }
     return JD_OK;
 }
@@ -404,7 +445,7 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
 {
     if (jd_map_len(s->by_key) != 0)
         return jd_err_set(err, JD_EINVAL, "", "profile snapshot: store is not empty");
-    reader r = { data, n, 0, err, 0 };
+    reader r = { data, n, 0, err, 0, "profile snapshot", "byte " };
     uint8_t ver = 0;
     int64_t count = 0;
     jd_buf idx;
@@ -412,7 +453,7 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
     int rc = get8(&r, "version", &ver);
     if (rc) goto out;
     if (ver < SNAP_VERSION_V1 || ver > SNAP_VERSION) {
-        rc = corrupt(&r, 0, "unknown version");
+        rc = prof__corrupt(&r, 0, "unknown version");
         goto out;
     }
     r.version = ver;
@@ -421,17 +462,17 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
     size_t min = ver == SNAP_VERSION_V1 ? SNAP_MIN_PROFILE_V1 : ver == SNAP_VERSION_V2 ? SNAP_MIN_PROFILE_V2
                                                                                    : SNAP_MIN_PROFILE;
     if (count < 0 || (uint64_t)count > (n - r.off) / min) {
-        rc = corrupt(&r, 1, "count past the end");
+        rc = prof__corrupt(&r, 1, "count past the end");
         goto out;
     }
     s->computed_ring = ver <= SNAP_VERSION_V5;
     for (int64_t i = 0; i < count; i++)
-        if ((rc = decode_one(s, &r, &idx))) goto out;
+        if ((rc = decode_into(s, &r, &idx))) goto out;
     if (ver >= SNAP_VERSION_V4) {
         int64_t nsupp = 0;
         if ((rc = get64(&r, "suppression count", &nsupp))) goto out;
         if (nsupp < 0 || (uint64_t)nsupp > (n - r.off) / 13) {   /* each at least 4 + 1 + 8 bytes */
-            rc = corrupt(&r, r.off, "suppression count past the end");
+            rc = prof__corrupt(&r, r.off, "suppression count past the end");
             goto out;
         }
         for (int64_t i = 0; i < nsupp; i++) {
@@ -439,14 +480,14 @@ int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
             const uint8_t *id;
             int64_t at = 0;
             if ((rc = get32(&r, "suppressed id length", &len))) goto out;
-            if (len == 0 || len >= (1u << 30)) { rc = corrupt(&r, r.off, "bad suppressed id length"); goto out; }
+            if (len == 0 || len >= (1u << 30)) { rc = prof__corrupt(&r, r.off, "bad suppressed id length"); goto out; }
             if ((rc = take(&r, len, "suppressed id", &id))) goto out;
             if ((rc = get64(&r, "suppression time", &at))) goto out;
-            if (jd_map_get(s->suppressed, (const char *)id, len)) { rc = corrupt(&r, r.off, "repeated suppressed id"); goto out; }
+            if (jd_map_get(s->suppressed, (const char *)id, len)) { rc = prof__corrupt(&r, r.off, "repeated suppressed id"); goto out; }
             prof__suppress(s, (const char *)id, len, at);
         }
     }
-    if (r.off != n) rc = corrupt(&r, r.off, "trailing bytes");
+    if (r.off != n) rc = prof__corrupt(&r, r.off, "trailing bytes");
 out:
     s->computed_ring = false;
     jd_buf_release(&idx);

@@ -166,7 +166,108 @@ static void test_ack_then_read_your_write(void **state)
     eng_stats s;
     eng_get_stats(e, &s);
     assert_int_equal(s.events_accepted, 2);
-    assert_int_equal(s.durable_lsn, 2);
+    assert_int_equal(s.durable_lsn, 4);   /* the identify merged a1 into u1: MOVE_OUT, MOVE_IN */
+    assert_int_equal(s.merges, 1);
+    eng_close(e);
+}
+
+/* Anonymous browsing on many devices (spread over partitions), then signup,
+ * then events with only the old anonymousId: one profile per person, the
+ * same after a crash (log alone) and after a clean restart (snapshot). */
+static char *person_batch(int i, const char *phase)
+{
+    if (strcmp(phase, "browse") == 0)
+        return jd_strfmt("{\"batch\":[{\"type\":\"track\",\"event\":\"Viewed\",\"anonymousId\":\"anon-%d\",\"messageId\":\"v1-%d\"},"
+                         "{\"type\":\"track\",\"event\":\"Viewed\",\"anonymousId\":\"anon-%d\",\"messageId\":\"v2-%d\"}]}", i, i, i, i);
+    if (strcmp(phase, "signup") == 0)
+        return jd_strfmt("{\"batch\":[{\"type\":\"identify\",\"userId\":\"user-%d\",\"anonymousId\":\"anon-%d\","
+                         "\"traits\":{\"plan\":\"pro\"},\"messageId\":\"s-%d\"}]}", i, i, i);
+    return jd_strfmt("{\"batch\":[{\"type\":\"track\",\"event\":\"Bought\",\"anonymousId\":\"anon-%d\",\"messageId\":\"b-%d\"}]}", i, i);
+}
+
+static void check_person(eng *e, int i)
+{
+    char user[32], anon[32];
+    snprintf(user, sizeof user, "user-%d", i);
+    snprintf(anon, sizeof anon, "anon-%d", i);
+    char *a = get(e, user), *b = get(e, anon);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);                       /* either id finds the one profile */
+    assert_non_null(strstr(a, "\"track\":3"));       /* two views before signup, one purchase after */
+    assert_non_null(strstr(a, "\"Bought\":1"));
+    assert_non_null(strstr(a, "\"plan\":\"pro\""));
+    char want[64];
+    snprintf(want, sizeof want, "\"anonymousIds\":[\"%s\"]", anon);
+    assert_non_null(strstr(a, want));
+    free(a);
+    free(b);
+}
+
+static void test_merge_across_partitions_and_restarts(void **state)
+{
+    fixture *f = *state;
+    eng *e;
+    jd_err err;
+    enum { N = 40 };
+    assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
+    static const char *const phases[] = { "browse", "signup", "buy" };
+    for (size_t ph = 0; ph < 3; ph++)
+        for (int i = 0; i < N; i++) {
+            char *b = person_batch(i, phases[ph]);
+            assert_int_equal(submit(e, b), JD_OK);
+            free(b);
+        }
+    for (int i = 0; i < N; i++) check_person(e, i);
+    eng_stats s;
+    eng_get_stats(e, &s);
+    assert_int_equal(s.merges, N);
+    char copy[80];
+    snprintf(copy, sizeof copy, "%s-copy", f->dir);
+    char *cmd = jd_strfmt("cp -r %s %s", f->dir, copy);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    eng_close(e);   /* writes a snapshot */
+
+    eng_opts o = f->o;
+    o.data_dir = copy;   /* the crash: the log alone */
+    assert_int_equal(eng_open(&e, &o, NULL, &err), JD_OK);
+    for (int i = 0; i < N; i++) check_person(e, i);
+    char *b = person_batch(N + 1, "buy");   /* routing still knows nobody else */
+    assert_int_equal(submit(e, b), JD_OK);
+    free(b);
+    eng_close(e);
+    assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);   /* the snapshot */
+    for (int i = 0; i < N; i++) check_person(e, i);
+    eng_close(e);
+    cmd = jd_strfmt("rm -rf %s", copy);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+/* A second userId on one device: refused by identity.max_user_ids, and
+ * shown on both profiles. */
+static void test_refused_merge_is_visible(void **state)
+{
+    fixture *f = *state;
+    eng *e;
+    jd_err err;
+    assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
+    assert_int_equal(submit(e, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"u1\",\"anonymousId\":\"dev\",\"messageId\":\"r1\"},"
+                               "{\"type\":\"identify\",\"userId\":\"u2\",\"anonymousId\":\"dev\",\"messageId\":\"r2\"}]}"),
+                     JD_OK);
+    char *u1 = get(e, "u1"), *u2 = get(e, "u2"), *dev = get(e, "dev");
+    assert_non_null(strstr(u2, "\"mergesRefused\":[{\"with\":\"u1\""));
+    assert_non_null(strstr(u2, "identity.max_user_ids (1)"));
+    assert_non_null(strstr(u1, "\"mergesRefused\":[{\"with\":\"u2\""));
+    assert_string_equal(dev, u1);                     /* the device stays with the first user */
+    assert_null(strstr(u2, "\"dev\""));               /* and is not listed on the second */
+    eng_stats s;
+    eng_get_stats(e, &s);
+    assert_int_equal(s.merges_refused, 1);
+    free(u1);
+    free(u2);
+    free(dev);
     eng_close(e);
 }
 
@@ -268,8 +369,10 @@ static void test_disk_full_refuses_then_recovers(void **state)
     assert_int_equal(submit(e, good), JD_OK);
     fl.fail_writes = 1;
     assert_int_equal(submit(e, bad), JD_EIO);        /* refused: nothing stored */
-    char *json = get(e, "0");
-    assert_non_null(json);                           /* reads still served */
+    assert_int_equal(submit(e, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"ux\",\"anonymousId\":\"0\"}]}"), JD_EIO);
+    char *json = get(e, "0");                        /* reads still served, and the refused */
+    assert_non_null(json);                           /* merge was undone in the directory too */
+    assert_null(strstr(json, "ux"));
     free(json);
     assert_null(get(e, "100"));
     fl.fail_writes = 0;
@@ -280,7 +383,7 @@ static void test_disk_full_refuses_then_recovers(void **state)
     eng_stats s;
     eng_get_stats(e, &s);
     assert_int_equal(s.durable_lsn, 6);              /* the refused group's lsns were reused */
-    assert_int_equal(s.txns_refused_io, 1);
+    assert_int_equal(s.txns_refused_io, 2);
     assert_false(s.log_failed);
     eng_close(e);
     free(good);
@@ -427,6 +530,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ack_then_read_your_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_across_partitions_and_restarts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_merge_is_visible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates_dropped_and_remembered_across_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_from_log_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_refuses_then_recovers, setup, teardown),

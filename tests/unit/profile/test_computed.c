@@ -504,19 +504,19 @@ static void test_snapshot_v2_decodes(void **state)
     track(s, "u1", T0, "Logged In", NULL);
     size_t n;
     char *blob = encode(s, &n);
-    assert_int_equal(blob[0], 6);
-    /* computed_len 0, consent_len 0, then the suppression count 0 (version 6) */
-    assert_int_equal(memcmp(blob + n - 16, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16), 0);
-    blob[0] = 2;   /* version 2 is version 6 without computed_len, consent_len and the suppressions */
+    assert_int_equal(blob[0], 7);
+    /* computed_len 0, consent_len 0, identities_len 0, then the suppression count 0 (version 7) */
+    assert_int_equal(memcmp(blob + n - 20, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20), 0);
+    blob[0] = 2;   /* version 2 is version 7 without computed_len, consent_len, identities_len and the suppressions */
     prof_store *r = store_with(d);
     jd_err err;
-    assert_int_equal(prof_store_decode(r, blob, n - 16, &err), JD_OK);
+    assert_int_equal(prof_store_decode(r, blob, n - 20, &err), JD_OK);
     char *j = json_computed(r, "u1");
     assert_string_equal(j, "{\"logins\":0,\"spend_total\":0}");   /* not back-filled */
     free(j);
     prof_store_destroy(r);
     r = store_with(d);
-    assert_int_equal(prof_store_decode(r, blob, n - 12, &err), JD_ECORRUPT);   /* v2 with 4 extra bytes */
+    assert_int_equal(prof_store_decode(r, blob, n - 16, &err), JD_ECORRUPT);   /* v2 with 4 extra bytes */
     assert_non_null(strstr(err.msg, "trailing bytes"));
     free(blob);
     prof_store_destroy(r);
@@ -544,7 +544,7 @@ static void test_snapshot_corrupt_computed(void **state)
     size_t n;
     char *blob = encode(s, &n);
     /* n: 12 + 1 x 16 bytes (only the bucket that holds the event); s: 12 + 8 bytes. */
-    size_t at = computed_at_off(blob, n - 12, 28 + 20);   /* before consent_len and the suppressions */
+    size_t at = computed_at_off(blob, n - 16, 28 + 20);   /* before consent_len, identities_len and the suppressions */
     char *bad = jd_xmalloc(n);
     prof_store *r = store_with(d);
     jd_err err;

@@ -802,10 +802,11 @@ static void test_snapshot_flipped(void **state)
         bad[len_at] = (char)v;
         assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     }
-    /* The tags blob (2 x (12 + 2) bytes, before the 4-byte computed and
-     * consent lengths 0 and the 8-byte suppression count 0) with bad entries. */
-    assert_int_equal(memcmp(blob + n - 16, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16), 0);
-    size_t tags_at = n - 16 - 28;
+    /* The tags blob (2 x (12 + 2) bytes, before the 4-byte computed, consent
+     * and identities lengths 0 and the 8-byte suppression count 0) with bad
+     * entries. */
+    assert_int_equal(memcmp(blob + n - 20, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20), 0);
+    size_t tags_at = n - 20 - 28;
     assert_int_equal(memcmp(blob + tags_at - 4, "\x1c\0\0\0\x02\0\0\0", 8), 0);
     static const struct { size_t off; char v; const char *msg; } tag_bad[] = {
         { 0, 0, "bad tag length" },                 /* first tag: length 0 */
@@ -824,7 +825,7 @@ static void test_snapshot_flipped(void **state)
     }
     /* Wrong version, trailing bytes, duplicate key. */
     memcpy(bad, blob, n);
-    bad[0] = 7;
+    bad[0] = 8;
     assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     assert_string_equal(err.msg, "profile snapshot: unknown version at byte 0");
     char *longer = jd_xmalloc(n + 1);
@@ -888,14 +889,14 @@ static void test_snapshot_v1_decodes(void **state)
         "\"events\":{\"Signed\":2},\"computed\":{},\"firstSeen\":\"2026-01-01T00:00:00.000Z\","
         "\"lastSeen\":\"2026-01-01T00:00:02.000Z\",\"limited\":0}");
     free(j);
-    /* Re-encoded, it is version 6: the same plus zero tags, computed and
-     * consent lengths, and a zero suppression count. */
+    /* Re-encoded, it is version 7: the same plus zero tags, computed,
+     * consent and identities lengths, and a zero suppression count. */
     size_t n2;
     char *v2 = encode(d, &n2);
-    assert_int_equal(n2, n + 20);
-    assert_int_equal(v2[0], 6);
+    assert_int_equal(n2, n + 24);
+    assert_int_equal(v2[0], 7);
     assert_int_equal(memcmp(v2 + 1, b.data + 1, n - 1), 0);
-    assert_int_equal(memcmp(v2 + n, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20), 0);
+    assert_int_equal(memcmp(v2 + n, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 24), 0);
     /* The same bytes read as version 2 lack the tags length. */
     prof_store *e = store_default();
     b.data[0] = 2;
