@@ -31,6 +31,10 @@
  *     BENCH_A_SECONDS, N is lowered to the largest that fits (in steps of
  *     100,000) and the figure for 10M is extrapolated. A second pilot, with
  *     no computed definitions, shows what the 10 traits alone cost.
+ *     The stores keep the default timeline (profiles.timeline 10); three more
+ *     pilots show what it costs: (a)'s events with timeline 0, and 10 track
+ *     events a person (a minute apart, the 4 names above in turn) with
+ *     timeline 0 and 10.
  * (b) One prof_store, the same computed traits, P = 100,000 people. Records
  *     are written before the clock starts (two versions of each person's
  *     identify: a few traits change between them). Timed: the P first
@@ -51,6 +55,7 @@
 #include <json-c/json.h>
 
 #include "journeyd/config.h"
+#include "journeyd/limits.h"
 #include "journeyd/profile.h"
 #include "bench.h"
 
@@ -170,12 +175,13 @@ static void apply(prof_store *s, ingest_type type, const char *uid, int ul, cons
 
 enum { A_BYTES, A_EST, A_EVS, A_RSS_MB, NA };
 
-static void run_a(size_t n, bool computed, double fig[NA])
+static void run_a(size_t n, bool computed, uint32_t timeline, unsigned tracks, double fig[NA])
 {
     prof_computed_defs *defs = computed ? computed_defs() : NULL;
     prof_limits lim;
     prof_limits_default(&lim);
     lim.computed = defs;
+    lim.timeline = timeline;   /* profiles.timeline */
     prof_store *st[NSTORES];
     for (unsigned k = 0; k < NSTORES; k++) st[k] = prof_store_create(&lim);
     char uid[32], json[1024];
@@ -188,10 +194,10 @@ static void run_a(size_t n, bool computed, double fig[NA])
         int64_t at = T0 + (int64_t)(i % 86400) * (int64_t)JD_SEC;
         int jl = identify_json(json, sizeof json, uid, i, 0, at);
         apply(s, INGEST_IDENTIFY, uid, ul, NULL, json, jl, at);
-        for (unsigned k = 0; k < 4; k++) {
+        for (unsigned k = 0; k < tracks; k++) {
             at += (int64_t)JD_MIN;
-            jl = track_json(json, sizeof json, uid, i, k, at);
-            apply(s, INGEST_TRACK, uid, ul, TRACK_NAME[k], json, jl, at);
+            jl = track_json(json, sizeof json, uid, i, k % 4, at);
+            apply(s, INGEST_TRACK, uid, ul, TRACK_NAME[k % 4], json, jl, at);
         }
     }
     double el = secs(t);
@@ -207,7 +213,7 @@ static void run_a(size_t n, bool computed, double fig[NA])
     prof_store *s = st[jd_hash64(uid, strlen(uid)) % NSTORES];
     struct json_object *v = prof_view(s, uid, strlen(uid));
     const char *vt = v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) : "";
-    if (computed && (!strstr(vt, "\"logins_7d\":1") || !strstr(vt, "\"max_cart\":") || !strstr(vt, "\"last_plan\":") ||
+    if (computed && (!strstr(vt, tracks == 4 ? "\"logins_7d\":1" : "\"logins_7d\":") || !strstr(vt, "\"max_cart\":") || !strstr(vt, "\"last_plan\":") ||
         !strstr(vt, "\"last_login\":") || !strstr(vt, "\"spend\":"))) {
         fprintf(stderr, "profiles: unexpected view of the last profile: %s\n", vt);
         exit(1);
@@ -215,18 +221,29 @@ static void run_a(size_t n, bool computed, double fig[NA])
     json_object_put(v);
     fig[A_BYTES] = (double)(rss1 - rss0) / (double)n;
     fig[A_EST] = (double)est / (double)n;
-    fig[A_EVS] = (double)(n * 5) / el;
+    fig[A_EVS] = (double)(n * (1 + tracks)) / el;
     fig[A_RSS_MB] = (double)rss1 / (1 << 20);
     /* not destroyed: the run is a child process that exits next */
 }
 
 /* One run of (a) in a fresh child process. */
-typedef struct a_args { size_t n; bool computed; } a_args;
-static void run_a_entry(void *arg, double *fig) { a_args *a = arg; run_a(a->n, a->computed, fig); }
+typedef struct a_args { size_t n; bool computed; uint32_t timeline; unsigned tracks; } a_args;
+static void run_a_entry(void *arg, double *fig)
+{
+    a_args *a = arg;
+    run_a(a->n, a->computed, a->timeline, a->tracks, fig);
+}
+
+/* (a) as described above: 4 track events, the default timeline of 10. */
+static void run_a_child_ex(size_t n, bool computed, uint32_t timeline, unsigned tracks, double fig[NA])
+{
+    a_args a = { n, computed, timeline, tracks };
+    run_in_child(run_a_entry, &a, fig, NA, "profiles: run of (a)");
+}
 
 static void run_a_child(size_t n, bool computed, double fig[NA])
 {
-    a_args a = { n, computed };
+    a_args a = { n, computed, JD_DEF_TIMELINE, 4 };
     run_in_child(run_a_entry, &a, fig, NA, "profiles: run of (a)");
 }
 
@@ -319,6 +336,12 @@ int main(int argc, char **argv)
     bool by_mem = false, by_time = false;
     run_a_child(PILOT_N, false, bare);
     run_a_child(PILOT_N, true, pilot);
+    /* the timeline's cost: the same pilot with profiles.timeline 0, and a
+     * pilot of 10 track events a person (a minute apart), timeline 0 and 10 */
+    double tl0[NA] = { 0 }, tl10_0[NA] = { 0 }, tl10_10[NA] = { 0 };
+    run_a_child_ex(PILOT_N, true, 0, 4, tl0);
+    run_a_child_ex(PILOT_N, true, 0, 10, tl10_0);
+    run_a_child_ex(PILOT_N, true, JD_DEF_TIMELINE, 10, tl10_10);
     if (asked > PILOT_N) {
         /* a margin of 10 %: the maps' slot arrays grow by doubling, and the base RSS */
         double fit_mem = mem_gb * GIB / (pilot[A_BYTES] * 1.10);
@@ -361,6 +384,12 @@ int main(int argc, char **argv)
            "    (the 10 traits' share; a minimal profile is ~195 B, docs/performance.md; each windowed\n"
            "     count/max holds 32 buckets x 16 B = 512 B, docs/operations.md)\n",
            PILOT_N, bare[A_BYTES], bare[A_EST], pilot[A_BYTES], pilot[A_EST]);
+    printf("  timeline (profiles.timeline %u, the default), pilots of %u profiles, with minus without:\n"
+           "    the events of (a) (5 entries)      %6.1f B/profile (RSS), %6.1f B (prof_store_bytes)\n"
+           "    10 track events a person (10)     %6.1f B/profile (RSS), %6.1f B (prof_store_bytes)\n"
+           "    (plus the 8-byte pointer in every profile, in both: +16 B for a 20-byte key's chunk)\n",
+           JD_DEF_TIMELINE, PILOT_N, pilot[A_BYTES] - tl0[A_BYTES], pilot[A_EST] - tl0[A_EST],
+           tl10_10[A_BYTES] - tl10_0[A_BYTES], tl10_10[A_EST] - tl10_0[A_EST]);
     printf("  events applied (side figure)       %10.0f /s  (prof_apply, 5 per person, JSON written by snprintf\n"
            "                                                  in the loop; profiles created as they come)\n",
            med[A_EVS]);

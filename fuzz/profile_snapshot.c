@@ -6,8 +6,10 @@
  * (snapshot.c invariant 3), and encoding the second store must give a blob of
  * the same length. Every snapshot version is fed: corpus files anonymous,
  * empty, groups_alias and user_traits are version 1 (before tags), tags is
- * version 2, computed is version 3 with computed values; encode always
- * writes version 3. The stores carry the computed trait definitions below
+ * version 2, computed is version 3 with computed values; compact_traits is
+ * version 7 with what the in-memory trait sets (src/profile/tset.c) store
+ * specially: an unshared long key, an empty key, escaped and empty strings,
+ * a tombstone, consent, and set_us in us, ms and before the tset epoch. The stores carry the computed trait definitions below
  * (the seed's values are keyed by their ids), so the computed payload
  * checks are reached.
  */

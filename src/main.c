@@ -420,12 +420,21 @@ static int cmd_serve(int argc, char **argv)
     eo.prof.max_event_names = c.max_event_names;
     eo.prof.max_groups = c.max_groups;
     eo.prof.max_tags = c.max_tags;
+    eo.prof.timeline = c.timeline;
     eo.prof.computed = c.computed;   /* borrowed: c outlives the engine */
     eo.identity.max_user_ids = c.max_user_ids;
     eo.identity.max_anonymous_ids = c.max_anonymous_ids;
     eo.identity.max_per_identifier = c.max_per_identifier;
     eo.identity.declared = c.identifiers;   /* borrowed, like computed */
     eo.identity.ndeclared = c.n_identifiers;
+    /* clock.travel: the engine and the ingest edge read one clock that
+     * POST /v1/clock can move forward (static: it outlives both). */
+    static jd_travel_clock travel;
+    jd_travel_init(&travel);
+    if (c.clock_travel) {
+        eo.clock = &travel.clock;
+        jd_warn("clock.travel is on: POST /v1/clock moves this server's time forward; never use it in production");
+    }
     eng_recovery rec;
     if (eng_open(&e, &eo, &rec, &err) != JD_OK) { fail_line("cannot open the data folder: ", &err); goto out; }
     if (rec.log.truncated_bytes)
@@ -441,6 +450,7 @@ static int cmd_serve(int argc, char **argv)
     }
 
     api = api_create(&c, e);
+    if (c.clock_travel) api_set_travel(api, &travel);
     size_t nroutes;
     const http_route *routes = api_routes(api, &nroutes);
     http_opts ho = {

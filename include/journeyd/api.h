@@ -20,6 +20,9 @@ typedef struct api_ctx api_ctx;
 /* Borrows cfg and e for its whole life. Returns owned (api_destroy). */
 api_ctx *api_create(const jd_config *cfg, eng *e);
 void     api_destroy(api_ctx *a);
+/* Turns on POST /v1/clock (clock.travel): tc is the engine's clock, borrowed
+ * for a's life. Without it the route answers 409 naming clock.travel. */
+void     api_set_travel(api_ctx *a, jd_travel_clock *tc);
 /* The route table (owned by a; valid until api_destroy). Pass `a` as the
  * server's handler context. */
 const http_route *api_routes(api_ctx *a, size_t *n);

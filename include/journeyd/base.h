@@ -113,6 +113,20 @@ void jd_vclock_init(jd_vclock *vc, uint64_t start_us);
 void jd_vclock_set(jd_vclock *vc, uint64_t now_us);
 void jd_vclock_advance(jd_vclock *vc, uint64_t delta_us);
 
+/* The real clock plus an offset that only grows (`clock.travel`,
+ * docs/operations.md): a staging server or an end-to-end test jumps forward
+ * in time ("three days later") without waiting. The offset is the one value
+ * the clock's readers (the edges) share across threads: read and grown
+ * atomically. Owned by whoever starts the server; it must outlive readers. */
+typedef struct jd_travel_clock {
+    jd_clock clock;     /* public: pass &tc.clock */
+    int64_t  _offset_us;
+} jd_travel_clock;
+void jd_travel_init(jd_travel_clock *tc);
+/* Moves the clock forward by by_us; returns the new offset. */
+int64_t jd_travel_advance(jd_travel_clock *tc, uint64_t by_us);
+int64_t jd_travel_offset(const jd_travel_clock *tc);
+
 #define JD_SEC  UINT64_C(1000000)
 #define JD_MIN  (60 * JD_SEC)
 #define JD_HOUR (60 * JD_MIN)

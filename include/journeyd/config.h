@@ -72,9 +72,11 @@ typedef struct jd_config {
     uint64_t segment_bytes;         /* log.segment_bytes */
     /* profiles */
     uint32_t max_traits_bytes, max_anonymous_ids, max_event_names, max_groups, max_tags;
+    uint32_t timeline;              /* profiles.timeline: entries kept per profile, 0..JD_MAX_TIMELINE */
     /* identity */
     char   **identifiers; uint32_t n_identifiers;   /* identity.identifiers */
     uint32_t max_user_ids, max_per_identifier;      /* identity.max_user_ids, identity.max_per_identifier */
+    uint32_t clock_travel;          /* clock.travel: 1 lets POST /v1/clock move time forward */
     /* computed: trait definitions (owned; NULL: none). Parsed by the profile
      * module (prof_computed_parse), passed to every store as prof_limits.computed. */
     prof_computed_defs *computed;

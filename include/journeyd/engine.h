@@ -67,6 +67,12 @@ int  eng_open(eng **out, const eng_opts *o, eng_recovery *rec, jd_err *err);
 /* Drains queued transactions, fsyncs, writes a snapshot, stops threads. */
 void eng_close(eng *e);
 uint32_t eng_shards(const eng *e);
+/* The clock the engine stamps time with (eng_opts.clock): the ingest edge
+ * stamps receivedAt with the same one, so events and ticks agree. */
+const jd_clock *eng_clock(const eng *e);
+/* Wakes the committer to look at its clock now (after the clock jumped,
+ * clock.travel): due waits fire without waiting for its next wake-up. */
+void eng_wake(eng *e);
 
 /* ---- writes ------------------------------------------------------------- */
 
@@ -145,6 +151,14 @@ void eng_segments_get(eng *e, const char *id, eng_json_fn done, void *ctx);
 /* Members of segment id, by profile key in byte order after `after` (NULL:
  * from the start), at most limit: {"members":[...],"next":key|null}. */
 void eng_segment_members(eng *e, const char *id, const char *after, uint32_t limit, eng_json_fn done, void *ctx);
+/* Size over time of segment id, summed over every partition (runtime.h,
+ * jrn_host_segment_history; docs/segments.md "Size over time"): hour or day
+ * (daily) boundaries with from_us <= at <= to_us, oldest first, as
+ * {"id":..,"granularity":"hour"|"day","points":[{"at":RFC3339,"size":n}]}.
+ * A partition whose clock has not reached a boundary yet counts its current
+ * size there. JD_ENOTFOUND for an unknown segment. Reads no clock. */
+void eng_segment_history(eng *e, const char *id, bool daily, int64_t from_us, int64_t to_us, eng_json_fn done,
+                         void *ctx);
 /* Profiles whose trait `trait` equals value (prof_store_find_trait), at most
  * limit, from every partition: JSON array of profile keys (any order). */
 void eng_profiles_find(eng *e, const char *trait, const char *value, uint32_t limit, eng_json_fn done, void *ctx);

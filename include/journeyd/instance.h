@@ -91,6 +91,10 @@ typedef struct jrn_io {
     void (*transition)(void *self, const jrn_instance *in, uint32_t from, uint32_t to,
                        jrn_edge edge, uint32_t arm, int64_t now_us);
     void (*on_exit)(void *self, const jrn_instance *in, jrn_end why, const jd_err *err, int64_t now_us);
+    /* Is the instance's person a member of segment `id` now? Asked when a
+     * wait on a segment change is reached (already there: it goes on at
+     * once). NULL: never a member. */
+    bool (*in_segment)(void *self, const jrn_instance *in, const char *id);
 } jrn_io;
 
 /* Node visits one call (enter, event, timer) may make before the instance
@@ -118,6 +122,15 @@ void jrn_enter(const jrn_doc *doc, uint32_t version, jrn_instance *in, jd_str ke
  * of a paused instance, and a wait for this event, in that order. */
 void jrn_on_event(const jrn_doc *doc, jrn_instance *in, const ingest_event *ev,
                   int64_t now_us, const jrn_io *io);
+/* Segment changes reach instances as events of this type (no ingest type
+ * has it) named jrn_segment_event_name(id, entered) (journey.h). */
+#define JRN_EV_SEGMENT ((ingest_type)0)
+/* The person joined (entered) or left segment `id` at now_us: the goal, exit
+ * rules and a wait written `segment_enter: <id>` / `segment_exit: <id>`
+ * react as jrn_on_event does to an event. In their `when`, `event` is
+ * {"type":"segment","event":"segment_enter"|"segment_exit","segment":"<id>"}. */
+void jrn_on_segment(const jrn_doc *doc, jrn_instance *in, const char *id, bool entered,
+                    int64_t now_us, const jrn_io *io);
 /* The instance's timer fired at now_us (duration or until elapsed, or an
  * event wait timed out). */
 void jrn_on_timer(const jrn_doc *doc, jrn_instance *in, int64_t now_us, const jrn_io *io);
@@ -129,7 +142,8 @@ void jrn_on_profile_change(const jrn_doc *doc, jrn_instance *in, int64_t now_us,
 void jrn_abort(const jrn_doc *doc, jrn_instance *in, jrn_end why, int64_t now_us, const jrn_io *io);
 
 /* What the instance waits for, for GET /v1/profiles/{id}/journeys:
- * "timer", "event:<name>", "resume:<name>" or "" (not waiting). */
+ * "timer", "event:<name>", "segment_enter:<id>", "segment_exit:<id>",
+ * "resume:<name>" or "" (not waiting). */
 const char *jrn_instance_waiting_for(const jrn_doc *doc, const jrn_instance *in, char *buf, size_t n);
 
 #endif

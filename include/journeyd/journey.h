@@ -39,9 +39,31 @@ typedef struct jrn_env {
     bool (*template_exists)(void *self, const char *channel, const char *name);
     void *self;
     const expr_decls *decls;        /* NULL: expr_decls_journeyd() */
+    /* NULL: every segment id is accepted (`journeyd validate`). Else segment
+     * references in exit rules, waits and the goal must name one that exists
+     * (the registry passes its segments at publish time). */
+    bool (*segment_exists)(const void *seg_self, const char *id);
+    const void *seg_self;
 } jrn_env;
 /* The default environment: channels email, sms, push, webhook, slack, in_app; any template. */
 const jrn_env *jrn_env_default(void);
+
+/* ---- segment changes as events --------------------------------------------
+ * A person joining or leaving a segment reaches their live instances as an
+ * event of its own (jrn_on_segment in instance.h). Its name is the segment
+ * id behind a 0x01 byte and a kind, "\x01segment_enter:<id>" or
+ * "\x01segment_exit:<id>", and it is the only kind of event that matches
+ * such a name (a tracked event never does, whatever its name), so exit rules,
+ * waits and the goal written `segment_enter: <id>` are stored as an event
+ * name and run through the same code as event rules. */
+#define JRN_SEGMENT_EVENT_MARK '\x01'
+#define JRN_SEGMENT_EVENT_MAX  96      /* a name's bytes with its NUL: ids are at most 64 */
+/* Writes the event name of entering (enter) or leaving segment `id` into
+ * buf (JRN_SEGMENT_EVENT_MAX bytes) and returns buf. Pure. */
+char *jrn_segment_event_name(char buf[JRN_SEGMENT_EVENT_MAX], const char *id, bool enter);
+/* The segment id inside a segment event name (a pointer into name) and
+ * *enter, or NULL when name is an ordinary event name. Pure. */
+const char *jrn_segment_event_parse(const char *name, bool *enter);
 
 /* ---- the compiled document (read-only for the engine) ------------------- */
 
@@ -75,7 +97,7 @@ typedef struct jrn_node {
             int hour, minute; uint8_t weekdays;   /* UNTIL: local time, weekday mask (bit 0 Sunday; 0 any) */
             char *zone_trait;                     /* UNTIL: profile trait holding the IANA zone */
             char *default_zone;                   /* UNTIL: used when the trait is missing or invalid */
-            char *event; expr_prog *event_when;   /* EVENT: name and optional condition */
+            char *event; expr_prog *event_when;   /* EVENT: name (or a segment event name) and optional condition */
             uint64_t timeout_us;                  /* EVENT: 0 = wait forever */
             uint32_t timeout_next;                /* EVENT: successor on timeout */
         } wait;
@@ -89,7 +111,7 @@ typedef struct jrn_node {
 } jrn_node;
 
 typedef struct jrn_exit_rule {
-    char *event; expr_prog *when;       /* an event (optionally with a condition), or a condition alone */
+    char *event; expr_prog *when;       /* an event or segment event name (optionally with a condition), or a condition alone */
     jrn_exit_action action;
     char *resume_event;                 /* PAUSE: the event that resumes */
 } jrn_exit_rule;
@@ -106,7 +128,7 @@ typedef struct jrn_doc {
     uint64_t    cooldown_us;
     bool        allow_concurrent;        /* a person may be in several instances at once */
     jrn_exit_rule *exits;   uint32_t nexits;
-    struct { char *event; expr_prog *when; uint64_t within_us; bool present; } goal;
+    struct { char *event; expr_prog *when; uint64_t within_us; bool present; } goal;   /* event: maybe a segment event name */
     jrn_node  *nodes;       uint32_t nnodes;
     uint32_t   start;                    /* index of the first node */
 } jrn_doc;

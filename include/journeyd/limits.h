@@ -41,6 +41,11 @@
 #define JD_DEF_MAX_EVENT_NAMES     1000           /* profiles.max_event_names: counted per profile (at most 65535) */
 #define JD_DEF_MAX_GROUPS          50             /* profiles.max_groups */
 #define JD_DEF_MAX_TAGS            100            /* profiles.max_tags: tags per profile */
+#define JD_DEF_TIMELINE            10             /* profiles.timeline: latest events and messages per profile */
+#define JD_MAX_TIMELINE            100            /* fixed: profiles.timeline at most */
+#define JD_MAX_SHARED_KEYS         4096           /* fixed: trait key names a prof_store shares (tset.c); */
+                                                  /* past it a key is kept in each profile that has it */
+#define JD_MAX_SHARED_KEY_BYTES    64             /* fixed: longest trait key name shared */
 /* Computed traits (computed: in the config; docs/operations.md) */
 #define JD_MAX_COMPUTED            64             /* fixed: definitions in computed: */
 #define JD_DEF_COMPUTED_BUCKETS    32             /* computed.NAME.buckets: time buckets of a window */
@@ -56,5 +61,12 @@
 
 /* Keys */
 #define JD_MAX_KEYS                64
+
+/* Templates (fixed for now: named in their errors; docs/templates.md) */
+#define JD_TPL_MAX_SOURCE          (256u * 1024)       /* template.max_source: bytes of source */
+#define JD_TPL_MAX_DEPTH           64                  /* template.max_depth: nested blocks and brackets */
+#define JD_TPL_MAX_OUTPUT          (1024u * 1024)      /* template.max_output: bytes one render writes */
+#define JD_TPL_MAX_ITERATIONS      100000              /* template.max_iterations: for-loop turns per render */
+#define JD_TPL_MAX_SCRATCH         (8u * 1024 * 1024)  /* template.max_scratch: filter results, captures */
 
 #endif

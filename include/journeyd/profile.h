@@ -6,7 +6,8 @@
  * key was last set), tags (a set of short labels, in the order added), group
  * memberships with their traits, consent per channel/topic, computed traits,
  * event counts per type and per event name, first and last seen, and notes
- * of merges the identity directory refused. It applies merges (prof_extract
+ * of merges the identity directory refused, and a timeline of the latest
+ * events and journey messages (profiles.timeline). It applies merges (prof_extract
  * on the loser's store, prof_merge_in on the survivor's) and deletions with
  * their suppressions.
  * Applying an event, an update or a merge is a pure function of the store
@@ -53,10 +54,14 @@ typedef struct prof_limits {
     uint32_t max_event_names;     /* distinct event names counted per profile */
     uint32_t max_groups;          /* groups per profile */
     uint32_t max_tags;            /* profiles.max_tags: tags per profile */
+    uint32_t timeline;            /* profiles.timeline: latest events and messages kept
+                                     per profile, 0 (none) .. JD_MAX_TIMELINE (clamped) */
     const prof_computed_defs *computed;   /* computed: borrowed, must outlive the
                                              store (jd_config owns it); NULL: none */
 } prof_limits;
-/* Fills l with the defaults of include/journeyd/limits.h (no computed traits). */
+/* Fills l with the defaults of include/journeyd/limits.h, but no computed
+ * traits and no timeline (timeline 0: the server's default, JD_DEF_TIMELINE,
+ * comes from the configuration's profiles.timeline). */
 void prof_limits_default(prof_limits *l);
 
 prof_store *prof_store_create(const prof_limits *lim);
@@ -73,10 +78,30 @@ jd_str prof_event_key(const ingest_event *ev);
 int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err);
 
 /* Appends the profile whose key, userId or anonymousId is `id` as a JSON object
- * to out (shape in docs/api.md; "identifiers" and "mergesRefused" appear only
- * when the profile has some). Windowed computed traits are read as of the
+ * to out (shape in docs/api.md; "identifiers", "mergesRefused" and "timeline"
+ * appear only when the profile has some; "timeline" newest first, at most
+ * lim.timeline entries, never with lim.timeline 0). Windowed computed traits are read as of the
  * profile's lastSeen. JD_ENOTFOUND if no profile in this store has it. */
 int prof_get_json(const prof_store *s, const char *id, size_t id_len, jd_buf *out);
+
+/* ---- the timeline (src/profile/timeline.c) ---------------------------------
+ * Each profile keeps its latest lim.timeline events (recorded by prof_apply,
+ * at the event's timestamp) and messages (journeys' send and task intents),
+ * ordered by time, newest first; equal times: the one recorded later first.
+ * Times are kept to the millisecond; a name (track: the event; page, screen:
+ * the name if any; group: the groupId; message: "<journey>/<node>"), a
+ * channel and a template are cut to 64 bytes at a UTF-8 character boundary.
+ * Merges keep the newest lim.timeline of both; a deletion drops it. */
+
+/* Records a message on the timeline of the profile keyed `key` (by_key only,
+ * not anonymousIds): at_us is the time of the record that caused it (never a
+ * clock read), name "<journey>/<node>" (NUL-terminated), channel and
+ * template_name the send node's (NULL or "" for none, e.g. a task).
+ * JD_ENOTFOUND (nothing recorded) when no profile has that key; JD_OK
+ * otherwise, also when lim.timeline is 0 (nothing recorded). Borrows every
+ * argument for the call. Deterministic; owning shard thread only. */
+int prof_timeline_message(prof_store *s, const char *key, size_t kn, int64_t at_us, const char *name,
+                          const char *channel, const char *template_name);
 
 /* ---- updates from journeys ---------------------------------------------- */
 
@@ -168,8 +193,10 @@ void prof_store_each_key(const prof_store *s, void (*fn)(void *ctx, const char *
 /* Bytes held by the store's profiles (an estimate, for metrics and benchmarks). */
 size_t prof_store_bytes(const prof_store *s);
 
-/* Snapshot codec. encode appends a self-describing blob (format version 7);
- * decode fills an empty store from versions 7 down to 1 (6: no identifiers
+/* Snapshot codec. encode appends a self-describing blob (format version 8;
+ * version 7 when no profile has a timeline, so that the release before can
+ * read it); decode fills an empty store from versions 8 down to 1 (7: no
+ * timelines; 6: no identifiers
  * or refusal notes; 5: windows as dense rings, converted; 4: no consent; 3:
  * no suppressions; 2: no computed values; 1: no tags) and returns
  * JD_ECORRUPT (where "byte N", the message names what) on bad bytes, leaving

@@ -248,6 +248,31 @@ void   jrn_host_segment_members(const jrn_host *h, uint32_t bit, void (*fn)(void
 /* The person's membership bits (bit i: jrn_reg_segment_at(reg, i)). */
 uint64_t jrn_host_segments_of(const jrn_host *h, const char *key, size_t kn);
 
+/* Size over time (docs/segments.md, "Size over time"). Per segment, the host
+ * keeps the partition's size at the last JRN_SEG_HOURS hour boundaries and
+ * the last JRN_SEG_DAYS day boundaries (00:00 UTC), in rings: a point at
+ * boundary B is the size just before the host's clock reached B (the state
+ * after every record before B; a record at B itself comes after the point).
+ * Points begin at the first boundary after the segment's definition; a
+ * redefinition keeps them. Ring entries are u32 (a partition's size
+ * saturates at UINT32_MAX there, far beyond a partition's profiles).
+ * Memory: 16 + 4 x (JRN_SEG_HOURS + JRN_SEG_DAYS) = 1048 bytes per defined
+ * segment, plus 1048 bytes per host: at most 68,120 bytes per partition. */
+#define JRN_SEG_HOURS 168   /* a week of hourly points */
+#define JRN_SEG_DAYS  90    /* a quarter of daily points */
+
+typedef struct jrn_seg_points {
+    int64_t  step_us;           /* JD_HOUR or JD_DAY */
+    int64_t  last;              /* the newest boundary the host's clock has reached, as an index: at last * step_us */
+    uint32_t n;                 /* points held: the boundaries last - n + 1 .. last (0: none yet) */
+    uint64_t current;           /* the size now: what every boundary after `last` will get, unless a record comes first */
+    uint32_t size[JRN_SEG_HOURS];   /* size[i]: the point at boundary last - n + 1 + i (oldest first) */
+} jrn_seg_points;
+/* The points of the segment with this bit (daily: day boundaries, else hour
+ * boundaries) into *out. JD_ENOTFOUND when the host keeps no history for bit
+ * (no such segment). Pure, O(points): no clock (the host's own is `now`). */
+int jrn_host_segment_history(const jrn_host *h, uint32_t bit, bool daily, jrn_seg_points *out);
+
 /* Where a person is: a JSON array of {journey, version, instance, state, node,
  * since, entered_at, waiting_for, timer_at, variant} for live instances and
  * {journey, state: "exited", last_entered_at, last_end} history, appended to out. JD_ENOTFOUND if

@@ -21,6 +21,7 @@ struct api_ctx {
     atomic_int       inside;               /* handlers currently using the engine */
     atomic_uint_fast64_t refused[R_COUNT];
     atomic_uint_fast64_t requests_ok, bytes_in;
+    jd_travel_clock *travel;               /* clock.travel: the clock POST /v1/clock moves; NULL off */
 };
 
 /* Enter/leave the engine: false means stopping (reply 503 and return). */
@@ -51,6 +52,8 @@ void api__profile_delete(http_req *r, void *ctx);
 void api__profiles_find(http_req *r, void *ctx);
 void api__consent(http_req *r, void *ctx);
 void api__healthz(http_req *r, void *ctx);
+void api__clock_get(http_req *r, void *ctx);
+void api__clock_post(http_req *r, void *ctx);
 void api__metrics(http_req *r, void *ctx);
 void api__journeys_list(http_req *r, void *ctx);     /* journeys.c */
 void api__journey_create(http_req *r, void *ctx);

@@ -79,7 +79,7 @@ void api__ingest(http_req *r, void *ctx)
     size_t n;
     const char *body = http_req_body(r, &n);
     atomic_fetch_add_explicit(&a->bytes_in, n, memory_order_relaxed);
-    int64_t received_us = (int64_t)jd_clock_now(&jd_clock_real);   /* the edge */
+    int64_t received_us = (int64_t)jd_clock_now(eng_clock(a->e));   /* the edge: the engine's clock */
     ingest_batch *b = NULL;
     jd_err err;
     jd_err_clear(&err);
@@ -154,7 +154,7 @@ void api__consent(http_req *r, void *ctx)
     json_object_object_add(cx, "consent", cs);
     json_object_object_add(msg, "context", cx);
     const char *text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
-    int64_t received_us = (int64_t)jd_clock_now(&jd_clock_real);   /* the edge */
+    int64_t received_us = (int64_t)jd_clock_now(eng_clock(a->e));   /* the edge: the engine's clock */
     ingest_batch *b = NULL;
     jd_err err;
     jd_err_clear(&err);

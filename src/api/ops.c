@@ -1,8 +1,10 @@
 /* src/api/ops.c -- GET /healthz and GET /metrics (no token: probes and
- * Prometheus scrapers run without one; neither shows customer data). */
+ * Prometheus scrapers run without one; neither shows customer data), and the
+ * clock (admin token): GET /v1/clock, POST /v1/clock under clock.travel. */
 #include "api_int.h"
 #include "journeyd/analytics.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
 
 void api__healthz(http_req *r, void *ctx)
@@ -21,6 +23,58 @@ void api__healthz(http_req *r, void *ctx)
                 (unsigned long long)s.pending_txns, s.shards);
     http_reply(r, s.log_failed ? 503 : 200, "application/json", b.data, b.len);
     jd_buf_release(&b);
+}
+
+/* ---- the clock: GET shows it; POST moves it forward when clock.travel is on -- */
+
+static void clock_reply(api_ctx *a, http_req *r, int status)
+{
+    char now[JD_TIME_TEXT];
+    jd_time_format((int64_t)jd_clock_now(eng_clock(a->e)), now);
+    jd_buf b;
+    jd_buf_init(&b, 512);
+    jd_buf_addf(&b, "{\"now\":\"%s\",\"travel\":%s,\"offset_ms\":%lld}", now, a->travel ? "true" : "false",
+                (long long)(a->travel ? jd_travel_offset(a->travel) / 1000 : 0));
+    http_reply(r, status, "application/json", b.data, b.len);
+    jd_buf_release(&b);
+}
+
+void api__clock_get(http_req *r, void *ctx)
+{
+    api_ctx *a = ctx;
+    if (!api__admitted(a, r)) return;
+    clock_reply(a, r, 200);
+}
+
+/* {"advance":"3d"}: every edge reads the same clock (receivedAt, the
+ * committer's ticks), so due waits and timed segment flips happen as if that
+ * much time had passed. Forward only: the log's time never goes back. */
+void api__clock_post(http_req *r, void *ctx)
+{
+    api_ctx *a = ctx;
+    if (!api__admitted(a, r)) return;
+    if (!a->travel) {
+        api__refuse(a, r, R_INVALID, 409, "time travel is off: start journeyd with clock.travel: 1 (never in production)", "clock.travel");
+        return;
+    }
+    size_t n;
+    const char *body = http_req_body(r, &n);
+    json_object *o = body ? json_tokener_parse(body) : NULL, *v;
+    uint64_t by = 0;
+    const char *s = o && json_object_object_get_ex(o, "advance", &v) && json_object_is_type(v, json_type_string)
+                        ? json_object_get_string(v) : NULL;
+    if (!s || jd_duration_parse(s, &by) != JD_OK || by == 0) {
+        json_object_put(o);
+        api__refuse(a, r, R_INVALID, 400, "expected {\"advance\": a positive duration such as \"3d\" or \"90m\"}", "advance");
+        return;
+    }
+    json_object_put(o);
+    jd_travel_advance(a->travel, by);
+    if (api__enter(a)) {
+        eng_wake(a->e);
+        api__leave(a);
+    }
+    clock_reply(a, r, 200);
 }
 
 void api__metrics(http_req *r, void *ctx)

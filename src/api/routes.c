@@ -44,9 +44,13 @@ static const http_route route_template[] = {
     { "PUT",  "/v1/journeys/*", api__journey_put, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },
     { "POST", "/v1/journeys/*", api__journey_post, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },  /* publish, pause, ... */
     { "GET",  "/v1/intents",    api__intents_get, 0, NULL },
+    { "GET",  "/v1/clock",      api__clock_get, 0, NULL },
+    { "POST", "/v1/clock",      api__clock_post, 0, "limits.max_message_bytes" },
     { "GET",  "/healthz",     api__healthz, 0, NULL },
     { "GET",  "/metrics",     api__metrics, 0, NULL },
 };
+
+void api_set_travel(api_ctx *a, jd_travel_clock *tc) { a->travel = tc; }
 
 api_ctx *api_create(const jd_config *cfg, eng *e)
 {

@@ -5,6 +5,8 @@
  *   GET  /v1/segments/{id}                  one, with its size
  *   PUT  /v1/segments/{id}                  define or redefine (members re-evaluated)
  *   GET  /v1/segments/{id}/members?after=&limit=   profile keys in byte order, paginated
+ *   GET  /v1/segments/{id}/history?granularity=hour|day&from=&to=   size at each
+ *                                           hour or day boundary, oldest first
  *   (GET /v1/profiles/{id}/segments is in profiles.c and answers through here.)
  *
  * A definition is a segment document (YAML or JSON: id, name, description,
@@ -85,6 +87,40 @@ void api__segment_put(http_req *r, void *ctx)
     free(id);
 }
 
+/* A query time: absent leaves *out; false when present and not RFC 3339. */
+static bool query_time(http_req *r, const char *key, int64_t *out)
+{
+    const char *v = http_req_query(r, key);
+    return !v || jd_time_parse(v, strlen(v), out) == JD_OK;
+}
+
+/* The history query; false when r was answered with a 400 naming the
+ * parameter. */
+static bool history_query(http_req *r, bool *daily, int64_t *from, int64_t *to)
+{
+    const char *g = http_req_query(r, "granularity");
+    *from = INT64_MIN;
+    *to = INT64_MAX;
+    if (g && strcmp(g, "hour") != 0 && strcmp(g, "day") != 0) {
+        http_reply_error(r, 400, "granularity must be hour or day", "granularity");
+        return false;
+    }
+    *daily = g && strcmp(g, "day") == 0;
+    if (!query_time(r, "from", from)) {
+        http_reply_error(r, 400, "from must be an RFC 3339 time like 2026-03-02T15:00:00Z", "from");
+        return false;
+    }
+    if (!query_time(r, "to", to)) {
+        http_reply_error(r, 400, "to must be an RFC 3339 time like 2026-03-02T15:00:00Z", "to");
+        return false;
+    }
+    if (*from > *to) {
+        http_reply_error(r, 400, "from is after to", "from");
+        return false;
+    }
+    return true;
+}
+
 void api__segment_get(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
@@ -92,17 +128,20 @@ void api__segment_get(http_req *r, void *ctx)
     const char *action;
     char *id = api__split_tail(r, &action);
     if (!id) return;
-    uint32_t limit;
-    if (*action && strcmp(action, "members") != 0) {
+    uint32_t limit = 0;
+    bool members = strcmp(action, "members") == 0, history = strcmp(action, "history") == 0, daily = false;
+    int64_t from = 0, to = 0;
+    if (*action && !members && !history) {
         api__no_route(r);
-    } else if (*action && !api__parse_limit(http_req_query(r, "limit"), &limit)) {
+    } else if (members && !api__parse_limit(http_req_query(r, "limit"), &limit)) {
         http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
-    } else {
+    } else if (!history || history_query(r, &daily, &from, &to)) {
         char *missing = jd_strfmt("no segment '%s'", id);
         api_pending *p = api__begin(a, r, 200, missing);
         free(missing);
         if (p) {
-            if (*action) eng_segment_members(a->e, id, http_req_query(r, "after"), limit, api__on_json, p);
+            if (members) eng_segment_members(a->e, id, http_req_query(r, "after"), limit, api__on_json, p);
+            else if (history) eng_segment_history(a->e, id, daily, from, to, api__on_json, p);
             else eng_segments_get(a->e, id, api__on_json, p);
             api__leave(a);
         }

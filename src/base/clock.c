@@ -35,6 +35,26 @@ void jd_vclock_init(jd_vclock *vc, uint64_t start_us)
 void jd_vclock_set(jd_vclock *vc, uint64_t now_us) { vc->_now_us = now_us; }
 void jd_vclock_advance(jd_vclock *vc, uint64_t delta_us) { vc->_now_us += delta_us; }
 
+static uint64_t travel_now(void *self)
+{
+    jd_travel_clock *tc = self;
+    return real_now(NULL) + (uint64_t)__atomic_load_n(&tc->_offset_us, __ATOMIC_RELAXED);
+}
+
+void jd_travel_init(jd_travel_clock *tc)
+{
+    tc->clock.now_us = travel_now;
+    tc->clock.self = tc;
+    tc->_offset_us = 0;
+}
+
+int64_t jd_travel_advance(jd_travel_clock *tc, uint64_t by_us)
+{
+    return __atomic_add_fetch(&tc->_offset_us, (int64_t)by_us, __ATOMIC_RELAXED);
+}
+
+int64_t jd_travel_offset(const jd_travel_clock *tc) { return __atomic_load_n(&tc->_offset_us, __ATOMIC_RELAXED); }
+
 
 
 static int digits(const char *s, size_t n, size_t at, size_t count, int *out)

@@ -62,6 +62,8 @@ static const setting settings[] = {
     { "profiles.max_event_names", T_U32, F(max_event_names), 0, 1, 65535, "distinct event names counted a profile" },
     { "profiles.max_groups", T_U32, F(max_groups), 0, 1, 100000, "groups a profile belongs to" },
     { "profiles.max_tags", T_U32, F(max_tags), 0, 0, 100000, "tags a profile carries (set by journeys' update nodes)" },
+    { "profiles.timeline", T_U32, F(timeline), 0, 0, JD_MAX_TIMELINE, "latest events and messages kept per profile (0: none)" },
+    { "clock.travel", T_U32, F(clock_travel), 0, 0, 1, "1: POST /v1/clock moves time forward (staging and tests; never in production)" },
     { "identity.identifiers", T_STRLIST, F(identifiers), F(n_identifiers), 0, 0,
       "identify traits that identify a person (e.g. email, phone): linked across devices, merged on" },
     { "identity.max_user_ids", T_U32, F(max_user_ids), 0, 1, 16, "userIds one profile may have: a merge past it is refused" },
@@ -83,6 +85,7 @@ void jd_config_init(jd_config *c)
     c->max_pending = JD_DEF_INGEST_QUEUE_TXNS;
     c->snapshot_every = JD_DEF_SNAPSHOT_EVERY;
     c->max_tags = JD_DEF_MAX_TAGS;
+    c->timeline = JD_DEF_TIMELINE;
     c->tick_us = 10 * 1000;
     c->max_backlog = 200000;
     c->recent_intents = 256;

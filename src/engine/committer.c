@@ -542,6 +542,10 @@ void eng_close(eng *e)
 }
 
 uint32_t eng_shards(const eng *e) { return e->nshards; }
+const jd_clock *eng_clock(const eng *e) { return e->clock; }
+
+static void nothing(eng *e, void *arg) { (void)e; (void)arg; }
+void eng_wake(eng *e) { eng__committer_call(e, nothing, NULL); }
 
 void eng_get_stats(const eng *e, eng_stats *s)
 {

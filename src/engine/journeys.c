@@ -22,6 +22,9 @@
 **  (3) Intents are observations kept in a bounded ring per partition
 **      (journeys.recent_intents); delivery (issue 'Delivery') will make them
 **      durable outputs. Their delay_us reads the monotonic clock: never state.
+**  (4) Every intent is also recorded on its person's profile timeline
+**      (prof_timeline_message) at the time of the record that caused it, so
+**      replaying the log rebuilds the timelines (state = f(log)).
 */
 #include "engine_int.h"
 
@@ -37,6 +40,15 @@ static void on_intent(void *self, const jrn_intent *it)
     eng_part *p = self;
     eng *e = p->e;
     atomic_fetch_add_explicit(&e->st_intents, 1, memory_order_relaxed);
+    /* (4): the message on the person's timeline, at the record's time. This
+     * partition's shard owns the profile; a person with no profile (an API
+     * entry) gets nothing. */
+    char name[160];
+    const jrn_node *n = it->node;
+    bool send = n->kind == JRN_SEND;
+    snprintf(name, sizeof name, "%s/%s", it->journey->id, n->id);
+    prof_timeline_message(p->profiles, it->key.p, it->key.n, it->at_us, name, send ? n->u.send.channel : NULL,
+                          send ? n->u.send.template_name : NULL);
     if (!e->o.recent_intents) return;
     intent_rec *r = &p->intents[p->nintents++ % e->o.recent_intents];
     free(r->person);
@@ -520,12 +532,17 @@ static void delete_found(void *ctx, int rc, const char *json, size_t n)
     /* The person's ids as they are now: each partition suppresses the ones
      * routed to it (the profile's own partition also deletes it). */
     json_object *o = json_object_new_object(), *ids = json_object_new_array(), *prof = json_tokener_parse(json), *v;
-    if (prof && json_object_object_get_ex(prof, "key", &v)) json_object_array_add(ids, json_object_get(v));
+    /* The id asked may be any identifier (an email): the record names the key. */
+    if (prof && json_object_object_get_ex(prof, "key", &v)) {
+        json_object_array_add(ids, json_object_get(v));
+        json_object_object_add(o, "id", json_object_get(v));
+    } else {
+        json_object_object_add(o, "id", json_object_new_string(j->id));
+    }
     if (prof && json_object_object_get_ex(prof, "anonymousIds", &v) && json_object_is_type(v, json_type_array))
         for (size_t i = 0; i < json_object_array_length(v); i++)
             json_object_array_add(ids, json_object_get(json_object_array_get_idx(v, i)));
     json_object_put(prof);
-    json_object_object_add(o, "id", json_object_new_string(j->id));
     json_object_object_add(o, "ids", ids);
     json_object_object_add(o, "at", json_object_new_int64((int64_t)jd_clock_now(j->e->clock)));
     const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);

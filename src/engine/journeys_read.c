@@ -1,8 +1,9 @@
 /*
 ** src/engine/journeys_read.c -- journey reads, each a message to the shards
 ** that own the answer: the journeys with their counters summed over every
-** partition (eng_journeys_get), where a person is (eng_profile_journeys), and
-** the intents ring (eng_intents_get). Writes are in journeys.c.
+** partition (eng_journeys_get), where a person is (eng_profile_journeys), the
+** intents ring (eng_intents_get), and segments: sizes, members and size over
+** time (eng_segment_history). Writes are in journeys.c.
 **
 ** Invariants:
 **  (1) A fan-out read's job is shared by the shards it went to under its
@@ -530,6 +531,127 @@ void eng_segment_members(eng *e, const char *id, const char *after, uint32_t lim
     j->limit = limit ? limit : 100;
     j->members = json_object_new_array();
     for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, members_shard, j);
+}
+
+/* Size over time: every shard copies its partitions' points into the job (a
+ * partition's slot is written by its own shard only; the mutex orders them
+ * before the finisher), the last one sums them. */
+typedef struct hist_job {
+    pthread_mutex_t mu;
+    uint32_t        pending;
+    char           *id;
+    bool            daily, found;
+    int64_t         from_us, to_us;
+    jrn_seg_points *pts;            /* [nparts] */
+    bool           *have;           /* [nparts]: the partition keeps a history of the segment */
+    uint32_t        nparts;
+    eng_json_fn     done;
+    void           *ctx;
+} hist_job;
+
+static void hist_job_free(hist_job *j)
+{
+    pthread_mutex_destroy(&j->mu);
+    free(j->pts);
+    free(j->have);
+    free(j->id);
+    free(j);
+}
+
+/* Boundary k's point summed: a partition that has it gives it, one whose
+ * clock is behind k gives its current size (nothing changed there since),
+ * one whose points start after k gives 0 (the segment did not exist yet).
+ * *present: at least one partition has a point at k. */
+static uint64_t hist_sum_at(const hist_job *j, int64_t k, bool *present)
+{
+    uint64_t sum = 0;
+    *present = false;
+    for (uint32_t p = 0; p < j->nparts; p++) {
+        const jrn_seg_points *pt = &j->pts[p];
+        if (!j->have[p]) continue;
+        int64_t oldest = pt->last - (int64_t)pt->n + 1;
+        if (pt->n && k >= oldest && k <= pt->last) {
+            sum += pt->size[k - oldest];
+            *present = true;
+        } else if (k > pt->last) {
+            sum += pt->current;
+        }
+    }
+    return sum;
+}
+
+static void hist_finish(hist_job *j)
+{
+    if (!j->found) {
+        jd_err err;
+        jd_err_set(&err, JD_ENOTFOUND, "id", "no segment '%s'", j->id);
+        eng__reply_err(j->done, j->ctx, JD_ENOTFOUND, &err, NULL);
+        hist_job_free(j);
+        return;
+    }
+    /* The window: the newest boundary any partition has reached, back as far
+     * as one ring reaches (older points fell off every ring). */
+    int64_t last = INT64_MIN, oldest = INT64_MAX, step = j->daily ? (int64_t)JD_DAY : (int64_t)JD_HOUR;
+    uint32_t cap = j->daily ? JRN_SEG_DAYS : JRN_SEG_HOURS;
+    for (uint32_t p = 0; p < j->nparts; p++) {
+        if (!j->have[p] || !j->pts[p].n) continue;
+        if (j->pts[p].last > last) last = j->pts[p].last;
+        if (j->pts[p].last - (int64_t)j->pts[p].n + 1 < oldest) oldest = j->pts[p].last - (int64_t)j->pts[p].n + 1;
+    }
+    json_object *out = json_object_new_object(), *arr = json_object_new_array();
+    json_object_object_add(out, "id", json_object_new_string(j->id));
+    json_object_object_add(out, "granularity", json_object_new_string(j->daily ? "day" : "hour"));
+    if (last != INT64_MIN && oldest < last - (int64_t)cap + 1) oldest = last - (int64_t)cap + 1;
+    for (int64_t k = oldest; last != INT64_MIN && k <= last; k++) {
+        int64_t at = k * step;
+        if (at < j->from_us || at > j->to_us) continue;
+        bool present;
+        uint64_t size = hist_sum_at(j, k, &present);
+        if (!present) continue;
+        char t[JD_TIME_TEXT];
+        jd_time_format(at, t);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "at", json_object_new_string(t));
+        json_object_object_add(o, "size", json_object_new_int64((int64_t)size));
+        json_object_array_add(arr, o);
+    }
+    json_object_object_add(out, "points", arr);
+    const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+    json_object_put(out);
+    hist_job_free(j);
+}
+
+static void hist_shard(eng_shard *sh, void *arg)
+{
+    hist_job *j = arg;
+    eng *e = sh->e;
+    const jrn_segment *s = jrn_reg_segment_find(e->regs[sh->id], j->id);
+    for (uint32_t p = sh->id; s && p < e->nparts; p += e->nshards)
+        j->have[p] = jrn_host_segment_history(e->parts[p].host, s->bit, j->daily, &j->pts[p]) == JD_OK;
+    pthread_mutex_lock(&j->mu);
+    if (sh->id == 0 && s) j->found = true;
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (last) hist_finish(j);
+}
+
+void eng_segment_history(eng *e, const char *id, bool daily, int64_t from_us, int64_t to_us, eng_json_fn done,
+                         void *ctx)
+{
+    hist_job *j = jd_xcalloc(1, sizeof *j);
+    pthread_mutex_init(&j->mu, NULL);
+    j->pending = e->nshards;
+    j->id = jd_xstrdup(id);
+    j->daily = daily;
+    j->from_us = from_us;
+    j->to_us = to_us;
+    j->nparts = e->nparts;
+    j->pts = jd_xcalloc(e->nparts, sizeof *j->pts);
+    j->have = jd_xcalloc(e->nparts, sizeof *j->have);
+    j->done = done;
+    j->ctx = ctx;
+    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, hist_shard, j);
 }
 
 static void person_segments(eng_shard *sh, void *arg)

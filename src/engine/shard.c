@@ -14,6 +14,7 @@
 */
 #include "engine_int.h"
 
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +196,33 @@ void eng_profile_get(eng *e, const char *id, eng_read_fn done, void *ctx)
     eng__resolve(e, id, get_resolved, j);
 }
 
+/* The person's segments and journeys, spliced into the profile JSON in out
+ * (GET /v1/profiles/{id} shows the whole person in one read: they live in the
+ * same partition, on this thread). */
+static void add_person_state(eng_shard *sh, eng_part *part, jd_buf *out)
+{
+    json_object *o = json_tokener_parse(out->data), *k;
+    const char *key = o && json_object_object_get_ex(o, "key", &k) ? json_object_get_string(k) : NULL;
+    if (!key || out->len < 2 || out->data[out->len - 1] != '}') goto out;
+    size_t kn = strlen(key);
+    out->len--;   /* reopen the object */
+    jd_buf_adds(out, ",\"segments\":[");
+    uint64_t bits = jrn_host_segments_of(part->host, key, kn);
+    const jrn_reg *reg = sh->e->regs[sh->id];
+    for (uint32_t b = 0, n = 0; b < 64; b++) {
+        if (!(bits >> b & 1)) continue;
+        const jrn_segment *sg = jrn_reg_segment_at(reg, b);
+        if (!sg) continue;
+        if (n++) jd_buf_adds(out, ",");
+        jd_buf_add_json_str(out, sg->id, strlen(sg->id));
+    }
+    jd_buf_adds(out, "],\"journeys\":");
+    if (jrn_host_person_json(part->host, key, kn, out) != JD_OK) jd_buf_adds(out, "[]");
+    jd_buf_adds(out, "}");
+out:
+    json_object_put(o);
+}
+
 static void on_read(eng_shard *sh, shard_msg *m)
 {
     shard_read *r = (shard_read *)m;
@@ -206,9 +234,11 @@ static void on_read(eng_shard *sh, shard_msg *m)
     if (r->phase == 1) {
         uint32_t home = eng__partition_of(e, j->id, j->id_len);
         found = prof_get_json(e->parts[home].profiles, j->id, j->id_len, &out) == JD_OK;
+        if (found) add_person_state(sh, &e->parts[home], &out);
     } else {
         for (uint32_t p = sh->id; p < e->nparts && !found; p += e->nshards)
-            found = prof_get_json(e->parts[p].profiles, j->id, j->id_len, &out) == JD_OK;
+            if ((found = prof_get_json(e->parts[p].profiles, j->id, j->id_len, &out) == JD_OK))
+                add_person_state(sh, &e->parts[p], &out);
     }
     if (r->phase == 1 && !found) {
         /* An anonymousId may live on a userId's profile in another partition. */

@@ -236,6 +236,69 @@ bool jrn__duration(jrn__ctx *c, const jd_yaml_node *y, const char *field, uint64
     return true;
 }
 
+/* An event name: text, and not a segment event name (those are written
+ * `segment_enter: <id>`, and only a membership change may match one). */
+char *jrn__event_name(jrn__ctx *c, const jd_yaml_node *y, const char *field)
+{
+    char *s = jrn__str(c, y, field);
+    if (s && s[0] == JRN_SEGMENT_EVENT_MARK) {
+        jrn__diag_at(c, y, "'%s' cannot start with the byte 0x01 (it marks segment changes)", field);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The keys that name what a rule, wait or goal reacts to. */
+static const char *const event_ref_keys[] = { "event", "segment_enter", "segment_exit" };
+
+char *jrn__event_ref(jrn__ctx *c, const jd_yaml_node *map, const char *what, const jd_yaml_node **at)
+{
+    const jd_yaml_node *which = NULL;
+    size_t k = 0;
+    *at = NULL;
+    for (size_t i = 0; i < JD_ARRAY_LEN(event_ref_keys); i++) {
+        const jd_yaml_node *v = jrn__get(map, event_ref_keys[i]);
+        if (!v) continue;
+        if (which) {
+            jrn__diag_at(c, v, "%s takes one of event, segment_enter or segment_exit, not both '%s' and '%s'", what,
+                         event_ref_keys[k], event_ref_keys[i]);
+            continue;
+        }
+        which = v;
+        k = i;
+    }
+    *at = which;
+    if (!which) return NULL;
+    if (k == 0) return jrn__event_name(c, which, "event");
+    char *id = jrn__ident(c, which, event_ref_keys[k]);
+    if (!id) return NULL;
+    const jrn_env *env = c->env;
+    if (env->segment_exists && !env->segment_exists(env->seg_self, id)) {
+        jrn__diag_at(c, which, "unknown segment '%s' in '%s' (define the segment first)", id, event_ref_keys[k]);
+        free(id);
+        return NULL;
+    }
+    char name[JRN_SEGMENT_EVENT_MAX];
+    jrn_segment_event_name(name, id, k == 1);
+    free(id);
+    return jd_xstrdup(name);
+}
+
+char *jrn_segment_event_name(char buf[JRN_SEGMENT_EVENT_MAX], const char *id, bool enter)
+{
+    snprintf(buf, JRN_SEGMENT_EVENT_MAX, "%csegment_%s:%.64s", JRN_SEGMENT_EVENT_MARK, enter ? "enter" : "exit", id);
+    return buf;
+}
+
+const char *jrn_segment_event_parse(const char *name, bool *enter)
+{
+    if (!name || name[0] != JRN_SEGMENT_EVENT_MARK) return NULL;
+    if (strncmp(name + 1, "segment_enter:", 14) == 0) { *enter = true; return name + 15; }
+    if (strncmp(name + 1, "segment_exit:", 13) == 0) { *enter = false; return name + 14; }
+    return NULL;
+}
+
 /* ---- expressions: compile, and map their positions into the file ----------- */
 
 /* Byte offset of (line, col) in the source; col counts code points, as libyaml does. */
@@ -413,8 +476,8 @@ static const char *const doc_keys[] = {
     "id", "name", "description", "entry", "reentry", "cooldown", "concurrent", "exits", "goal", "start", "nodes", NULL,
 };
 static const char *const entry_keys[] = { "event", "segment_enter", "segment_exit", "api", "when", NULL };
-static const char *const exit_keys[] = { "event", "when", "action", "resume_on", NULL };
-static const char *const goal_keys[] = { "event", "when", "within", NULL };
+static const char *const exit_keys[] = { "event", "segment_enter", "segment_exit", "when", "action", "resume_on", NULL };
+static const char *const goal_keys[] = { "event", "segment_enter", "segment_exit", "when", "within", NULL };
 
 /* Each entry kind is a key of `entry:`; exactly one must be there. */
 static const struct { const char *key; jrn_entry_kind kind; } entry_kinds[] = {
@@ -444,7 +507,7 @@ static void parse_entry(jrn__ctx *c, const jd_yaml_node *y)
         return;
     }
     switch (d->entry.kind) {   /* four kinds with different value types: clearer than a table */
-    case JRN_ENTRY_EVENT: d->entry.event = jrn__str(c, which, "event"); break;
+    case JRN_ENTRY_EVENT: d->entry.event = jrn__event_name(c, which, "event"); break;
     case JRN_ENTRY_SEGMENT_ENTER: d->entry.segment = jrn__ident(c, which, "segment_enter"); break;
     case JRN_ENTRY_SEGMENT_EXIT: d->entry.segment = jrn__ident(c, which, "segment_exit"); break;
     case JRN_ENTRY_API: {
@@ -504,11 +567,10 @@ static void parse_exit_rule(jrn__ctx *c, const jd_yaml_node *y, jrn_exit_rule *r
     r->action = JRN_EXIT_END;
     if (!jrn__want_map(c, y, "exits[]")) return;
     jrn__check_keys(c, y, exit_keys, "an exit rule");
-    const jd_yaml_node *ev = jrn__get(y, "event"), *w = jrn__get(y, "when"), *a = jrn__get(y, "action"),
-                       *ro = jrn__get(y, "resume_on");
-    if (ev) r->event = jrn__str(c, ev, "event");
+    const jd_yaml_node *ev = NULL, *w = jrn__get(y, "when"), *a = jrn__get(y, "action"), *ro = jrn__get(y, "resume_on");
+    r->event = jrn__event_ref(c, y, "an exit rule", &ev);
     if (w) r->when = jrn__expr(c, w, "when", true);
-    if (!ev && !w) jrn__diag_at(c, y, "an exit rule needs 'event', 'when' or both");
+    if (!ev && !w) jrn__diag_at(c, y, "an exit rule needs an event (event, segment_enter or segment_exit), 'when' or both");
     if (a) {
         size_t i = 0;
         while (i < JD_ARRAY_LEN(exit_actions) && !(a->kind == JD_YAML_SCALAR && strcmp(a->text, exit_actions[i].name) == 0)) i++;
@@ -520,7 +582,7 @@ static void parse_exit_rule(jrn__ctx *c, const jd_yaml_node *y, jrn_exit_rule *r
     if (ro && r->action != JRN_EXIT_PAUSE)
         jrn__diag_at(c, ro, "'resume_on' goes with 'action: pause'");
     else if (ro)
-        r->resume_event = jrn__str(c, ro, "resume_on");
+        r->resume_event = jrn__event_name(c, ro, "resume_on");
     else if (a && r->action == JRN_EXIT_PAUSE)
         jrn__diag_at(c, a, "'action: pause' needs 'resume_on' (the event that resumes the journey)");
 }
@@ -542,11 +604,9 @@ static void parse_goal(jrn__ctx *c, const jd_yaml_node *y)
     if (!jrn__want_map(c, y, "goal")) return;
     jrn__check_keys(c, y, goal_keys, "goal");
     d->goal.present = true;
-    const jd_yaml_node *ev = jrn__get(y, "event"), *w = jrn__get(y, "when"), *win = jrn__get(y, "within");
-    if (ev)
-        d->goal.event = jrn__str(c, ev, "event");
-    else
-        jrn__diag_at(c, y, "'goal' needs 'event' (the conversion event)");
+    const jd_yaml_node *ev = NULL, *w = jrn__get(y, "when"), *win = jrn__get(y, "within");
+    d->goal.event = jrn__event_ref(c, y, "'goal'", &ev);
+    if (!ev) jrn__diag_at(c, y, "'goal' needs 'event' (the conversion event), 'segment_enter' or 'segment_exit'");
     if (w) d->goal.when = jrn__expr(c, w, "when", true);
     if (win) jrn__duration(c, win, "within", &d->goal.within_us);
 }

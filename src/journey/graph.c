@@ -9,7 +9,9 @@
  *     but wait); a back edge there is a cycle in which a person could go round
  *     without time passing, so it is refused. Every wait breaks a cycle: a
  *     duration or a time of day lets time pass, and an event wait needs an
- *     outside event (its timeout, if any, lets time pass too).
+ *     outside event (its timeout, if any, lets time pass too). A wait on a
+ *     segment is the exception: it goes on at once when the person is
+ *     already there, so only its on_timeout edge breaks a cycle.
  *
  * Invariants:
  *  (1) After jrn__graph_check, every slot registered with jrn__edge_add holds a
@@ -107,9 +109,18 @@ static void check_reachable(graph *g)
     free(queue);
 }
 
+/* A wait on a segment change goes on at once when the person is already
+ * there (docs/journeys.md 5.1), so its `next` edge can be taken without time
+ * passing: it breaks a cycle only through its on_timeout edge. */
+static bool segment_wait(const jrn_node *n)
+{
+    bool enter;
+    return n->kind == JRN_WAIT && n->u.wait.kind == JRN_WAIT_EVENT && jrn_segment_event_parse(n->u.wait.event, &enter);
+}
+
 static bool waits(const jrn_node *n)
 {
-    return n->kind > 0 && n->kind < JRN_KIND_COUNT_ && jrn__kinds[n->kind].breaks_cycle;
+    return n->kind > 0 && n->kind < JRN_KIND_COUNT_ && jrn__kinds[n->kind].breaks_cycle && !segment_wait(n);
 }
 
 /* Names the loop stack[from..depth) and back to its first node: "a -> b -> a". */
@@ -121,8 +132,10 @@ static void report_cycle(graph *g, uint32_t from, uint32_t k)
         if (g->reported[g->stack[i]]) return;   /* (3): this loop was named already */
     jd_buf path;
     jd_buf_init(&path, 1u << 20);
+    bool via_segment = false;
     for (uint32_t i = from; i < g->depth; i++) {
         g->reported[g->stack[i]] = 1;
+        via_segment |= segment_wait(&d->nodes[g->stack[i]]);
         jd_buf_addf(&path, "%s -> ", d->nodes[g->stack[i]].id);
     }
     jd_buf_adds(&path, d->nodes[g->stack[from]].id);
@@ -134,7 +147,11 @@ static void report_cycle(graph *g, uint32_t from, uint32_t k)
     }
     const jrn__edge *e = &c->edges[g->eidx[k]];
     c->node = d->nodes[e->from].id;
-    jrn__diag_at(c, e->ref, "cycle without a wait: %s (put a wait node in the loop)", p);
+    if (via_segment)
+        jrn__diag_at(c, e->ref, "cycle without a wait: %s (a segment wait goes on at once when already true; "
+                                "put another wait in the loop)", p);
+    else
+        jrn__diag_at(c, e->ref, "cycle without a wait: %s (put a wait node in the loop)", p);
     c->node = "";
     jd_buf_release(&path);
 }
@@ -147,6 +164,7 @@ static void dfs(graph *g, uint32_t u)
     for (uint32_t k = g->off[u]; k < g->off[u + 1]; k++) {
         uint32_t v = target(g, k);
         if (waits(&d->nodes[v])) continue;
+        if (g->c->edges[g->eidx[k]].slot == &d->nodes[u].u.wait.timeout_next && segment_wait(&d->nodes[u])) continue;
         if (g->color[v] == 1) {
             uint32_t from = g->depth;
             while (from > 0 && g->stack[from - 1] != v) from--;

@@ -28,6 +28,13 @@
 **      its message (docs/journeys.md, "errors").
 **  (5) Waits of a paused journey that come due are held (INST_HELD) and run,
 **      in deadline order, when the journey resumes.
+**  (6) Segment membership is re-evaluated in the turn whenever the profile
+**      may have changed: before an event reaches the person's instances, and
+**      at the end of a turn in which an update node ran (up to
+**      JH_MAX_SEGMENT_ROUNDS times: each round's changes may run more update
+**      nodes). So a segment change caused by another journey reaches exit
+**      rules, waits and segment entries in the turn that caused it, and
+**      replay gives the same result.
 */
 #include <stddef.h>
 #include <stdio.h>
@@ -251,6 +258,14 @@ static void recheck_exits(jrn_host *h)
 
 void jh__turn_end(jrn_host *h)
 {
+    /* An update node changed the profile: segments are re-evaluated in this
+     * turn, so a membership it changes reaches exit rules, waits and entries
+     * now (invariant (6)). */
+    for (int round = 0; h->t.updated && h->t.key.n && round < JH_MAX_SEGMENT_ROUNDS; round++) {
+        h->t.updated = false;
+        jh__segs_update(h, h->t.key, h->now, h->lsn);
+        if (!h->t.p) h->t.p = jh__person(h, h->t.key.p, h->t.key.n);
+    }
     if (h->t.changed && h->t.p) recheck_exits(h);
     json_object_put(h->t.evj);
     json_object_put(h->t.prof);
@@ -347,6 +362,17 @@ static int h_eval(void *self, const jrn_instance *in, const expr_prog *p, const 
     h->t.in = in;
     h->t.now = now;
     if (in) { h->t.journey = inst_of((jrn_instance *)in)->journey; h->t.version = in->version; }
+    /* A segment change is an event of its own inside the turn (jrn_on_segment,
+     * or a segment wait that already holds): `event` is that one, for this
+     * evaluation only. */
+    const ingest_event *turn_ev = h->t.ev;
+    json_object *turn_evj = h->t.evj;
+    bool turn_done = h->t.evj_done, swap = ev && ev != turn_ev && ev->type == JRN_EV_SEGMENT;
+    if (swap) {
+        h->t.ev = ev;
+        h->t.evj = NULL;
+        h->t.evj_done = false;
+    }
     expr_scratch_reset(h->scratch);
     jd_err e;
     jd_err_clear(&e);
@@ -354,8 +380,22 @@ static int h_eval(void *self, const jrn_instance *in, const expr_prog *p, const 
         note_error(h, &e);
         *out = false;
     }
+    if (swap) {
+        json_object_put(h->t.evj);
+        h->t.ev = turn_ev;
+        h->t.evj = turn_evj;
+        h->t.evj_done = turn_done;
+    }
     (void)err;
     return JD_OK;
+}
+
+static bool h_in_segment(void *self, const jrn_instance *in, const char *id)
+{
+    const jrn_host *h = self;
+    const jh_inst *x = inst_of((jrn_instance *)in);
+    const jrn_segment *sg = jrn_reg_segment_find(h->reg, id);
+    return sg && jh__seg_member(h, (jd_str){ x->p->key, x->p->key_len }, sg->bit);
 }
 
 static const char *h_trait(void *self, const char *key)
@@ -454,6 +494,7 @@ static void h_update(void *self, const jrn_instance *in, const jrn_node *node, i
     json_object_put(h->t.prof);   /* the view is stale now */
     h->t.prof = NULL;
     h->t.changed = true;
+    h->t.updated = true;
     for (uint32_t i = 0; i < n; i++) free(texts[i]);
     free(texts);
     free(ops);
@@ -552,7 +593,7 @@ jrn_host *jrn_host_create(const jrn_reg *reg, prof_store *profiles, int64_t now,
     jh__segs_init(h, now);
     h->scratch = expr_scratch_create((size_t)1 << 20);
     h->tok = json_tokener_new();
-    h->io = (jrn_io){ h, h_eval, h_trait, h_arm, h_cancel, h_intent, h_update, h_transition, h_exit };
+    h->io = (jrn_io){ h, h_eval, h_trait, h_arm, h_cancel, h_intent, h_update, h_transition, h_exit, h_in_segment };
     return h;
 }
 

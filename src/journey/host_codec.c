@@ -15,11 +15,20 @@
 **         flags JH_HELD the deadline of a held wait, which is not armed) |
 **         str entry ("" none)
 **   u32 nseg x { str key | u64 segment bits | u32 nflips x { u32 bit | u64 when } }
+**   u32 nhist x { str segment id | i64 first_hour | i64 first_day |
+**                 u32 nh x u32 size | u32 nd x u32 size }      (format >= 4)
 **   str: u32 length | bytes
+** A size history (host_segments.c (5)) holds the newest points up to the
+** clock's last hour / day boundary, oldest first, every boundary that has
+** one written out (none pending); first_* is the first boundary after the
+** segment's definition. Histories of segments the registry no longer has
+** are skipped: a removed segment's history goes.
 ** Journeys are named by id (registry indexes are per process), so the
 ** registry is decoded first. Timers are re-armed at their deadlines.
 ** Format 2 (before JRN_END_MERGED) had no nexits: exactly 8 exit counters
-** (index 0 unused, finished .. deleted); it is still read.
+** (index 0 unused, finished .. deleted); it is still read. Formats 2 and 3
+** had no size histories: they decode with empty ones (points start at the
+** next boundary).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +37,7 @@
 #include "host_int.h"
 
 #define HOST_MAGIC "JRNH"
-#define HOST_FORMAT 3u   /* 2: segment states; 3: nexits before the exit counters */
+#define HOST_FORMAT 4u   /* 2: segment states; 3: nexits before the exit counters; 4: size histories */
 #define HOST_FORMAT_2_EXITS 8u   /* JRN_END_DELETED + 1: the counters format 2 wrote */
 
 /* ---- writing ------------------------------------------------------------- */
@@ -122,6 +131,7 @@ int jrn_host_encode(const jrn_host *h, jd_buf *b)
         for (uint16_t i = 0; i < p->n; i++) jh__pj_write(h, b, &p->pj[i]);
     }
     jh__segs_encode(h, b, jh__w_u32, jh__w_u64);
+    jh__hist_encode(h, b);
     return b->len <= b->max ? JD_OK : JD_ELIMIT;
 }
 
@@ -245,7 +255,7 @@ int jrn_host_decode(jrn_host *h, const void *data, size_t n, jd_err *err)
     const uint8_t *magic = jh__take(&r, 4);
     if (!magic || memcmp(magic, HOST_MAGIC, 4) != 0) return corrupt(&r, err, "not journey state");
     uint32_t format = jh__r_u32(&r);
-    if (format != HOST_FORMAT && format != 2) return corrupt(&r, err, "unknown format");
+    if (format < 2 || format > HOST_FORMAT) return corrupt(&r, err, "unknown format");
     jh__reset_clock(h, (int64_t)jh__r_u64(&r));
     uint32_t nstats = jh__r_u32(&r);
     for (uint32_t i = 0; i < nstats && !r.bad; i++) {
@@ -313,6 +323,8 @@ int jrn_host_decode(jrn_host *h, const void *data, size_t n, jd_err *err)
         if (r.bad) break;
         if (jh__segs_decode_one(h, key, bits, fb, fw, nf) != JD_OK) return corrupt(&r, err, "bad segment state");
     }
+    const char *why = "truncated";
+    if (!r.bad && jh__hist_decode(h, &r, format >= 4, &why) != JD_OK) return corrupt(&r, err, why);
     if (r.bad) return corrupt(&r, err, "truncated");
     if (r.p != r.end) return corrupt(&r, err, "trailing bytes");
     return JD_OK;

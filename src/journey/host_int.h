@@ -57,6 +57,7 @@ typedef struct jh_people {
         if (((p) = (h)->people.slots[jh_i_]) != NULL)
 
 typedef struct jh_seg jh_seg;    /* host_segments.c: a person's segment bits and pending flips */
+typedef struct jh_hist jh_hist;  /* host_segments.c: one segment's sizes at hour and day boundaries */
 
 struct jrn_host {
     const jrn_reg *reg;
@@ -70,6 +71,10 @@ struct jrn_host {
     jd_map       *segs;          /* profile key -> jh_seg (host_segments.c) */
     tw_wheel     *wseg;          /* segment flips (invariant (2) of host_segments.c) */
     uint64_t      seg_errors;    /* segment conditions that failed (counted as false) */
+    uint64_t      seg_size[JRN_MAX_SEGMENTS];   /* members per bit (invariant (4) of host_segments.c) */
+    jh_hist      *hist[JRN_MAX_SEGMENTS];       /* by bit; NULL: no segment with that bit here */
+    int64_t       hist_hour, hist_day;          /* boundaries recorded up to these (indexes since the epoch) */
+    int64_t       hist_next_us;                 /* the first hour boundary not recorded: below it, no work */
     uint64_t      merge_errors;  /* merged-in instances of versions the registry lacks (dropped) */
     jd_map       *entries;       /* instance id (8 bytes) -> entry event JSON, for versions that read journey.entry */
     size_t        live;
@@ -88,7 +93,8 @@ struct jrn_host {
         uint32_t journey, version;   /* whose counters an error goes to */
         json_object *evj, *prof, *jobj;
         bool evj_done;
-        bool changed;                /* an update node changed the person's profile */
+        bool changed;                /* an update node changed the person's profile, or a segment membership changed */
+        bool updated;                /* an update node ran: segments are re-evaluated at the turn's end */
     } t;
 };
 
@@ -112,6 +118,10 @@ void jh__turn_begin(jrn_host *h, jh_person *p, jd_str key, const ingest_event *e
 void jh__turn_end(jrn_host *h);
 int  jh__resolve(void *self, const char *name, expr_val *out);
 int  jh__try_enter(jrn_host *h, const jrn_journey *j, jd_str key, uint64_t lsn, const ingest_event *ev, jd_err *err);
+
+/* Segment re-evaluations at the end of one turn after update nodes (host.c
+ * invariant (6)); a change past them waits for the person's next turn. */
+#define JH_MAX_SEGMENT_ROUNDS 8
 
 /* host_segments.c */
 void jh__segs_init(jrn_host *h, int64_t now);
@@ -147,6 +157,13 @@ const uint8_t *jh__take(jh_rd *r, size_t n);
 uint16_t jh__r_u16(jh_rd *r);
 uint32_t jh__r_u32(jh_rd *r);
 uint64_t jh__r_u64(jh_rd *r);
+
+/* host_segments.c: size history in a snapshot (layout in host_codec.c).
+ * decode reads the section (has_section: format >= 4; else there is none)
+ * and gives every registry segment left without one an empty history;
+ * JD_ECORRUPT with *why on bad bytes. */
+void jh__hist_encode(const jrn_host *h, jd_buf *b);
+int  jh__hist_decode(jrn_host *h, jh_rd *r, bool has_section, const char **why);
 
 typedef struct jh_inst_rec {     /* one decoded instance, not yet in a host */
     jrn_instance in;             /* timer zeroed */

@@ -22,6 +22,26 @@
 **  (3) Probes see the profile as it is in the turn; a condition true only
 **      for a window shorter than the probe step it falls in can be missed
 **      until the person's next turn (docs/journeys.md, segments).
+**  (4) h->seg_size[b] is the number of people with bit b. Bits change only
+**      through set_bits (from jh__segs_update, jh__segs_forget and
+**      jh__segs_decode_one), which keeps the counts.
+**  (5) Size over time (docs/segments.md): every hour boundary with index <=
+**      h->hist_hour (and day boundary <= h->hist_day) is in the rings of
+**      every segment defined before it; the boundaries after those, up to
+**      the host's clock, are not written yet and equal the current size.
+**      That holds because sizes change only in set_bits, which first writes
+**      every boundary up to the change's time with the sizes as they were
+**      (record_upto). So a boundary costs nothing until the first change
+**      after it (then one pass over the defined segments, however many
+**      boundaries passed), a record that changes no membership costs nothing,
+**      and a point is exact: the size after every record before the boundary.
+**  (6) Every change jh__segs_update makes reaches the person's live
+**      instances of active journeys in the same turn, before the entries it
+**      runs (jrn_on_segment: exit rules, the goal and waits written
+**      segment_enter / segment_exit). A time-only flip is a turn of its own
+**      (seg_fire), at its instant. An update node that changes the profile
+**      gets the segments re-evaluated at the end of its turn (host.c
+**      invariant (6)).
 */
 #include <stddef.h>
 #include <stdlib.h>
@@ -42,11 +62,92 @@ typedef struct jh_flip {
 } jh_flip;
 
 struct jh_seg {
-    uint64_t  bits;
+    uint64_t  bits;            /* only set_bits writes it: invariant (4) */
     jh_flip  *flips;
     uint32_t  key_len;
     char      key[];
 };
+
+/* One segment's size history: 1048 bytes. Ring slot k % capacity holds the
+ * point at boundary k (an index since the epoch) for the newest `capacity`
+ * boundaries written; boundaries before first_* predate the segment. */
+struct jh_hist {
+    int64_t  first_hour, first_day;
+    uint32_t hour[JRN_SEG_HOURS];
+    uint32_t day[JRN_SEG_DAYS];
+};
+_Static_assert(JRN_SEG_HOURS >= JRN_SEG_DAYS, "jrn_seg_points.size holds either ring");
+
+#define HOUR_US ((int64_t)JD_HOUR)
+#define DAY_US  ((int64_t)JD_DAY)
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && a < 0); }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static size_t ring_slot(int64_t k, uint32_t cap) { return (size_t)(((k % cap) + cap) % cap); }
+static uint32_t clamp32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; }
+
+/* Boundaries from..to (inclusive) all get v; only the newest cap matter. */
+static void ring_fill(uint32_t *ring, uint32_t cap, int64_t from, int64_t to, uint32_t v)
+{
+    if (from < to - (int64_t)cap + 1) from = to - (int64_t)cap + 1;
+    for (int64_t k = from; k <= to; k++) ring[ring_slot(k, cap)] = v;
+}
+
+/* Invariant (5): writes every boundary up to `at` not yet written, with the
+ * sizes as they are now (before the change at `at`, which comes after a
+ * point at the same instant). One compare when no boundary passed. */
+static void record_upto(jrn_host *h, int64_t at)
+{
+    if (at < h->hist_next_us) return;
+    int64_t hour = floor_div(at, HOUR_US), day = floor_div(at, DAY_US);
+    for (uint32_t b = 0; b < JRN_MAX_SEGMENTS; b++) {
+        jh_hist *x = h->hist[b];
+        if (!x) continue;
+        uint32_t v = clamp32(h->seg_size[b]);
+        ring_fill(x->hour, JRN_SEG_HOURS, max64(h->hist_hour + 1, x->first_hour), hour, v);
+        ring_fill(x->day, JRN_SEG_DAYS, max64(h->hist_day + 1, x->first_day), day, v);
+    }
+    h->hist_hour = hour;
+    h->hist_day = day;
+    h->hist_next_us = hour < INT64_MAX / HOUR_US - 1 ? (hour + 1) * HOUR_US : INT64_MAX;
+}
+
+/* Invariant (4). at: the change's time (INT64_MIN: a snapshot being read,
+ * nothing to write). */
+static void set_bits(jrn_host *h, jh_seg *st, uint64_t neu, int64_t at)
+{
+    uint64_t old = st->bits;
+    if (old == neu) return;
+    record_upto(h, at);
+    for (uint64_t d = old & ~neu; d; d &= d - 1) h->seg_size[__builtin_ctzll(d)]--;
+    for (uint64_t d = neu & ~old; d; d &= d - 1) h->seg_size[__builtin_ctzll(d)]++;
+    st->bits = neu;
+}
+
+/* An empty history for bit: its first points are the boundaries after the
+ * host's clock. */
+static void hist_new(jrn_host *h, uint32_t bit)
+{
+    if (!h->hist[bit]) h->hist[bit] = jd_xmalloc(sizeof *h->hist[bit]);
+    jh_hist *x = h->hist[bit];
+    memset(x, 0, sizeof *x);
+    x->first_hour = floor_div(h->now, HOUR_US) + 1;
+    x->first_day = floor_div(h->now, DAY_US) + 1;
+}
+
+/* Forgets every history; the clock is `now`; every segment of the registry
+ * starts an empty one. */
+static void hist_reset(jrn_host *h, int64_t now)
+{
+    for (uint32_t b = 0; b < JRN_MAX_SEGMENTS; b++) {
+        free(h->hist[b]);
+        h->hist[b] = NULL;
+    }
+    h->hist_hour = floor_div(now, HOUR_US);
+    h->hist_day = floor_div(now, DAY_US);
+    h->hist_next_us = h->hist_hour < INT64_MAX / HOUR_US - 1 ? (h->hist_hour + 1) * HOUR_US : INT64_MAX;
+    for (uint32_t b = 0; b < jrn_reg_segments(h->reg) && b < JRN_MAX_SEGMENTS; b++) hist_new(h, b);
+}
 
 static jh_seg *seg_state(const jrn_host *h, jd_str key) { return jd_map_get(h->segs, key.p, key.n); }
 static void flip_clear(jrn_host *h, jh_seg *st, uint32_t bit);
@@ -74,7 +175,7 @@ void jh__segs_forget(jrn_host *h, jd_str key)
     jh_seg *st = seg_state(h, key);
     if (!st) return;
     while (st->flips) flip_clear(h, st, st->flips->bit);
-    st->bits = 0;
+    set_bits(h, st, 0, h->now);
     seg_state_drop_if_empty(h, st);
 }
 
@@ -160,6 +261,33 @@ static void flip_clear(jrn_host *h, jh_seg *st, uint32_t bit)
     free(f);
 }
 
+/* Invariant (6): the person's live instances see the change of segment s,
+ * in the order they see an event. Collected first: an instance that ends is
+ * freed (reaped) right after its call. */
+static void deliver_change(jrn_host *h, jd_str key, const jrn_segment *s, bool entered, int64_t now)
+{
+    jh_person *p = jh__person(h, key.p, key.n);
+    if (!p) return;
+    char name[JRN_SEGMENT_EVENT_MAX];
+    jd_str nm = { jrn_segment_event_name(name, s->id, entered), 0 };
+    nm.n = (uint32_t)strlen(name);
+    size_t n = 0, k = 0;
+    for (uint16_t i = 0; i < p->n; i++)
+        for (jh_inst *x = p->pj[i].live; x; x = x->next) n++;
+    if (!n) return;
+    jh_inst **v = jd_xmalloc(n * sizeof *v);
+    for (uint16_t i = 0; i < p->n; i++) {
+        if (jrn_reg_at(h->reg, p->pj[i].journey)->status != JRN_ACTIVE) continue;   /* paused: not seen */
+        for (jh_inst *x = p->pj[i].live; x; x = x->next)
+            if (jrn_version_listens(jh__version(h, x->journey, x->in.version), nm)) v[k++] = x;
+    }
+    for (size_t i = 0; i < k; i++) {
+        jrn_on_segment(jh__version(h, v[i]->journey, v[i]->in.version)->doc, &v[i]->in, s->id, entered, now, &h->io);
+        if (v[i]->in.state == JRN_ST_EXITED) jh__inst_free(h, v[i]);
+    }
+    free(v);
+}
+
 void jh__segs_update(jrn_host *h, jd_str key, int64_t now, uint64_t lsn)
 {
     size_t n = jrn_reg_segments(h->reg);
@@ -181,9 +309,13 @@ void jh__segs_update(jrn_host *h, jd_str key, int64_t now, uint64_t lsn)
     }
     h->t.now = now;
     if (neu && !st) st = seg_state_add(h, key);
-    if (st) st->bits = neu;
+    if (st) set_bits(h, st, neu, now);
     uint64_t diff = old ^ neu;
     if (diff) h->t.changed = true;
+    /* Invariant (6) first: instances that were live before the change; then
+     * entries, so an instance entered by a change does not also see it. */
+    for (uint32_t i = 0; diff && i < n; i++)
+        if (diff >> i & 1) deliver_change(h, key, jrn_reg_segment_at(h->reg, i), neu >> i & 1, now);
     /* Invariant (1): the journeys on these segments, in segment then registry order. */
     for (uint32_t i = 0; diff && i < n; i++) {
         if (!(diff >> i & 1)) continue;
@@ -217,12 +349,15 @@ void jh__segs_init(jrn_host *h, int64_t now)
 {
     h->segs = jd_map_create(16);
     h->wseg = tw_create(now < 0 ? 0 : (uint64_t)now, seg_fire, h);
+    hist_reset(h, now);
 }
 
 void jh__segs_reset_clock(jrn_host *h, int64_t now)
 {
     tw_destroy(h->wseg);
     h->wseg = tw_create(now < 0 ? 0 : (uint64_t)now, seg_fire, h);
+    memset(h->seg_size, 0, sizeof h->seg_size);   /* the host is empty (decode) */
+    hist_reset(h, now);
 }
 
 void jh__segs_release(jrn_host *h)
@@ -240,6 +375,7 @@ void jh__segs_release(jrn_host *h)
     }
     jd_map_destroy(h->segs);
     tw_destroy(h->wseg);
+    for (uint32_t b = 0; b < JRN_MAX_SEGMENTS; b++) free(h->hist[b]);
 }
 
 typedef struct key_list { char **v; size_t n, cap; } key_list;
@@ -258,6 +394,9 @@ void jrn_host_segment_changed(jrn_host *h, const jrn_segment *s, int64_t now, ui
 {
     jrn_host_advance(h, now, lsn);
     h->lsn = lsn;
+    /* A new segment (version 1) starts an empty history, its first point the
+     * next boundary; a redefinition keeps its points (sizes continue). */
+    if (s->bit < JRN_MAX_SEGMENTS && (s->version == 1 || !h->hist[s->bit])) hist_new(h, s->bit);
     /* Every profile of the partition is re-evaluated now, so a new segment's
      * size is right at once. (Keys are copied first: a segment entry may add
      * people to the host while we go.) */
@@ -271,24 +410,36 @@ void jrn_host_segment_changed(jrn_host *h, const jrn_segment *s, int64_t now, ui
         free(l.v[i]);
     }
     free(l.v);
-    (void)s;
 }
 
 void jrn_host_segment_sizes(const jrn_host *h, uint64_t out[JRN_MAX_SEGMENTS])
 {
-    size_t pos = 0, kn;
-    const char *k;
-    void *v;
-    memset(out, 0, JRN_MAX_SEGMENTS * sizeof *out);
-    while (jd_map_next(h->segs, &pos, &k, &kn, &v))
-        for (uint64_t bits = ((jh_seg *)v)->bits; bits; bits &= bits - 1) out[__builtin_ctzll(bits)]++;
+    memcpy(out, h->seg_size, JRN_MAX_SEGMENTS * sizeof *out);   /* invariant (4) */
 }
 
 size_t jrn_host_segment_size(const jrn_host *h, uint32_t bit)
 {
-    uint64_t sizes[JRN_MAX_SEGMENTS];
-    jrn_host_segment_sizes(h, sizes);
-    return bit < JRN_MAX_SEGMENTS ? sizes[bit] : 0;
+    return bit < JRN_MAX_SEGMENTS ? (size_t)h->seg_size[bit] : 0;
+}
+
+int jrn_host_segment_history(const jrn_host *h, uint32_t bit, bool daily, jrn_seg_points *out)
+{
+    const jh_hist *x = bit < JRN_MAX_SEGMENTS ? h->hist[bit] : NULL;
+    if (!x) return JD_ENOTFOUND;
+    int64_t step = daily ? DAY_US : HOUR_US;
+    uint32_t cap = daily ? JRN_SEG_DAYS : JRN_SEG_HOURS;
+    const uint32_t *ring = daily ? x->day : x->hour;
+    int64_t written = daily ? h->hist_day : h->hist_hour, first = daily ? x->first_day : x->first_hour;
+    int64_t last = max64(floor_div(h->now, step), written);
+    int64_t from = max64(first, last - (int64_t)cap + 1);
+    out->step_us = step;
+    out->last = last;
+    out->current = h->seg_size[bit];
+    out->n = from <= last ? (uint32_t)(last - from + 1) : 0;
+    /* Invariant (5): boundaries not written yet have the current size. */
+    for (int64_t k = from; k <= last; k++)
+        out->size[k - from] = k <= written ? ring[ring_slot(k, cap)] : clamp32(h->seg_size[bit]);
+    return JD_OK;
 }
 
 void jrn_host_segment_members(const jrn_host *h, uint32_t bit, void (*fn)(void *ctx, jd_str key), void *ctx)
@@ -335,10 +486,89 @@ int jh__segs_decode_one(jrn_host *h, jd_str key, uint64_t bits, const uint32_t *
     if (!key.n || seg_state(h, key)) return JD_ECORRUPT;
     if (nsegs < 64 && bits >> nsegs) return JD_ECORRUPT;
     jh_seg *st = seg_state_add(h, key);
-    st->bits = bits;
+    set_bits(h, st, bits, INT64_MIN);
     for (uint32_t i = 0; i < nf; i++) {
         if (fbits[i] >= nsegs || *flip_slot(st, fbits[i])) return JD_ECORRUPT;
         flip_set(h, st, fbits[i], (int64_t)fwhen[i], 0);
+    }
+    return JD_OK;
+}
+
+/* ---- snapshot: size history (layout in host_codec.c) -------------------------- */
+
+void jh__hist_encode(const jrn_host *h, jd_buf *b)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < JRN_MAX_SEGMENTS; i++) n += h->hist[i] && jrn_reg_segment_at(h->reg, i);
+    jh__w_u32(b, n);
+    jrn_seg_points pt;
+    for (uint32_t i = 0; i < JRN_MAX_SEGMENTS; i++) {
+        const jrn_segment *s = jrn_reg_segment_at(h->reg, i);
+        if (!h->hist[i] || !s) continue;
+        jh__w_u32(b, (uint32_t)strlen(s->id));
+        jd_buf_add(b, s->id, strlen(s->id));
+        jh__w_u64(b, (uint64_t)h->hist[i]->first_hour);
+        jh__w_u64(b, (uint64_t)h->hist[i]->first_day);
+        for (int daily = 0; daily < 2; daily++) {   /* materialized: invariant (5) */
+            jrn_host_segment_history(h, i, daily, &pt);
+            jh__w_u32(b, pt.n);
+            for (uint32_t k = 0; k < pt.n; k++) jh__w_u32(b, pt.size[k]);
+        }
+    }
+}
+
+/* One ring from the bytes: n points ending at boundary `last`, the oldest
+ * not before *first. The reader was checked to hold them. */
+static const char *ring_read(jh_rd *r, uint32_t *ring, uint32_t cap, int64_t last, int64_t *first, uint32_t n)
+{
+    if (*first > last + 1) return "size history starts after the host's clock";
+    uint64_t span = *first <= last ? (uint64_t)last - (uint64_t)*first + 1 : 0;   /* first is input: no overflow */
+    if (n > span) return "more size points than boundaries";
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t v = jh__r_u32(r);
+        int64_t at = last - (int64_t)n + 1 + k;
+        if (at > last - (int64_t)cap) ring[ring_slot(at, cap)] = v;   /* only the newest cap are kept */
+    }
+    int64_t oldest = last - (int64_t)JD_MIN_OF(n, cap) + 1;
+    if (oldest > *first) *first = oldest;   /* nothing older is held */
+    return NULL;
+}
+
+int jh__hist_decode(jrn_host *h, jh_rd *r, bool has_section, const char **why)
+{
+    if (!has_section) return JD_OK;   /* an older snapshot: histories start empty (hist_reset) */
+    uint32_t n = jh__r_u32(r);
+    uint64_t seen = 0;
+    if (r->bad) { *why = "truncated"; return JD_ECORRUPT; }
+    if (n > JRN_MAX_SEGMENTS) { *why = "more size histories than segments"; return JD_ECORRUPT; }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t idn = jh__r_u32(r);
+        const uint8_t *idp = jh__take(r, idn);
+        int64_t fh = (int64_t)jh__r_u64(r), fd = (int64_t)jh__r_u64(r);
+        uint32_t nh = jh__r_u32(r);
+        const uint8_t *hp = r->bad || nh > (size_t)(r->end - r->p) / 4 ? NULL : r->p;
+        if (!hp) { *why = "truncated size history"; r->bad = true; return JD_ECORRUPT; }
+        jh_rd hr = { hp, hp + (size_t)nh * 4, hp, false };
+        r->p += (size_t)nh * 4;
+        uint32_t nd = jh__r_u32(r);
+        const uint8_t *dp = r->bad || nd > (size_t)(r->end - r->p) / 4 ? NULL : r->p;
+        if (!dp) { *why = "truncated size history"; r->bad = true; return JD_ECORRUPT; }
+        jh_rd dr = { dp, dp + (size_t)nd * 4, dp, false };
+        r->p += (size_t)nd * 4;
+        char id[128];
+        if (!idn || idn >= sizeof id || memchr(idp, 0, idn)) { *why = "size history of a bad segment id"; return JD_ECORRUPT; }
+        memcpy(id, idp, idn);
+        id[idn] = 0;
+        const jrn_segment *s = jrn_reg_segment_find(h->reg, id);
+        if (!s || s->bit >= JRN_MAX_SEGMENTS) continue;   /* the segment is gone: so is its history */
+        if (seen >> s->bit & 1) { *why = "a segment's size history appears twice"; return JD_ECORRUPT; }
+        seen |= UINT64_C(1) << s->bit;
+        jh_hist *x = h->hist[s->bit];   /* hist_reset made an empty one */
+        x->first_hour = fh;
+        x->first_day = fd;
+        if ((*why = ring_read(&hr, x->hour, JRN_SEG_HOURS, h->hist_hour, &x->first_hour, nh)) ||
+            (*why = ring_read(&dr, x->day, JRN_SEG_DAYS, h->hist_day, &x->first_day, nd)))
+            return JD_ECORRUPT;
     }
     return JD_OK;
 }

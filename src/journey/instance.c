@@ -9,10 +9,12 @@
 **   (none)  -> ACTIVE    [jrn_enter]           initialized, start node reached
 **   ACTIVE  -> ACTIVE    [run]                 send/task/update/branch/split: next node
 **   ACTIVE  -> WAITING   [run, step_wait]      a wait node: timer armed and/or event awaited
+**   ACTIVE  -> ACTIVE    [run, step_wait]      a wait on a segment change that already holds
 **   ACTIVE  -> EXITED    [run, jrn__end]       exit node, no next, control holdout,
 **                                              expression error, step budget
 **   WAITING -> ACTIVE    [jrn_on_timer]        duration/until elapsed, event wait timed out
 **   WAITING -> ACTIVE    [jrn_on_event]        the awaited event (and its `when`)
+**                        [jrn_on_segment]      the awaited segment change, as an event
 **   WAITING -> PAUSED    [pause]               an exit rule with action pause
 **   PAUSED  -> WAITING   [resume]              the pausing rule's resume_on event
 **   WAITING,
@@ -87,10 +89,25 @@ int64_t jrn__add_us(int64_t t, uint64_t d)
     return t + (int64_t)d;
 }
 
-/* Only track events have names journeys listen to (docs/journeys.md §3). */
+/* Only track events have names journeys listen to (docs/journeys.md §3), and
+ * a segment event name is matched by a segment change only (journey.h). */
 static bool ev_named(const ingest_event *ev, const char *name)
 {
-    return ev && name && ev->type == INGEST_TRACK && jd_str_eq(ev->event, name, strlen(name));
+    if (!ev || !name) return false;
+    if (ev->type != (name[0] == JRN_SEGMENT_EVENT_MARK ? JRN_EV_SEGMENT : INGEST_TRACK)) return false;
+    return jd_str_eq(ev->event, name, strlen(name));
+}
+
+void jrn__seg_event_make(jrn__seg_event *s, const char *id, bool entered, int64_t now_us)
+{
+    memset(&s->ev, 0, sizeof s->ev);
+    jrn_segment_event_name(s->name, id, entered);
+    int n = snprintf(s->json, sizeof s->json, "{\"type\":\"segment\",\"event\":\"segment_%s\",\"segment\":\"%.64s\"}",
+                     entered ? "enter" : "exit", id);   /* ids are [A-Za-z0-9_-]: nothing to escape */
+    s->ev.type = JRN_EV_SEGMENT;
+    s->ev.timestamp_us = s->ev.received_us = now_us;
+    s->ev.event = (jd_str){ s->name, (uint32_t)strlen(s->name) };
+    s->ev.json = (jd_str){ s->json, (uint32_t)(n > 0 && (size_t)n < sizeof s->json ? n : 0) };
 }
 
 bool jrn__timer_armed(const jrn_doc *doc, const jrn_instance *in)
@@ -270,6 +287,14 @@ void jrn_on_event(const jrn_doc *doc, jrn_instance *in, const ingest_event *ev,
     run(&r, (jrn__hop){ n->next, JRN_EDGE_WAIT_EVENT, 0, JRN_END_FINISHED });
 }
 
+void jrn_on_segment(const jrn_doc *doc, jrn_instance *in, const char *id, bool entered,
+                    int64_t now_us, const jrn_io *io)
+{
+    jrn__seg_event se;
+    jrn__seg_event_make(&se, id, entered, now_us);
+    jrn_on_event(doc, in, &se.ev, now_us, io);
+}
+
 void jrn_on_timer(const jrn_doc *doc, jrn_instance *in, int64_t now_us, const jrn_io *io)
 {
     if (!jrn__timer_armed(doc, in)) return;   /* stale: paused, moved on or exited */
@@ -313,7 +338,10 @@ const char *jrn_instance_waiting_for(const jrn_doc *doc, const jrn_instance *in,
         snprintf(buf, n, "resume:%s", doc->exits[in->paused_rule].resume_event);
     } else if (in->state == JRN_ST_WAITING && in->node < doc->nnodes && doc->nodes[in->node].kind == JRN_WAIT) {
         const jrn_node *w = &doc->nodes[in->node];
-        if (w->u.wait.kind == JRN_WAIT_EVENT) snprintf(buf, n, "event:%s", w->u.wait.event);
+        bool enter = false;
+        const char *seg = w->u.wait.kind == JRN_WAIT_EVENT ? jrn_segment_event_parse(w->u.wait.event, &enter) : NULL;
+        if (seg) snprintf(buf, n, "segment_%s:%s", enter ? "enter" : "exit", seg);
+        else if (w->u.wait.kind == JRN_WAIT_EVENT) snprintf(buf, n, "event:%s", w->u.wait.event);
         else snprintf(buf, n, "timer");
     }
     return buf;

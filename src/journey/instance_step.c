@@ -9,7 +9,9 @@
 **  (1) A step reports through io only: intent, update, arm. Transitions and
 **      exits are the run loop's (instance.c invariant 6).
 **  (2) Only step_wait parks, and it arms the timer exactly when
-**      jrn__timer_armed will say so (instance.c invariant 2).
+**      jrn__timer_armed will say so (instance.c invariant 2). A wait on a
+**      segment change that already holds (io->in_segment) does not park: it
+**      hops to `next` as if the change had come.
 **  (3) Draws are hashes: split variant = jrn__split_draw(id, node) over the
 **      cumulative weights; intent id = jrn__intent_id(id, node, steps).
 */
@@ -42,7 +44,29 @@ static jrn__step_result step_wait(jrn__run *r, const jrn_node *n, jrn__hop *hop)
     switch (n->u.wait.kind) {   /* three shapes of one kind: a table would be longer */
     case JRN_WAIT_DURATION: when = jrn__add_us(r->now, n->u.wait.duration_us); break;
     case JRN_WAIT_UNTIL:    if (!until_deadline(r, n, &when)) return JRN__GONE; break;
-    case JRN_WAIT_EVENT:    if (n->u.wait.timeout_us) when = jrn__add_us(r->now, n->u.wait.timeout_us); break;
+    case JRN_WAIT_EVENT: {
+        bool enter = false;
+        const char *seg = jrn_segment_event_parse(n->u.wait.event, &enter);
+        if (seg && r->io->in_segment && r->io->in_segment(r->io->self, r->in, seg) == enter) {
+            /* Already there: the change has happened and would never come, so
+             * the wait goes on at once, as if it had just come (its `when`
+             * sees the same event). */
+            jrn__seg_event se;
+            jrn__seg_event_make(&se, seg, enter, r->now);
+            const ingest_event *was = r->ev;
+            bool ok = false;
+            r->ev = &se.ev;
+            bool alive = jrn__eval(r, n->u.wait.event_when, &ok);
+            r->ev = was;
+            if (!alive) return JRN__GONE;
+            if (ok) {
+                *hop = (jrn__hop){ n->next, JRN_EDGE_WAIT_EVENT, 0, JRN_END_FINISHED };
+                return JRN__HOP;
+            }
+        }
+        if (n->u.wait.timeout_us) when = jrn__add_us(r->now, n->u.wait.timeout_us);
+        break;
+    }
     }
     r->in->state = JRN_ST_WAITING;
     if (when >= 0) r->io->arm(r->io->self, r->in, when);

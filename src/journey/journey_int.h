@@ -70,6 +70,14 @@ char *jrn__ident(jrn__ctx *c, const jd_yaml_node *y, const char *field);
 bool jrn__bool(jrn__ctx *c, const jd_yaml_node *y, const char *field, bool *out);
 /* A duration ("1h30m", "7d") greater than zero. */
 bool jrn__duration(jrn__ctx *c, const jd_yaml_node *y, const char *field, uint64_t *out);
+/* A scalar event name (jrn__str), refused if it starts with JRN_SEGMENT_EVENT_MARK. */
+char *jrn__event_name(jrn__ctx *c, const jd_yaml_node *y, const char *field);
+/* What a rule, wait or goal (map) reacts to: at most one of `event: <name>`,
+ * `segment_enter: <id>`, `segment_exit: <id>` (two: "<what> takes one of
+ * ..."). Returns the owned event name (a segment event name for the segment
+ * keys, the id checked with env->segment_exists), or NULL when none is given
+ * (*at NULL) or its value was bad (reported; *at is the value). */
+char *jrn__event_ref(jrn__ctx *c, const jd_yaml_node *map, const char *what, const jd_yaml_node **at);
 /* Compiles y as CEL; want_bool: the result must be bool (or dyn). Errors are
  * mapped from the expression's LINE:COL into the file. NULL after a diagnostic. */
 expr_prog *jrn__expr(jrn__ctx *c, const jd_yaml_node *y, const char *field, bool want_bool);
@@ -108,6 +116,8 @@ void jrn__json_duration(jd_buf *b, uint64_t us);
 void jrn__json_str(jd_buf *b, const char *s);
 void jrn__json_expr(jd_buf *b, const expr_prog *p);
 void jrn__json_next(jd_buf *b, const jrn_doc *d, const char *key, uint32_t next);
+/* `"event":"<name>"`, or `"segment_enter":"<id>"` / `"segment_exit":"<id>"` for a segment event name. */
+void jrn__json_event_ref(jd_buf *b, const char *name);
 
 /* ---- instances (instance.c: entry, events, timers; instance_step.c: the
  * node-kind step table) ------------------------------------------------------ */
@@ -147,6 +157,13 @@ void jrn__end(jrn__run *r, jrn_end why, const jd_err *err);
 bool jrn__timer_armed(const jrn_doc *doc, const jrn_instance *in);
 /* t + d, saturating at INT64_MAX. */
 int64_t jrn__add_us(int64_t t, uint64_t d);
+/* A segment change as an event (jrn_on_segment): ev points into the struct. */
+typedef struct jrn__seg_event {
+    ingest_event ev;
+    char name[JRN_SEGMENT_EVENT_MAX];
+    char json[JRN_SEGMENT_EVENT_MAX + 64];
+} jrn__seg_event;
+void jrn__seg_event_make(jrn__seg_event *s, const char *id, bool entered, int64_t now_us);
 /* Hashes of the instance id and a node (little-endian, so ids are the same on
  * every machine): the intent id (with steps) and the split draw. */
 uint64_t jrn__intent_id(uint64_t instance_id, uint32_t node, uint32_t steps);

@@ -47,6 +47,14 @@ void jrn__json_duration(jd_buf *b, uint64_t us)
     jd_buf_adds(b, "\"");
 }
 
+void jrn__json_event_ref(jd_buf *b, const char *name)
+{
+    bool enter = false;
+    const char *seg = jrn_segment_event_parse(name, &enter);
+    jd_buf_adds(b, seg ? (enter ? "\"segment_enter\":" : "\"segment_exit\":") : "\"event\":");
+    jrn__json_str(b, seg ? seg : name);
+}
+
 static const char *const entry_key[] = {
     [JRN_ENTRY_EVENT] = "event", [JRN_ENTRY_SEGMENT_ENTER] = "segment_enter",
     [JRN_ENTRY_SEGMENT_EXIT] = "segment_exit", [JRN_ENTRY_API] = "api",
@@ -80,8 +88,7 @@ static void exits_json(const jrn_doc *d, jd_buf *b)
         jd_buf_adds(b, i ? ",{" : "{");
         const char *sep = "";
         if (r->event) {
-            jd_buf_adds(b, "\"event\":");
-            jrn__json_str(b, r->event);
+            jrn__json_event_ref(b, r->event);
             sep = ",";
         }
         if (r->when) {
@@ -101,8 +108,8 @@ static void exits_json(const jrn_doc *d, jd_buf *b)
 static void goal_json(const jrn_doc *d, jd_buf *b)
 {
     if (!d->goal.present) return;
-    jd_buf_adds(b, ",\"goal\":{\"event\":");
-    jrn__json_str(b, d->goal.event);
+    jd_buf_adds(b, ",\"goal\":{");
+    jrn__json_event_ref(b, d->goal.event);
     if (d->goal.when) {
         jd_buf_adds(b, ",\"when\":");
         jrn__json_expr(b, d->goal.when);

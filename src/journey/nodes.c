@@ -28,7 +28,8 @@ const char *const jrn__node_keys[] = { "next", "on_timeout", NULL };
 
 /* ---- wait ------------------------------------------------------------------ */
 
-static const char *const wait_keys[] = { "event", "when", "timeout", "until", "days", "zone_trait", "default_zone", NULL };
+static const char *const wait_keys[] = { "event", "segment_enter", "segment_exit", "when", "timeout", "until", "days",
+                                         "zone_trait", "default_zone", NULL };
 static const char *const wait_event_only[] = { "when", "timeout", NULL };
 static const char *const wait_until_only[] = { "days", "zone_trait", "default_zone", NULL };
 static const char *const day_names[] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" };
@@ -99,18 +100,19 @@ static void parse_wait(jrn__ctx *c, jrn_node *n, const jd_yaml_node *v, const jd
         jrn__duration(c, v, "wait", &n->u.wait.duration_us);
     } else if (v->kind == JD_YAML_MAP) {
         jrn__check_keys(c, v, wait_keys, "wait");
-        const jd_yaml_node *ev = jrn__get(v, "event"), *un = jrn__get(v, "until"), *x;
-        if (ev && un) jrn__diag_at(c, un, "a wait takes 'event' or 'until', not both");
+        const jd_yaml_node *ev = NULL, *un = jrn__get(v, "until"), *x;
+        /* segment_enter / segment_exit are event waits on a membership change. */
+        n->u.wait.event = jrn__event_ref(c, v, "a wait", &ev);
+        if (ev && un) jrn__diag_at(c, un, "a wait takes 'event' (or a segment) or 'until', not both");
         if (ev) {
             n->u.wait.kind = JRN_WAIT_EVENT;
             forbid(c, v, wait_until_only, "until");
-            n->u.wait.event = jrn__str(c, ev, "event");
             if ((x = jrn__get(v, "when"))) n->u.wait.event_when = jrn__expr(c, x, "when", true);
             if ((timeout = jrn__get(v, "timeout"))) jrn__duration(c, timeout, "timeout", &n->u.wait.timeout_us);
         } else if (un) {
             parse_wait_until(c, n, v, un);
         } else {
-            jrn__diag_at(c, v, "a wait needs 'event' or 'until' (or a duration: wait: 1d)");
+            jrn__diag_at(c, v, "a wait needs 'event', 'segment_enter', 'segment_exit' or 'until' (or a duration: wait: 1d)");
         }
     } else {
         jrn__diag_at(c, v, "'wait' must be a duration or a map, got %s", jrn__yaml_kind(v));
@@ -159,8 +161,8 @@ static void json_wait(const jrn_doc *d, const jrn_node *n, jd_buf *b)
         jd_buf_adds(b, "}");
         break;
     case JRN_WAIT_EVENT:
-        jd_buf_adds(b, "{\"event\":");
-        jrn__json_str(b, n->u.wait.event);
+        jd_buf_adds(b, "{");
+        jrn__json_event_ref(b, n->u.wait.event);
         if (n->u.wait.event_when) {
             jd_buf_adds(b, ",\"when\":");
             jrn__json_expr(b, n->u.wait.event_when);

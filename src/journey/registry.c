@@ -237,13 +237,27 @@ size_t jrn_reg_candidates(const jrn_reg *r, jd_str name, const struct json_objec
 
 /* ---- checking and applying control operations ---------------------------- */
 
-/* Compiles text; the document's own id must be ctl->id. */
+static bool segment_exists(const void *self, const char *id)
+{
+    return jrn_reg_segment_find(self, id) != NULL;
+}
+
+/* Compiles text; the document's own id must be ctl->id. A version to publish
+ * must also name only segments that exist in its exit rules, waits and goal
+ * (a draft may name one defined later). Segments are never removed, and a
+ * snapshot decodes them before the journeys, so a version that compiled
+ * once still does on replay. */
 static int compile(const jrn_reg *r, const jrn_ctl *c, const char *text, size_t n, jrn_doc **out,
                    jrn_diags *diags, jd_err *err)
 {
     jrn_diags scratch = { 0 };
     jrn_diags *d = diags ? diags : &scratch;
-    int rc = jrn_doc_parse(c->source ? c->source : "api", text, n, r->env, out, d);
+    jrn_env env = *r->env;
+    if (c->op == JRN_OP_PUBLISH) {
+        env.segment_exists = segment_exists;
+        env.seg_self = r;
+    }
+    int rc = jrn_doc_parse(c->source ? c->source : "api", text, n, &env, out, d);
     if (rc == JD_OK && strcmp((*out)->id, c->id) != 0) {
         jd_err_set(err, JD_EINVAL, "id", "the document's id is '%s', not '%s'", (*out)->id, c->id);
         jrn_doc_destroy(*out);

@@ -382,6 +382,24 @@ static int publish(const char *path, jrn_reg *reg)
         fputs(out.data ? out.data : "", stderr);
         jd_buf_release(&out);
     } else {
+        /* No segments are evaluated here (no one is a member of any): the
+         * ones the document names are defined as never true, so it
+         * publishes, and segment rules, waits and goals see no change. */
+        for (uint32_t i = 0; i <= doc->nexits + doc->nnodes; i++) {
+            const char *name = i < doc->nexits ? doc->exits[i].event
+                               : i == doc->nexits ? doc->goal.event
+                               : doc->nodes[i - doc->nexits - 1].kind == JRN_WAIT ? doc->nodes[i - doc->nexits - 1].u.wait.event
+                                                                                  : NULL;
+            bool enter;
+            const char *seg = jrn_segment_event_parse(name, &enter);
+            if (!seg || jrn_reg_segment_find(reg, seg)) continue;
+            char *def = jd_strfmt("id: %s\nwhen: false\n", seg);
+            jrn_ctl sc = { JRN_OP_SEGMENT, seg, def, strlen(def), path };
+            const jrn_journey *none = NULL;
+            jrn_status was0;
+            jrn_reg_apply(reg, &sc, 0, &none, &was0, &err);   /* an id that parsed as one: cannot fail */
+            free(def);
+        }
         jrn_ctl ctl = { JRN_OP_PUBLISH, doc->id, text, n, path };
         const jrn_journey *j = NULL;
         jrn_status was;

@@ -20,6 +20,8 @@
  *   identifiers           S's, then `from` (a userId loser), then L's; past
  *                         PROF_MAX_IDENTIFIERS dropped (limited)
  *   refusal notes         both, by time, the latest PROF_MAX_REFUSALS
+ *   timeline              both, by time (S's first on equal times), the
+ *                         newest lim.timeline (timeline.c prof__tl_merge)
  *
  * Invariants:
  *  (1) prof_merge_in is all or nothing: the blob is decoded (and checked as
@@ -269,7 +271,7 @@ static void set_idents(prof_store *s, prof *p, const jd_buf *b)
 
 int prof_add_identifier(prof_store *s, const char *key, size_t kn, const char *kind, const char *value, size_t vn)
 {
-    prof *p = kn ? jd_map_get(s->by_key, key, kn) : NULL;
+    prof *p = kn ? prof__index_get(&s->by_key, key, kn) : NULL;
     if (!p) return JD_ENOTFOUND;
     size_t kl = kind ? strlen(kind) : 0;
     if (!kind_ok(kind, kl) || !value || vn == 0 || vn > PROF_MAX_ID_VALUE) return JD_EINVAL;
@@ -290,7 +292,7 @@ int prof_add_identifier(prof_store *s, const char *key, size_t kn, const char *k
 
 int prof_remove_identifier(prof_store *s, const char *key, size_t kn, const char *kind, const char *value, size_t vn)
 {
-    prof *p = kn ? jd_map_get(s->by_key, key, kn) : NULL;
+    prof *p = kn ? prof__index_get(&s->by_key, key, kn) : NULL;
     if (!p) return JD_ENOTFOUND;
     size_t kl = kind ? strlen(kind) : 0;
     if (!kind_ok(kind, kl) || !value || vn == 0 || vn > PROF_MAX_ID_VALUE) return JD_EINVAL;
@@ -332,7 +334,7 @@ static void merge_notes(jd_buf *b, const uint8_t *a, size_t an, const uint8_t *c
 int prof_note_refused(prof_store *s, const char *key, size_t kn, const char *other, size_t on, const char *reason,
                       int64_t at_us)
 {
-    prof *p = kn ? jd_map_get(s->by_key, key, kn) : NULL;
+    prof *p = kn ? prof__index_get(&s->by_key, key, kn) : NULL;
     if (!p) return JD_ENOTFOUND;
     size_t rl = reason ? strlen(reason) : 0;
     if (!other || on == 0 || on > PROF_MAX_NOTE_OTHER || rl == 0 || rl > PROF_MAX_NOTE_REASON) return JD_EINVAL;
@@ -355,13 +357,13 @@ int prof_note_refused(prof_store *s, const char *key, size_t kn, const char *oth
 
 int prof_extract(prof_store *s, const char *key, size_t kn, jd_buf *out)
 {
-    prof *p = kn ? jd_map_get(s->by_key, key, kn) : NULL;
+    prof *p = kn ? prof__index_get(&s->by_key, key, kn) : NULL;
     if (!p) return JD_ENOTFOUND;
     jd_buf b;
     jd_buf_init(&b, SIZE_MAX);
-    uint8_t ver = PROF_CODEC_VERSION;
+    uint8_t ver = p->tl ? PROF_CODEC_VERSION : PROF_CODEC_VERSION_NO_TL;   /* as a snapshot's */
     jd_buf_add(&b, &ver, 1);
-    prof__encode_one(s, p, &b);
+    prof__encode_one(s, p, ver, &b);
     int rc = jd_buf_add(out, b.data, b.len);   /* JD_ELIMIT: out unchanged, the profile stays */
     jd_buf_release(&b);
     if (rc == JD_OK) prof__remove(s, p);
@@ -491,34 +493,42 @@ static uint8_t *merge_vec(const prof_store *s, const prof *sp, const char *skey,
     return nv;
 }
 
-static size_t tset_entry(const uint8_t *q) { return PROF_TSET_HDR + prof__rd32(q) + 1 + prof__rd32(q + 4); }
-
 /* Merges tset (lt, ll) into (st, sl): per key the entry with the later
  * set_us, equal times st's; st's keys keep their place, lt's new keys
  * follow in lt's order. U_CHANGED: *out is new (owned, exact; NULL when
- * empty). U_OVER: it would pass max_traits_bytes (profile.c (4)). */
+ * empty). U_OVER: it would pass max_traits_bytes (profile.c (4)). Both
+ * tsets are this store's (tset.c): entries are copied with their key ids. */
 static int tset_union(const prof_store *s, const uint8_t *st, uint32_t sl, const uint8_t *lt, uint32_t ll,
                       uint8_t **out, uint32_t *out_len)
 {
     if (ll == 0) return U_SAME;
-    jd_map *lk = jd_map_create(16);
-    for (uint32_t i = 0; i < ll; i += (uint32_t)tset_entry(lt + i))
-        jd_map_put(lk, (const char *)lt + i + PROF_TSET_HDR, prof__rd32(lt + i), (void *)(lt + i));
+    prof_titer it;
+    prof_tent e;
+    size_t n = 0, cap = 8;
+    prof_tent *le = jd_xmalloc(cap * sizeof *le);
+    jd_map *lk = jd_map_create(16);   /* key -> 1 + index in le; deleted once taken */
+    prof__titer_init(&it, lt, ll);
+    while (prof__tset_next(s, &it, &e)) {
+        if (n == cap) le = jd_xrealloc(le, (cap *= 2) * sizeof *le);
+        le[n] = e;
+        jd_map_put(lk, e.k, e.kl, (void *)(uintptr_t)(n + 1));
+        n++;
+    }
     jd_buf b;
     jd_buf_init(&b, SIZE_MAX);
-    for (uint32_t i = 0; i < sl; i += (uint32_t)tset_entry(st + i)) {
-        const uint8_t *e = st + i;
-        const uint8_t *l = jd_map_del(lk, (const char *)e + PROF_TSET_HDR, prof__rd32(e));
-        const uint8_t *w = l && prof__rd64(l + 8) > prof__rd64(e + 8) ? l : e;
-        jd_buf_add(&b, w, tset_entry(w));
+    int64_t prev = PROF_TSET_EPOCH;
+    prof__titer_init(&it, st, sl);
+    while (prof__tset_next(s, &it, &e)) {
+        uintptr_t li = (uintptr_t)jd_map_del(lk, e.k, e.kl);
+        prof__tset_put(&b, &prev, li && le[li - 1].at > e.at ? &le[li - 1] : &e);
     }
-    for (uint32_t i = 0; i < ll; i += (uint32_t)tset_entry(lt + i))
-        if (jd_map_get(lk, (const char *)lt + i + PROF_TSET_HDR, prof__rd32(lt + i)))
-            jd_buf_add(&b, lt + i, tset_entry(lt + i));
+    for (size_t i = 0; i < n; i++)
+        if (jd_map_get(lk, le[i].k, le[i].kl)) prof__tset_put(&b, &prev, &le[i]);
     jd_map_destroy(lk);
+    free(le);
     int rc = U_CHANGED;
     if (b.len == sl && (sl == 0 || memcmp(b.data, st, sl) == 0)) rc = U_SAME;
-    else if (b.len > UINT32_MAX || prof__tset_json_size((const uint8_t *)b.data, b.len) > s->lim.max_traits_bytes)
+    else if (b.len > UINT32_MAX || prof__tset_json_size(s, (const uint8_t *)b.data, b.len) > s->lim.max_traits_bytes)
         rc = U_OVER;
     else *out = buf_blob(&b, out_len);
     jd_buf_release(&b);
@@ -678,7 +688,7 @@ int prof_merge_in(prof_store *s, const char *key, size_t kn, bool key_is_user, c
     }
 
     /* Everything built aside (1); the survivor may not exist yet. */
-    prof *sp = jd_map_get(s->by_key, key, kn);
+    prof *sp = prof__index_get(&s->by_key, key, kn);
     unsigned sflags = sp ? sp->flags : key_is_user ? PROF_F_USER : PROF_F_KEY_ANON;
     uint32_t limited = 0;
     uint8_t *nv = merge_vec(s, sp, key, kn, sflags, lp, from, fn, from_is_user, &limited);
@@ -692,6 +702,8 @@ int prof_merge_in(prof_store *s, const char *key, size_t kn, bool key_is_user, c
         nr.computed = prof__computed_merge(s, nr.computed, nr.computed_len, lr.computed, lr.computed_len,
                                            &nr.computed_len);
     nr.idents = merge_idents(sp, key, kn, sflags, lp, from, fn, from_is_user, &nr.idents_len, &limited);
+    uint32_t tln = 0;
+    uint8_t *ntl = prof__tl_merge(s, sp, lp, nv, &tln);   /* names indexed against the merged vec */
 
     /* (1): from here on nothing fails. */
     if (!sp) sp = prof__insert(s, key, kn, sflags);
@@ -717,6 +729,10 @@ int prof_merge_in(prof_store *s, const char *key, size_t kn, bool key_is_user, c
         q += len;
     }
     prof__rich_set(s, sp, &nr);
+    s->heap -= prof__alloc_size(prof__tl_size(sp->tl));
+    free(sp->tl);
+    sp->tl = ntl;
+    s->heap += prof__alloc_size(tln);
     prof__free(lp);
     return JD_OK;
 }

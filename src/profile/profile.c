@@ -1,19 +1,22 @@
 /* src/profile/profile.c -- the profiles of one partition: apply events, answer
  * lookups. The snapshot codec is in snapshot.c, computed traits (their
  * definitions and values) in computed.c, identity merges, identifiers and
- * refusal notes in merge.c; docs/internals/profile.md has
+ * refusal notes in merge.c, the trait sets' compact form and the store's
+ * shared trait key names in tset.c, the index by key in index.c;
+ * docs/internals/profile.md has
  * the memory layout with byte offsets, the merge rules and the sizes measured.
  *
  * The store is sized for ten million profiles a process, so a profile is one
- * allocation of 64 bytes plus its key, and everything that most profiles never
- * have (anonymousIds beyond the key, event names, traits, groups) hangs off
+ * allocation of 72 bytes plus its key, and everything that most profiles never
+ * have (anonymousIds beyond the key, event names, traits, groups, the
+ * timeline of timeline.c) hangs off
  * pointers that stay NULL until needed. No json_object outlives a call: traits
- * are kept as serialized JSON text and parsed only when an identify, group or
+ * are kept as serialized JSON text (tset.c) and parsed only when an identify, group or
  * update brings new ones, or when prof_view builds the expression language's
  * view of one profile.
  *
  * Invariants:
- *  (1) by_key maps every profile's key to it and borrows the key bytes from
+ *  (1) by_key (index.c) holds every profile once and reads its key from
  *      prof.key, which never moves (a profile is never reallocated).
  *  (2) by_anon maps an anonymousId to the first profile that recorded it,
  *      unless that id is some profile's key when it is recorded (lookup tries
@@ -30,7 +33,9 @@
  *      taken only from an event whose timestamp_us >= set_us. Equal times: the
  *      later applied wins, which is log order, so replay agrees.
  *  (6) heap equals the sum of prof__alloc_size over every allocation reachable
- *      from the profiles (the estimate prof_store_bytes reports).
+ *      from the profiles; prof_store_bytes adds by_key's two arrays as they
+ *      are and by_anon's slots as its length implies. The store's shared
+ *      trait key names (tset.c, bounded) are not counted.
  *  (7) apply and update read no clock and no randomness: the store is a
  *      function of the events and updates applied, in order.
  *  (8) A profile's tags are distinct, each 1..PROF_MAX_TAG_BYTES bytes with
@@ -48,6 +53,10 @@
  * (12) A profile with no event counted (one a merge created without a blob)
  *      takes firstSeen and lastSeen from its first event; merges (merge.c)
  *      keep (2), (3), (4), (6) and (8) with their own invariants.
+ * (13) Every applied event, after its other effects, is recorded on the
+ *      profile's timeline (timeline.c, when lim.timeline > 0), pointing at
+ *      its counted name when it has one; journeys' messages are recorded by
+ *      prof_timeline_message. Neither reads a clock.
  */
 #include "profile_int.h"
 
@@ -66,6 +75,7 @@ void prof_limits_default(prof_limits *l)
     l->max_event_names = JD_DEF_MAX_EVENT_NAMES;
     l->max_groups = JD_DEF_MAX_GROUPS;
     l->max_tags = JD_DEF_MAX_TAGS;
+    l->timeline = 0;
     l->computed = NULL;
 }
 
@@ -77,7 +87,8 @@ prof_store *prof_store_create(const prof_limits *lim)
     /* The vec keeps its counts in u16s: a larger configured limit is clamped. */
     if (s->lim.max_anonymous_ids > PROF_VEC_MAX) s->lim.max_anonymous_ids = PROF_VEC_MAX;
     if (s->lim.max_event_names > PROF_VEC_MAX) s->lim.max_event_names = PROF_VEC_MAX;
-    s->by_key = jd_map_create(0);
+    if (s->lim.timeline > JD_MAX_TIMELINE) s->lim.timeline = JD_MAX_TIMELINE;
+    prof__index_init(&s->by_key);
     s->by_anon = jd_map_create(0);
     s->suppressed = jd_map_create(0);
     s->tok = json_tokener_new_ex(JD_DEF_MAX_JSON_DEPTH + 8);
@@ -91,6 +102,7 @@ void prof__free(prof *p)
 {
     if (!p) return;
     free(p->vec);
+    free(p->tl);
     if (p->rich) {
         free(p->rich->traits);
         free(p->rich->groups);
@@ -114,12 +126,11 @@ static void free_suppressed(jd_map *m)
 void prof__clear(prof_store *s)
 {
     size_t pos = 0;
-    void *v;
-    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof__free(v);
-    jd_map_destroy(s->by_key);
+    prof *p;
+    while ((p = prof__index_next(&s->by_key, &pos))) prof__free(p);
+    prof__index_release(&s->by_key);
     jd_map_destroy(s->by_anon);
     free_suppressed(s->suppressed);
-    s->by_key = jd_map_create(0);
     s->by_anon = jd_map_create(0);
     s->suppressed = jd_map_create(0);
     s->heap = 0;
@@ -129,9 +140,10 @@ void prof_store_destroy(prof_store *s)
 {
     if (!s) return;
     size_t pos = 0;
-    void *v;
-    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof__free(v);
-    jd_map_destroy(s->by_key);
+    prof *p;
+    while ((p = prof__index_next(&s->by_key, &pos))) prof__free(p);
+    prof__index_release(&s->by_key);
+    prof__keys_release(&s->keys);
     jd_map_destroy(s->by_anon);
     free_suppressed(s->suppressed);
     json_tokener_free(s->tok);
@@ -165,9 +177,7 @@ prof *prof__new(const char *key, size_t kn, unsigned flags)
 
 void prof__adopt(prof_store *s, prof *p)
 {
-    void *prev = jd_map_put(s->by_key, p->key, p->key_len, p);
-    JD_ASSERT(prev == NULL);
-    (void)prev;
+    prof__index_put(&s->by_key, p);
     s->heap += prof__bytes(p);
 }
 
@@ -206,7 +216,7 @@ size_t prof__vec_ids_size(const uint8_t *vec) { return vec ? (size_t)(vec_ids_en
 
 void prof__index_anon(prof_store *s, prof *p, const char *id, size_t n)
 {
-    if (jd_map_get(s->by_key, id, n) || jd_map_get(s->by_anon, id, n)) return;
+    if (prof__index_get(&s->by_key, id, n) || jd_map_get(s->by_anon, id, n)) return;
     jd_map_put(s->by_anon, id, n, p);
 }
 
@@ -281,27 +291,29 @@ static void add_anon_id(prof_store *s, prof *p, jd_str id)
     prof__index_anon(s, p, (const char *)nv + at + w, id.n);
 }
 
-static void count_event_name(prof_store *s, prof *p, jd_str name)
+/* Counts a track event's name; returns its index among p's names, -1 when
+ * it is not counted (no name, or past max_event_names). */
+static int count_event_name(prof_store *s, prof *p, jd_str name)
 {
-    if (name.n == 0) return;
+    if (name.n == 0) return -1;
     unsigned n_evs = 0;
     if (p->vec) {
         n_evs = prof__rd16(p->vec + 2);
         uint8_t *q = (uint8_t *)vec_ids_end(p->vec);
-        for (unsigned i = n_evs; i > 0; i--) {
+        for (unsigned i = 0; i < n_evs; i++) {
             uint32_t len;
             size_t w = prof__uv_get(q + 4, &len);
             if (len == name.n && memcmp(q + 4 + w, name.p, len) == 0) {
                 uint32_t c = prof__rd32(q);
                 if (c < UINT32_MAX) prof__wr32(q, c + 1);
-                return;
+                return (int)i;
             }
             q += 4 + w + len;
         }
     }
     if (n_evs >= s->lim.max_event_names) {   /* (3) */
         p->limited++;
-        return;
+        return -1;
     }
     size_t at = prof__vec_size(p->vec);
     if (!at) at = 4;
@@ -311,6 +323,7 @@ static void count_event_name(prof_store *s, prof *p, jd_str name)
     memcpy(nv + at + 4 + w, name.p, name.n);
     prof__wr16(nv + 2, (uint16_t)(n_evs + 1));
     prof__vec_replace(s, p, nv);
+    return (int)n_evs;
 }
 
 /* ---- traits ------------------------------------------------------------ */
@@ -324,7 +337,8 @@ static size_t rich_blob_bytes(const struct prof_rich *r)
 
 size_t prof__bytes(const prof *p)
 {
-    size_t n = prof__alloc_size(sizeof *p + p->key_len + 1) + prof__alloc_size(prof__vec_size(p->vec));
+    size_t n = prof__alloc_size(sizeof *p + p->key_len + 1) + prof__alloc_size(prof__vec_size(p->vec)) +
+               prof__alloc_size(prof__tl_size(p->tl));
     if (p->rich) n += prof__alloc_size(sizeof *p->rich) + rich_blob_bytes(p->rich);
     return n;
 }
@@ -393,28 +407,17 @@ static size_t json_str_len(const char *s, size_t n)
 
 /* The size (4) is about: the traits object as prof_get_json writes it, plus
  * each tombstone as if it were "key":null. */
-size_t prof__tset_json_size(const uint8_t *t, size_t n)
+size_t prof__tset_json_size(const prof_store *s, const uint8_t *t, size_t n)
 {
     size_t size = 2, entries = 0;
-    for (const uint8_t *q = t, *end = t ? t + n : NULL; q < end; entries++) {
-        uint32_t kl = prof__rd32(q), vl = prof__rd32(q + 4);
-        const uint8_t *k = q + PROF_TSET_HDR;
-        size += json_str_len((const char *)k, kl) + 1 + (vl ? vl : 4);
-        q = k + kl + 1 + vl;
+    prof_titer it;
+    prof_tent e;
+    prof__titer_init(&it, t, n);
+    for (; prof__tset_next(s, &it, &e); entries++) {
+        uint32_t vl = prof__tent_json_len(&e);
+        size += json_str_len(e.k, e.kl) + 1 + (vl ? vl : 4);
     }
     return size + (entries ? entries - 1 : 0);
-}
-
-static void tset_emit(jd_buf *b, const char *k, uint32_t kl, const char *v, uint32_t vl, int64_t us)
-{
-    uint8_t hdr[PROF_TSET_HDR];
-    prof__wr32(hdr, kl);
-    prof__wr32(hdr + 4, vl);
-    prof__wr64(hdr + 8, us);
-    jd_buf_add(b, hdr, sizeof hdr);
-    jd_buf_add(b, k, kl);
-    jd_buf_add(b, "", 1);
-    jd_buf_add(b, v, vl);
 }
 
 static const char *json_text(json_object *v, uint32_t *len)
@@ -438,36 +441,41 @@ static int tset_merge(prof_store *s, const uint8_t *old, uint32_t old_len, json_
     jd_buf *b = &s->scratch;
     jd_buf_reset(b);
     jd_map *seen = old_len ? jd_map_create(16) : NULL;
-    for (const uint8_t *q = old, *end = old ? old + old_len : NULL; q < end;) {
-        uint32_t kl = prof__rd32(q), vl = prof__rd32(q + 4);
-        int64_t at = prof__rd64(q + 8);
-        const char *k = (const char *)q + PROF_TSET_HDR;
-        const char *v = k + kl + 1;
-        jd_map_put(seen, k, kl, (void *)k);
+    int64_t prev = PROF_TSET_EPOCH;
+    prof_titer it;
+    prof_tent e;
+    prof__titer_init(&it, old, old_len);
+    while (prof__tset_next(s, &it, &e)) {
+        jd_map_put(seen, e.k, e.kl, (void *)e.k);
         json_object *nv;
         /* A key holding a NUL cannot come from json-c: leave it alone. */
-        if (strlen(k) == kl && json_object_object_get_ex(in, k, &nv) && ts >= at) {   /* (5) */
+        if (strlen(e.k) == e.kl && json_object_object_get_ex(in, e.k, &nv) && ts >= e.at) {   /* (5) */
             uint32_t nl = 0;
             const char *nt = nv ? json_text(nv, &nl) : "";
-            tset_emit(b, k, kl, nt, nl, ts);
-        } else {
-            tset_emit(b, k, kl, v, vl, at);
+            prof__tent_set_value(&e, nt, nl);
+            e.at = ts;
         }
-        q = (const uint8_t *)v + vl;
+        prof__tset_put(b, &prev, &e);
     }
     json_object_object_foreach(in, key, val) {
         size_t kl = strlen(key);
         if (seen && jd_map_get(seen, key, kl)) continue;
+        JD_ASSERT(kl < (1u << 30));
         uint32_t vl = 0;
         const char *vt = val ? json_text(val, &vl) : "";
         /* A null for a key never set still leaves a tombstone: an older
          * event arriving later must not set it (5). */
-        tset_emit(b, key, (uint32_t)kl, vt, vl, ts);
+        e.kid = prof__key_id(s, key, kl);
+        e.k = key;
+        e.kl = (uint32_t)kl;
+        e.at = ts;
+        prof__tent_set_value(&e, vt, vl);
+        prof__tset_put(b, &prev, &e);
     }
     jd_map_destroy(seen);
     if (b->len == old_len && (old_len == 0 || memcmp(b->data, old, old_len) == 0))
         return MERGE_SAME;
-    if (b->len > UINT32_MAX || prof__tset_json_size((const uint8_t *)b->data, b->len) > s->lim.max_traits_bytes)
+    if (b->len > UINT32_MAX || prof__tset_json_size(s, (const uint8_t *)b->data, b->len) > s->lim.max_traits_bytes)
         return MERGE_OVER;
     *out_len = (uint32_t)b->len;
     *out = b->len ? jd_xmalloc(b->len) : NULL;
@@ -629,7 +637,7 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
         }
     }
 
-    prof *p = jd_map_get(s->by_key, key.p, key.n);
+    prof *p = prof__index_get(&s->by_key, key.p, key.n);
     if (!p) p = prof__insert(s, key.p, key.n, ev->user_id.n ? PROF_F_USER : PROF_F_KEY_ANON);
     if (!prof__seen(p)) p->first_us = p->last_us = ev->timestamp_us;   /* also one a merge created */
     uint32_t *c = &p->counts[ev->type - INGEST_TRACK];
@@ -638,9 +646,10 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
     if (ev->timestamp_us > p->last_us) p->last_us = ev->timestamp_us;
 
     add_anon_id(s, p, ev->anonymous_id);
+    int name_idx = -1;
     switch (ev->type) {
     case INGEST_TRACK:
-        count_event_name(s, p, ev->event);
+        name_idx = count_event_name(s, p, ev->event);
         if (ct_mask) prof__computed_apply(s, p, ct_mask, traits, ev->timestamp_us);
         break;
     case INGEST_ALIAS:    add_anon_id(s, p, ev->previous_id); break;
@@ -653,6 +662,7 @@ int prof_apply(prof_store *s, const ingest_event *ev, jd_err *err)
         break;
     default: break;
     }
+    prof__tl_event(s, p, ev, name_idx);   /* (13) */
     json_object_put(root);
     return JD_OK;
 }
@@ -672,7 +682,7 @@ void prof__suppress(prof_store *s, const char *id, size_t n, int64_t at_us)
 
 int prof_delete(prof_store *s, const char *id, size_t n, int64_t at_us, char *key_out, size_t cap)
 {
-    prof *p = jd_map_get(s->by_key, id, n);
+    prof *p = prof__index_get(&s->by_key, id, n);
     if (!p) p = jd_map_get(s->by_anon, id, n);
     if (!p) return JD_ENOTFOUND;
     if (cap) snprintf(key_out, cap, "%.*s", (int)p->key_len, p->key);
@@ -704,12 +714,12 @@ void prof__remove(prof_store *s, prof *p)
             q += len;
         }
     }
-    jd_map_del(s->by_key, p->key, p->key_len);
+    prof__index_del(&s->by_key, p);
     s->heap -= prof__bytes(p);
     prof__free(p);
 }
 
-bool prof_is_key(const prof_store *s, const char *id, size_t n) { return jd_map_get(s->by_key, id, n) != NULL; }
+bool prof_is_key(const prof_store *s, const char *id, size_t n) { return prof__index_get(&s->by_key, id, n) != NULL; }
 
 void prof_suppress(prof_store *s, const char *id, size_t n, int64_t at_us)
 {
@@ -867,7 +877,7 @@ static int merge_tags(prof_store *s, const uint8_t *old, uint32_t old_len, const
 int prof_update(prof_store *s, const char *key, size_t key_len, const prof_op *ops, size_t n,
                 int64_t ts, jd_err *err)
 {
-    prof *p = key_len ? jd_map_get(s->by_key, key, key_len) : NULL;
+    prof *p = key_len ? prof__index_get(&s->by_key, key, key_len) : NULL;
     if (!p) return jd_err_set(err, JD_ENOTFOUND, "profile", "no profile with this key");
     json_object *in = NULL;
     uint8_t *nt = NULL, *ng = NULL;
@@ -910,20 +920,20 @@ static int add_time(jd_buf *b, int64_t us)
 
 /* Writes the trait set as {"k":v,...}, or with times {"k":"<time>",...};
  * tombstones are left out of both. */
-static int add_tset(jd_buf *b, const uint8_t *t, size_t n, bool times)
+static int add_tset(const prof_store *s, jd_buf *b, const uint8_t *t, size_t n, bool times)
 {
     int rc = jd_buf_add(b, "{", 1);
     bool first = true;
-    for (const uint8_t *q = t, *end = t ? t + n : NULL; q < end;) {
-        uint32_t kl = prof__rd32(q), vl = prof__rd32(q + 4);
-        const char *k = (const char *)q + PROF_TSET_HDR, *v = k + kl + 1;
-        if (vl) {
+    prof_titer it;
+    prof_tent e;
+    prof__titer_init(&it, t, n);
+    while (prof__tset_next(s, &it, &e)) {
+        if (prof__tent_json_len(&e)) {
             if (!first) rc |= jd_buf_add(b, ",", 1);
             first = false;
-            rc |= jd_buf_add_json_str(b, k, kl) | jd_buf_add(b, ":", 1);
-            rc |= times ? add_time(b, prof__rd64(q + 8)) : jd_buf_add(b, v, vl);
+            rc |= jd_buf_add_json_str(b, e.k, e.kl) | jd_buf_add(b, ":", 1);
+            rc |= times ? add_time(b, e.at) : prof__tent_json(b, &e, false);
         }
-        q = (const uint8_t *)v + vl;
     }
     return rc | jd_buf_add(b, "}", 1);
 }
@@ -953,8 +963,8 @@ static int write_json(const prof_store *s, const prof *p, jd_buf *b)
     rc |= jd_buf_adds(b, "]") | prof__idents_json(p, b, false);
 
     const struct prof_rich *r = p->rich;
-    rc |= jd_buf_adds(b, ",\"traits\":") | add_tset(b, r ? r->traits : NULL, r ? r->traits_len : 0, false);
-    rc |= jd_buf_adds(b, ",\"traitTimes\":") | add_tset(b, r ? r->traits : NULL, r ? r->traits_len : 0, true);
+    rc |= jd_buf_adds(b, ",\"traits\":") | add_tset(s, b, r ? r->traits : NULL, r ? r->traits_len : 0, false);
+    rc |= jd_buf_adds(b, ",\"traitTimes\":") | add_tset(s, b, r ? r->traits : NULL, r ? r->traits_len : 0, true);
 
     rc |= jd_buf_adds(b, ",\"tags\":[");
     const uint8_t *t = r ? r->tags : NULL, *tend = t ? t + r->tags_len : NULL;
@@ -969,16 +979,16 @@ static int write_json(const prof_store *s, const prof *p, jd_buf *b)
     /* consent: {"email/marketing":{"granted":true,"source":"identify","at":"..."}} */
     rc |= jd_buf_adds(b, ",\"consent\":{");
     first = true;
-    for (const uint8_t *c = r ? r->consent : NULL, *cend = c ? c + r->consent_len : NULL; c < cend;) {
-        uint32_t kl = prof__rd32(c), vl = prof__rd32(c + 4);
-        const char *k = (const char *)c + PROF_TSET_HDR, *v = k + kl + 1;
-        if (vl > 1) {   /* a value object "{...}": written without its "}", then the time */
+    prof_titer it;
+    prof_tent e;
+    prof__titer_init(&it, r ? r->consent : NULL, r ? r->consent_len : 0);
+    while (prof__tset_next(s, &it, &e)) {
+        if (prof__tent_json_len(&e) > 1) {   /* a value object "{...}": written without its "}", then the time */
             if (!first) rc |= jd_buf_add(b, ",", 1);
             first = false;
-            rc |= jd_buf_add_json_str(b, k, kl) | jd_buf_add(b, ":", 1) | jd_buf_add(b, v, vl - 1);
-            rc |= jd_buf_adds(b, ",\"at\":") | add_time(b, prof__rd64(c + 8)) | jd_buf_add(b, "}", 1);
+            rc |= jd_buf_add_json_str(b, e.k, e.kl) | jd_buf_add(b, ":", 1) | prof__tent_json(b, &e, true);
+            rc |= jd_buf_adds(b, ",\"at\":") | add_time(b, e.at) | jd_buf_add(b, "}", 1);
         }
-        c = (const uint8_t *)v + vl;
     }
     rc |= jd_buf_add(b, "}", 1);
 
@@ -989,7 +999,7 @@ static int write_json(const prof_store *s, const prof *p, jd_buf *b)
         const uint8_t *gid = g + PROF_GRP_HDR;
         if (!first) rc |= jd_buf_add(b, ",", 1);
         rc |= jd_buf_add_json_str(b, (const char *)gid, gl) | jd_buf_adds(b, ":{\"traits\":");
-        rc |= add_tset(b, gid + gl, tl, false) | jd_buf_add(b, "}", 1);
+        rc |= add_tset(s, b, gid + gl, tl, false) | jd_buf_add(b, "}", 1);
         g = gid + gl + tl;
     }
 
@@ -1015,13 +1025,13 @@ static int write_json(const prof_store *s, const prof *p, jd_buf *b)
     rc |= jd_buf_adds(b, ",\"firstSeen\":") | add_time(b, p->first_us);
     rc |= jd_buf_adds(b, ",\"lastSeen\":") | add_time(b, p->last_us);
     rc |= jd_buf_addf(b, ",\"limited\":%u", (unsigned)p->limited);
-    rc |= prof__idents_json(p, b, true) | jd_buf_add(b, "}", 1);
+    rc |= prof__idents_json(p, b, true) | prof__tl_json(s, p, b) | jd_buf_add(b, "}", 1);
     return rc ? JD_ELIMIT : JD_OK;
 }
 
 int prof_get_json(const prof_store *s, const char *id, size_t id_len, jd_buf *out)
 {
-    const prof *p = jd_map_get(s->by_key, id, id_len);
+    const prof *p = prof__index_get(&s->by_key, id, id_len);
     if (!p) p = jd_map_get(s->by_anon, id, id_len);
     if (!p) return JD_ENOTFOUND;
     /* Built aside so that out is unchanged when its ceiling is hit. */
@@ -1075,12 +1085,11 @@ json_object *prof__stored_value(prof_store *s, const char *v, uint32_t vl)
 static json_object *view_tset(prof_store *s, const uint8_t *t, size_t n)
 {
     json_object *o = json_object_new_object();
-    for (const uint8_t *q = t, *end = t ? t + n : NULL; q < end;) {
-        uint32_t kl = prof__rd32(q), vl = prof__rd32(q + 4);
-        const char *k = (const char *)q + PROF_TSET_HDR, *v = k + kl + 1;
-        if (vl) json_object_object_add(o, k, prof__stored_value(s, v, vl));   /* k ends in its NUL */
-        q = (const uint8_t *)v + vl;
-    }
+    prof_titer it;
+    prof_tent e;
+    prof__titer_init(&it, t, n);
+    while (prof__tset_next(s, &it, &e))   /* e.k ends in its NUL, and is not in scratch */
+        if (prof__tent_json_len(&e)) json_object_object_add(o, e.k, prof__tent_object(s, &e));
     return o;
 }
 
@@ -1093,13 +1102,13 @@ static json_object *view_time(int64_t us)
 
 struct json_object *prof_view(prof_store *s, const char *key, size_t key_len)
 {
-    const prof *p = jd_map_get(s->by_key, key, key_len);
+    const prof *p = prof__index_get(&s->by_key, key, key_len);
     return p ? prof_view_at(s, key, key_len, p->last_us) : NULL;
 }
 
 struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len, int64_t now_us)
 {
-    const prof *p = jd_map_get(s->by_key, key, key_len);
+    const prof *p = prof__index_get(&s->by_key, key, key_len);
     if (!p) return NULL;
     json_object *o = json_object_new_object();
     if (p->flags & PROF_F_USER) add_lit(o, "userId", json_object_new_string_len(p->key, (int)p->key_len));
@@ -1166,7 +1175,7 @@ struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len,
     return o;
 }
 
-size_t prof_store_count(const prof_store *s) { return jd_map_len(s->by_key); }
+size_t prof_store_count(const prof_store *s) { return s->by_key.len; }
 
 void prof_store_find_trait(const prof_store *s, const char *trait, const char *value,
                            bool (*fn)(void *ctx, const char *key, size_t kn), void *ctx)
@@ -1176,21 +1185,21 @@ void prof_store_find_trait(const prof_store *s, const char *trait, const char *v
     jd_buf lit;
     jd_buf_init(&lit, SIZE_MAX);
     jd_buf_add_json_str(&lit, value, strlen(value));
-    size_t tl = strlen(trait), vl = strlen(value), pos = 0, kn;
-    const char *k;
-    void *v;
-    while (jd_map_next(s->by_key, &pos, &k, &kn, &v)) {
-        const prof *p = v;
+    size_t tl = strlen(trait), vl = strlen(value), pos = 0;
+    const prof *p;
+    while ((p = prof__index_next(&s->by_key, &pos))) {
         const struct prof_rich *r = p->rich;
-        for (const uint8_t *q = r ? r->traits : NULL, *end = q ? q + r->traits_len : NULL; q < end;) {
-            uint32_t kl = prof__rd32(q), l = prof__rd32(q + 4);
-            const char *tk = (const char *)q + PROF_TSET_HDR, *tv = tk + kl + 1;
-            if (kl == tl && memcmp(tk, trait, tl) == 0 && l &&
-                ((l == lit.len && memcmp(tv, lit.data, l) == 0) || (l == vl && memcmp(tv, value, vl) == 0 && tv[0] != '"'))) {
+        prof_titer it;
+        prof_tent e;
+        prof__titer_init(&it, r ? r->traits : NULL, r ? r->traits_len : 0);
+        while (prof__tset_next(s, &it, &e)) {
+            if (e.kl != tl || memcmp(e.k, trait, tl) != 0) continue;
+            /* a string is kept without its quotes, which lit has */
+            if (e.str ? e.vl == lit.len - 2 && memcmp(e.v, lit.data + 1, e.vl) == 0
+                      : e.vl && e.vl == vl && memcmp(e.v, value, vl) == 0 && e.v[0] != '"') {
                 if (!fn(ctx, p->key, p->key_len)) goto out;
                 break;
             }
-            q = (const uint8_t *)tv + l;
         }
     }
 out:
@@ -1199,14 +1208,14 @@ out:
 
 void prof_store_each_key(const prof_store *s, void (*fn)(void *ctx, const char *key, size_t kn), void *ctx)
 {
-    size_t pos = 0, kn;
-    const char *k;
-    void *v;
-    while (jd_map_next(s->by_key, &pos, &k, &kn, &v)) fn(ctx, k, kn);
+    size_t pos = 0;
+    const prof *p;
+    while ((p = prof__index_next(&s->by_key, &pos))) fn(ctx, p->key, p->key_len);
 }
 
 /* Slot bytes of a jd_map holding len entries: it doubles from 16 slots of
- * 32 bytes whenever it would pass 7/8 full, and this store never deletes. */
+ * 32 bytes whenever it would pass 7/8 full (by_anon: an estimate after
+ * deletions, since a jd_map does not shrink). */
 static size_t map_bytes(size_t len)
 {
     size_t cap = 16;
@@ -1216,5 +1225,5 @@ static size_t map_bytes(size_t len)
 
 size_t prof_store_bytes(const prof_store *s)
 {
-    return s->heap + map_bytes(jd_map_len(s->by_key)) + map_bytes(jd_map_len(s->by_anon));
+    return s->heap + prof__index_bytes(&s->by_key) + map_bytes(jd_map_len(s->by_anon));
 }

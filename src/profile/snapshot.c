@@ -3,18 +3,23 @@
  * one profile).
  *
  * Format (all integers little-endian; docs/internals/profile.md has the table):
- *   u8 version (7; 6 .. 1 still decode) | u64 count | count x profile
+ *   u8 version (8, or 7 when no profile has a timeline; 6 .. 1 still decode)
+ *   | u64 count | count x profile
  *   | u64 nsupp | nsupp x (u32 len | id | i64 at_us)       -- version 4 on: deleted ids
  *   profile: u32 key_len | key | u8 flags | i64 first_us | i64 last_us
  *            | u32 counts[6] | u32 limited
  *            | u16 n_ids | n_ids x (u8 indexed | u32 len | id)
  *            | u16 n_evs | n_evs x (u32 count | u32 len | name)
- *            | u32 traits_len | traits (the in-memory tset, as it is)
- *            | u32 groups_len | groups (the in-memory groups blob, as it is)
+ *            | u32 traits_len | traits: a tset, entries of
+ *                 u32 klen | u32 vlen | i64 set_us | key | 0 | value (JSON text)
+ *                 (memory keeps a compact form with shared key ids: tset.c
+ *                 converts both ways, so ids never leave their store)
+ *            | u32 groups_len | groups: u32 gid_len | u32 tset_len | gid | tset
  *            | u32 tags_len | tags (the in-memory tags blob, as it is)   -- version 2 on
  *            | u32 computed_len | computed                              -- version 3 on
  *            | u32 consent_len | consent (a tset, as traits)            -- version 5 on
  *            | u32 idents_len | idents (identifiers, refusal notes)    -- version 7 on
+ *            | u32 tl_len | timeline (the in-memory blob, as it is)     -- version 8 on
  *   computed: entries of u64 definition id | u32 len | payload (computed.c)
  *
  * Version 2 (before computed traits) is version 3 without the computed field:
@@ -22,7 +27,10 @@
  * version 2 without the tags field: no tags either. Version 4 added the
  * suppressions, 5 consent, 6 windows as their non-empty buckets (before: a
  * dense ring, converted on load), 7 identifiers and refusal notes (older
- * profiles decode with none). encode always writes PROF_CODEC_VERSION.
+ * profiles decode with none), 8 the timeline (timeline.c; older profiles
+ * decode with an empty one). encode writes PROF_CODEC_VERSION when some
+ * profile has a timeline, else version 7 (the same bytes without the
+ * tl_len fields), which the release before version 8 still reads.
  *
  * Invariants:
  *  (1) decode trusts nothing: every length is checked against the bytes left
@@ -41,13 +49,18 @@
  *      kind, event, property, window and buckets): values of a definition the
  *      store does not have (removed or changed since) are dropped, so
  *      invariant (3) holds for stores with the same definitions.
+ *  (6) A timeline is checked whole (timeline.c parse): its count, kinds,
+ *      every length and varint against the bytes left, times never
+ *      increasing along the list, and each name index against the event
+ *      names of the same profile (decoded before it).
  */
 #include "profile_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SNAP_VERSION    PROF_CODEC_VERSION   /* 7: identifiers and refusal notes */
+#define SNAP_VERSION    PROF_CODEC_VERSION   /* 8: the timeline */
+#define SNAP_VERSION_V7 PROF_CODEC_VERSION_NO_TL   /* no timeline field */
 #define SNAP_VERSION_V6 6   /* no idents field */
 #define SNAP_VERSION_V5 5   /* windows as dense rings of B buckets */
 #define SNAP_VERSION_V4 4   /* no consent field */
@@ -65,8 +78,9 @@ static void put32(jd_buf *b, uint32_t v) { uint8_t t[4]; prof__wr32(t, v); jd_bu
 static void put16(jd_buf *b, uint16_t v) { uint8_t t[2]; prof__wr16(t, v); jd_buf_add(b, t, 2); }
 static void put64(jd_buf *b, int64_t v) { uint8_t t[8]; prof__wr64(t, v); jd_buf_add(b, t, 8); }
 
-void prof__encode_one(const prof_store *s, const prof *p, jd_buf *b)
+void prof__encode_one(const prof_store *s, const prof *p, uint8_t version, jd_buf *b)
 {
+    JD_ASSERT(version == SNAP_VERSION || (version == SNAP_VERSION_V7 && !p->tl));
     put32(b, p->key_len);
     jd_buf_add(b, p->key, p->key_len);
     uint8_t f = (uint8_t)p->flags;
@@ -99,17 +113,22 @@ void prof__encode_one(const prof_store *s, const prof *p, jd_buf *b)
         q += n;
     }
     const struct prof_rich *r = p->rich;
-    put32(b, r ? r->traits_len : 0);
-    if (r) jd_buf_add(b, r->traits, r->traits_len);
-    put32(b, r ? r->groups_len : 0);
-    if (r) jd_buf_add(b, r->groups, r->groups_len);
+    put32(b, r ? (uint32_t)prof__tset_disk_size(s, r->traits, r->traits_len) : 0);
+    if (r) prof__tset_disk(s, r->traits, r->traits_len, b);
+    put32(b, r ? (uint32_t)prof__groups_disk_size(s, r->groups, r->groups_len) : 0);
+    if (r) prof__groups_disk(s, r->groups, r->groups_len, b);
     put32(b, r ? r->tags_len : 0);
     if (r) jd_buf_add(b, r->tags, r->tags_len);
     prof__computed_encode(s, p, b);
-    put32(b, r ? r->consent_len : 0);
-    if (r) jd_buf_add(b, r->consent, r->consent_len);
+    put32(b, r ? (uint32_t)prof__tset_disk_size(s, r->consent, r->consent_len) : 0);
+    if (r) prof__tset_disk(s, r->consent, r->consent_len, b);
     put32(b, r ? r->idents_len : 0);
     if (r) jd_buf_add(b, r->idents, r->idents_len);
+    if (version >= SNAP_VERSION) {
+        size_t tn = prof__tl_size(p->tl);
+        put32(b, (uint32_t)tn);
+        jd_buf_add(b, p->tl, tn);
+    }
 }
 
 int prof_store_encode(const prof_store *s, jd_buf *out)
@@ -117,14 +136,18 @@ int prof_store_encode(const prof_store *s, jd_buf *out)
     /* Built aside: on JD_ELIMIT out is left as it was. */
     jd_buf b;
     jd_buf_init(&b, SIZE_MAX);
-    uint8_t ver = SNAP_VERSION;
-    jd_buf_add(&b, &ver, 1);
-    put64(&b, (int64_t)jd_map_len(s->by_key));
+    uint8_t ver = SNAP_VERSION_V7;
     size_t pos = 0;
-    void *v;
-    while (jd_map_next(s->by_key, &pos, NULL, NULL, &v)) prof__encode_one(s, v, &b);
+    const prof *p;
+    while (ver == SNAP_VERSION_V7 && (p = prof__index_next(&s->by_key, &pos)))
+        if (p->tl) ver = SNAP_VERSION;
+    jd_buf_add(&b, &ver, 1);
+    put64(&b, (int64_t)s->by_key.len);
+    pos = 0;
+    while ((p = prof__index_next(&s->by_key, &pos))) prof__encode_one(s, p, ver, &b);
     put64(&b, (int64_t)jd_map_len(s->suppressed));
     pos = 0;
+    void *v;
     while (jd_map_next(s->suppressed, &pos, NULL, NULL, &v)) {
         const prof_supp *e = v;
         put32(&b, e->len);
@@ -309,6 +332,16 @@ static int decode_vec(prof_store *s, reader *r, const prof *p, uint8_t **out, jd
     return JD_OK;
 }
 
+/* An exact copy of m's bytes (NULL when empty), m then emptied. */
+static uint8_t *mem_blob(jd_buf *m, uint32_t *len)
+{
+    JD_ASSERT(m->len <= UINT32_MAX);
+    *len = (uint32_t)m->len;
+    uint8_t *t = m->len ? memcpy(jd_xmalloc(m->len), m->data, m->len) : NULL;
+    jd_buf_reset(m);
+    return t;
+}
+
 /* Reads the rich part's fields (as far as r's version has them) into nr:
  * owned blobs on JD_OK, nothing allocated on error. */
 static int decode_rich(prof_store *s, reader *r, struct prof_rich *nr)
@@ -354,18 +387,22 @@ static int decode_rich(prof_store *s, reader *r, struct prof_rich *nr)
         if ((rc = take(r, il, "identities", &id))) goto out;
         if ((what = prof__idents_check(id, il, &bad))) { rc = prof__corrupt(r, at + bad, what); goto out; }
     }
-    nr->traits = tl ? memcpy(jd_xmalloc(tl), t, tl) : NULL;
-    nr->groups = gl ? memcpy(jd_xmalloc(gl), g, gl) : NULL;
+    /* every check passed: the tsets take their in-memory form (tset.c) */
+    jd_buf m;
+    jd_buf_init(&m, SIZE_MAX);
+    prof__tset_from_disk(s, t, tl, &m);
+    nr->traits = mem_blob(&m, &nr->traits_len);
+    prof__groups_from_disk(s, g, gl, &m);
+    nr->groups = mem_blob(&m, &nr->groups_len);
+    prof__tset_from_disk(s, o, ol, &m);
+    nr->consent = mem_blob(&m, &nr->consent_len);
+    jd_buf_release(&m);
     nr->tags = xl ? memcpy(jd_xmalloc(xl), x, xl) : NULL;
     nr->computed = cv;
-    nr->consent = ol ? memcpy(jd_xmalloc(ol), o, ol) : NULL;
     nr->idents = il ? memcpy(jd_xmalloc(il), id, il) : NULL;
     cv = NULL;
-    nr->traits_len = tl;
-    nr->groups_len = gl;
     nr->tags_len = xl;
     nr->computed_len = cvl;
-    nr->consent_len = ol;
     nr->idents_len = il;
 out:
     free(cv);
@@ -407,6 +444,17 @@ int prof__decode_one(prof_store *s, reader *r, prof **out, jd_buf *idx, size_t *
         p->rich = jd_xmalloc(sizeof *p->rich);
         *p->rich = nr;
     }
+    if (r->version >= SNAP_VERSION) {   /* (6); on error p (with its rich part) is freed */
+        uint32_t tn;
+        const uint8_t *t = NULL;
+        size_t bad = 0;
+        const char *what;
+        if ((rc = get32(r, "timeline length", &tn))) goto out;
+        at = r->off;
+        if ((rc = take(r, tn, "timeline", &t))) goto out;
+        if ((what = prof__tl_check(t, tn, p->vec, &bad))) { rc = prof__corrupt(r, at + bad, what); goto out; }
+        p->tl = prof__tl_blob(t, tn);
+    }
     *out = p;
     p = NULL;
 out:
@@ -422,7 +470,7 @@ static int decode_into(prof_store *s, reader *r, jd_buf *idx)
     size_t at = 0;
     int rc = prof__decode_one(s, r, &p, idx, &at);
     if (rc != JD_OK) return rc;
-    if (jd_map_get(s->by_key, p->key, p->key_len)) {
+    if (prof__index_get(&s->by_key, p->key, p->key_len)) {
         prof__free(p);
         return prof__corrupt(r, at, "duplicate key");
     }
@@ -443,7 +491,7 @@ static int decode_into(prof_store *s, reader *r, jd_buf *idx)
 
 int prof_store_decode(prof_store *s, const void *data, size_t n, jd_err *err)
 {
-    if (jd_map_len(s->by_key) != 0)
+    if (s->by_key.len != 0)
         return jd_err_set(err, JD_EINVAL, "", "profile snapshot: store is not empty");
     reader r = { data, n, 0, err, 0, "profile snapshot", "byte " };
     uint8_t ver = 0;

@@ -9,22 +9,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { Analytics } from '@segment/analytics-node';
-import { start, request, uid, WRITE_KEY, ADMIN_TOKEN } from './lib/journeyd.mjs';
-
-const api = (server, method, path, body, contentType) =>
-  request(server.url, path, {
-    method, body, bearer: ADMIN_TOKEN,
-    headers: typeof body === 'string' ? { 'Content-Type': contentType ?? 'application/yaml' } : {},
-  });
-
-function sdk(server) {
-  const a = new Analytics({ writeKey: WRITE_KEY, host: server.url, path: '/v1/batch', flushAt: 1, flushInterval: 20, maxRetries: 0 });
-  return {
-    send: (method, msg) => new Promise((res, rej) => a[method](msg, (err) => (err ? rej(err) : res()))),
-    close: () => a.closeAndFlush({ timeout: 10_000 }),
-  };
-}
+import { start, request, uid } from './lib/journeyd.mjs';
+import { api, sdk } from './lib/clients.mjs';
 
 /** A server whose identify traits `email` identify people, with its own empty folders. */
 async function server(t, dataDir) {
@@ -119,8 +105,18 @@ test('an email links a second device; a second userId on a shared device is refu
   assert.equal(annNow.json.mergesRefused[0].with, bob);
   r = await api(s, 'GET', `/v1/profiles/${laptop}`);
   assert.equal(r.json.userId, ann);
-  const m = await request(s.url, '/metrics', {});
+  let m = await request(s.url, '/metrics', {});
   assert.match(m.text, /journeyd_identity_merges_refused_total 2\b/);
+
+  // deleting by the email deletes the person; none of their identifiers finds anything after
+  r = await api(s, 'DELETE', `/v1/profiles/${encodeURIComponent(`${ann}@example.com`)}`);
+  assert.equal(r.status, 200, r.text);
+  for (const id of [ann, laptop, phone, `${ann}@example.com`]) {
+    r = await api(s, 'GET', `/v1/profiles/${encodeURIComponent(id)}`);
+    assert.equal(r.status, 404, `${id}: ${r.text}`);
+  }
+  m = await request(s.url, '/metrics', {});
+  assert.match(m.text, /journeyd_profiles_deleted_total 1\b/);
 });
 
 const BROWSE = `id: idn-browse

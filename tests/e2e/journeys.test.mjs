@@ -12,8 +12,8 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { Analytics } from '@segment/analytics-node';
-import { start, request, freshDir, uid, REPO_ROOT, WRITE_KEY, ADMIN_TOKEN } from './lib/journeyd.mjs';
+import { start, request, freshDir, uid, REPO_ROOT, ADMIN_TOKEN } from './lib/journeyd.mjs';
+import { sdk } from './lib/clients.mjs';
 
 const EXAMPLES = join(REPO_ROOT, 'journeys');
 const SECOND = 1000;
@@ -102,14 +102,6 @@ function chunked(server, method, path, text, headers, declared = false) {
 const sleep = (n) => new Promise((r) => setTimeout(r, n));
 
 /** The real Segment SDK pointed at journeyd; send() resolves once journeyd acknowledged. */
-function sdk(server) {
-  const a = new Analytics({ writeKey: WRITE_KEY, host: server.url, path: '/v1/batch', flushAt: 1, flushInterval: 20, maxRetries: 0 });
-  return {
-    send: (method, msg) => new Promise((res, rej) => a[method](msg, (err) => (err ? rej(err) : res()))),
-    close: () => a.closeAndFlush({ timeout: 10_000 }),
-  };
-}
-
 const WELCOME = `# a small journey for the API tests
 id: e2e-welcome
 name: Welcome (e2e)

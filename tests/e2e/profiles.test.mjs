@@ -10,22 +10,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { Analytics } from '@segment/analytics-node';
-import { start, request, uid, WRITE_KEY, ADMIN_TOKEN } from './lib/journeyd.mjs';
-
-const api = (server, method, path, body, contentType) =>
-  request(server.url, path, {
-    method, body, bearer: ADMIN_TOKEN,
-    headers: typeof body === 'string' ? { 'Content-Type': contentType ?? 'application/yaml' } : {},
-  });
-
-function sdk(server) {
-  const a = new Analytics({ writeKey: WRITE_KEY, host: server.url, path: '/v1/batch', flushAt: 1, flushInterval: 20, maxRetries: 0 });
-  return {
-    send: (method, msg) => new Promise((res, rej) => a[method](msg, (err) => (err ? rej(err) : res()))),
-    close: () => a.closeAndFlush({ timeout: 10_000 }),
-  };
-}
+import { start, request, uid } from './lib/journeyd.mjs';
+import { api, sdk } from './lib/clients.mjs';
 
 /** A server with empty journeys and segments folders (the API defines them). */
 async function server(t) {

@@ -457,6 +457,59 @@ static void test_segment_flips_on_the_clock(void **state)
     eng_close(e);
 }
 
+/* Size over time, read through the engine (a fan-out over 8 partitions on 2
+ * shards): a point is the size at the boundary summed over partitions; a
+ * partition whose clock has not reached a boundary counts its current size. */
+static char *history(eng *e, const char *id, bool daily, int64_t from, int64_t to, int *rc)
+{
+    waiter w;
+    w_init(&w);
+    eng_segment_history(e, id, daily, from, to, on_json, &w);
+    w_wait(&w);
+    char *j = w.json;
+    *rc = w.rc;
+    w.json = NULL;
+    w_release(&w);
+    return j;
+}
+
+static void test_segment_history(void **state)
+{
+    fixture *f = *state;
+    eng *e;
+    jd_err err;
+    int rc;
+    assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
+    const char *seg = "id: active\nwhen: days_since(timestamp(profile.last_seen)) < 3\n";
+    waiter w;
+    w_init(&w);
+    eng_journey_req rs = { "segment", "active", seg, strlen(seg), "test", false, false, false };
+    eng_journey_change(e, &rs, on_json, &w);   /* at T0, 00:00: points from 01:00 */
+    w_wait(&w);
+    assert_int_equal(w.rc, JD_OK);
+    w_release(&w);
+    jd_vclock_set(&f->vc, (uint64_t)(T0 + 10 * (int64_t)JD_MIN));
+    assert_int_equal(track(e, "ana", "Logged In", "h1", T0 + 10 * (int64_t)JD_MIN), JD_OK);
+    jd_vclock_set(&f->vc, (uint64_t)(T0 + 130 * (int64_t)JD_MIN));
+    assert_int_equal(track(e, "bo", "Logged In", "h2", T0 + 130 * (int64_t)JD_MIN), JD_OK);
+    char *j = history(e, "active", false, INT64_MIN, INT64_MAX, &rc);
+    assert_int_equal(rc, JD_OK);
+    assert_string_equal(j, "{\"id\":\"active\",\"granularity\":\"hour\",\"points\":["
+                           "{\"at\":\"2026-01-01T01:00:00.000Z\",\"size\":1},"
+                           "{\"at\":\"2026-01-01T02:00:00.000Z\",\"size\":1}]}");
+    free(j);
+    j = history(e, "active", false, T0 + 90 * (int64_t)JD_MIN, INT64_MAX, &rc);
+    assert_non_null(strstr(j, "\"points\":[{\"at\":\"2026-01-01T02:00:00.000Z\",\"size\":1}]"));
+    free(j);
+    j = history(e, "active", true, INT64_MIN, INT64_MAX, &rc);   /* the first day boundary is 01-02 */
+    assert_string_equal(j, "{\"id\":\"active\",\"granularity\":\"day\",\"points\":[]}");
+    free(j);
+    j = history(e, "nope", false, INT64_MIN, INT64_MAX, &rc);
+    assert_int_equal(rc, JD_ENOTFOUND);
+    free(j);
+    eng_close(e);
+}
+
 /* Deleting a person: the profile and their journey state go, their intents
  * leave GET /v1/intents, a late event (even by an anonymousId routed to
  * another partition) recreates nothing, an identify brings them back; and
@@ -553,6 +606,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enter_through_api_and_reentry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_document_lists_every_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_flips_on_the_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_person, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,93 @@ static void test_json_shape(void **state)
     jrn_doc_destroy(d);
 }
 
+/* Exit rules, waits and the goal on segment changes: stored as segment event
+ * names, written back in the same shape, checked against the segments the
+ * environment knows, and every problem at once. */
+static bool only_pro(const void *self, const char *id)
+{
+    int *calls = (int *)self;
+    ++*calls;
+    return strcmp(id, "pro") == 0;
+}
+
+static void test_segment_refs(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "id: s\nentry: { event: Go }\n"
+        "exits:\n  - segment_exit: pro\n  - segment_enter: pro\n    when: \"event.segment == 'pro'\"\n    action: pause\n    resume_on: Back\n"
+        "goal: { segment_enter: pro, within: 7d }\n"
+        "nodes:\n  w:\n    wait: { segment_enter: pro, timeout: 1d }\n    next: s\n    on_timeout: s\n"
+        "  s: { send: { channel: email, template: t } }\n";
+    jrn_doc *d = parse_ok(text);
+    char name[JRN_SEGMENT_EVENT_MAX];
+    bool enter = false;
+    assert_string_equal(d->exits[0].event, jrn_segment_event_name(name, "pro", false));
+    assert_string_equal(jrn_segment_event_parse(d->exits[0].event, &enter), "pro");
+    assert_false(enter);
+    assert_string_equal(jrn_segment_event_parse(d->exits[1].event, &enter), "pro");
+    assert_true(enter);
+    assert_string_equal(d->goal.event, jrn_segment_event_name(name, "pro", true));
+    assert_int_equal(d->nodes[0].u.wait.kind, JRN_WAIT_EVENT);
+    assert_string_equal(d->nodes[0].u.wait.event, name);
+    assert_null(jrn_segment_event_parse("Order Completed", &enter));
+    jd_buf b;
+    jd_buf_init(&b, 1u << 16);
+    assert_int_equal(jrn_doc_to_json(d, &b), JD_OK);
+    assert_non_null(strstr(b.data, "\"exits\":[{\"segment_exit\":\"pro\",\"action\":\"end\"},{\"segment_enter\":\"pro\",\"when\":"));
+    assert_non_null(strstr(b.data, "\"goal\":{\"segment_enter\":\"pro\",\"within\":\"7d\"}"));
+    assert_non_null(strstr(b.data, "\"w\":{\"wait\":{\"segment_enter\":\"pro\",\"timeout\":\"1d\"},\"on_timeout\":\"s\",\"next\":\"s\"}"));
+    jrn_doc *again = parse_ok(b.data);   /* the canonical JSON parses back to the same */
+    jd_buf b2;
+    jd_buf_init(&b2, 1u << 16);
+    assert_int_equal(jrn_doc_to_json(again, &b2), JD_OK);
+    assert_string_equal(b.data, b2.data);
+    jd_buf_release(&b2);
+    jd_buf_release(&b);
+    jrn_doc_destroy(again);
+    jrn_doc_destroy(d);
+
+    /* with an environment that knows the segments: unknown ones are errors, all at once */
+    int calls = 0;
+    jrn_env env = *jrn_env_default();
+    env.segment_exists = only_pro;
+    env.seg_self = &calls;
+    char *diag = NULL;
+    jrn_doc *ok = parse_env(text, &env, &diag);
+    assert_non_null(ok);
+    assert_int_equal(calls, 4);
+    jrn_doc_destroy(ok);
+    free(diag);
+    assert_null(parse_env("id: s\nentry: { segment_enter: vip }\nexits:\n  - segment_exit: vip\n"
+                          "goal: { segment_enter: gold }\nnodes:\n  w:\n    wait: { segment_exit: pro }\n",
+                          &env, &diag));
+    assert_string_equal(diag, "t.yaml:4:19: unknown segment 'vip' in 'segment_exit' (define the segment first)\n"
+                              "t.yaml:5:24: unknown segment 'gold' in 'segment_enter' (define the segment first)\n");
+    free(diag);
+
+    /* shapes */
+    assert_diags("id: s\nentry: { event: Go }\nexits:\n  - { event: A, segment_exit: pro }\n"
+                 "nodes:\n  w:\n    wait: { event: B, segment_enter: pro, until: \"09:00\" }\n",
+                 "t.yaml:4:31: an exit rule takes one of event, segment_enter or segment_exit, not both 'event' and 'segment_exit'\n"
+                 "t.yaml:7:38: node 'w': a wait takes one of event, segment_enter or segment_exit, not both 'event' and 'segment_enter'\n"
+                 "t.yaml:7:50: node 'w': a wait takes 'event' (or a segment) or 'until', not both\n");
+    assert_diags("id: s\nentry: { event: Go }\nexits:\n  - segment_enter: not a segment\n"
+                 "goal: { within: 1d }\nnodes:\n  w: { wait: { event: \"\\x01segment_enter:pro\" } }\n",
+                 "t.yaml:4:20: bad segment_enter 'not a segment': use 1 to 64 letters, digits, '_' or '-'\n"
+                 "t.yaml:5:7: 'goal' needs 'event' (the conversion event), 'segment_enter' or 'segment_exit'\n"
+                 "t.yaml:7:23: node 'w': 'event' cannot start with the byte 0x01 (it marks segment changes)\n");
+    /* a segment wait goes on at once when the change already holds: its next
+     * edge does not break a loop, its on_timeout edge does */
+    assert_diags("id: s\nentry: { event: Go }\nnodes:\n  w:\n    wait: { segment_enter: pro, timeout: 1d }\n"
+                 "    next: s\n    on_timeout: w\n  s:\n    send: { channel: email, template: t }\n    next: w\n",
+                 "t.yaml:10:11: node 's': cycle without a wait: w -> s -> w (a segment wait goes on at once when already "
+                 "true; put another wait in the loop)\n");
+    jrn_doc_destroy(parse_ok("id: s\nentry: { event: Go }\nnodes:\n  w:\n    wait: { segment_exit: pro, timeout: 1d }\n"
+                             "    next: x\n    on_timeout: s\n  s:\n    send: { channel: email, template: t }\n    next: w\n"
+                             "  x: { exit: }\n"));
+}
+
 static bool only_welcome(void *self, const char *channel, const char *name)
 {
     int *calls = self;
@@ -385,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_shape),
+        cmocka_unit_test(test_segment_refs),
         cmocka_unit_test(test_env_channels_and_templates),
         cmocka_unit_test(test_expression_positions),
         cmocka_unit_test(test_too_many_nodes),

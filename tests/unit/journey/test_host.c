@@ -1161,6 +1161,131 @@ static void test_segment_flips_in_time(void **state)
     world_release(&w);
 }
 
+/* Exit rules on segment changes end the instance at the moment of the change:
+ * a trait change (an identify), time alone (a flip of a `now` segment), and
+ * another journey's update node in the same turn (host (6)). */
+static const char seg_pro[] = "id: pro\nwhen: has(profile.traits.plan) && profile.traits.plan == 'pro'\n";
+static const char seg_idle[] = "id: idle\nwhen: days_since(timestamp(profile.last_seen)) >= 3\n";
+
+static void test_segment_exit_rules(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, T0);
+    assert_int_equal(control(&w, JRN_OP_SEGMENT, "pro", seg_pro, T0), JD_OK);
+    assert_int_equal(control(&w, JRN_OP_SEGMENT, "idle", seg_idle, T0), JD_OK);
+    publish(&w, "pro-tips", "id: pro-tips\nentry: { event: Go }\nreentry: always\nexits:\n  - segment_exit: pro\n"
+                            "nodes:\n  w: { wait: 30d, next: m }\n  m: { send: { channel: email, template: tip } }\n", T0);
+    publish(&w, "engaged", "id: engaged\nentry: { event: Start }\nexits:\n  - segment_enter: idle\n"
+                           "nodes:\n  w: { wait: 30d, next: m }\n  m: { send: { channel: email, template: tip } }\n", T0);
+    publish(&w, "cancel", "id: cancel\nentry: { event: Cancel }\nnodes:\n  u: { update: { set: { plan: \"'free'\" } } }\n", T0);
+
+    /* a trait change: the identify that makes them leave ends it in its turn */
+    identify(&w, "a", "{\"plan\":\"pro\"}", T0);
+    track(&w, "a", "Go", NULL, T0 + MIN);
+    assert_int_equal(jrn_host_instances(w.h), 1);
+    identify(&w, "a", "{\"plan\":\"free\"}", T0 + HOUR);
+    assert_int_equal(jrn_host_instances(w.h), 0);
+    assert_int_equal(w.nexits, 1);
+    assert_string_equal(w.exits[0].journey, "pro-tips");
+    assert_int_equal(w.exits[0].why, JRN_END_EXIT_RULE);
+    assert_int_equal(w.exits[0].at, T0 + HOUR);
+    assert_string_equal(w.exits[0].node, "w");
+
+    /* time alone: 3 days without activity, exactly when the flip is due */
+    int64_t t1 = T0 + 2 * HOUR;
+    track(&w, "b", "Start", NULL, t1);
+    assert_int_equal(jrn_host_instances(w.h), 1);
+    advance(&w, t1 + 3 * DAY - 1);   /* 1 us before: still active */
+    assert_int_equal(jrn_host_instances(w.h), 1);
+    advance(&w, t1 + 4 * DAY);
+    assert_int_equal(jrn_host_instances(w.h), 0);
+    assert_int_equal(w.nexits, 2);
+    assert_string_equal(w.exits[1].journey, "engaged");
+    assert_int_equal(w.exits[1].why, JRN_END_EXIT_RULE);
+    /* at the flip (to the millisecond), not at the record that moved the clock */
+    assert_true(w.exits[1].at >= t1 + 3 * DAY && w.exits[1].at <= t1 + 3 * DAY + 1000);
+    assert_int_equal(w.nintents, 0);
+
+    /* another journey's update node: `cancel` sets plan free; pro-tips ends in that turn */
+    int64_t t2 = T0 + 10 * DAY;
+    identify(&w, "c", "{\"plan\":\"pro\"}", t2);
+    track(&w, "c", "Go", NULL, t2 + MIN);
+    assert_int_equal(jrn_host_segments_of(w.h, "c", 1), 1);
+    track(&w, "c", "Cancel", NULL, t2 + HOUR);
+    assert_int_equal(jrn_host_segments_of(w.h, "c", 1), 0);   /* re-evaluated after the update node */
+    assert_int_equal(w.nexits, 4);                               /* cancel finished, then pro-tips ended */
+    assert_string_equal(w.exits[3].journey, "pro-tips");
+    assert_string_equal(w.exits[3].key, "c");
+    assert_int_equal(w.exits[3].why, JRN_END_EXIT_RULE);
+    assert_int_equal(w.exits[3].at, t2 + HOUR);
+    assert_int_equal(stats(&w, "pro-tips", 1)->exits[JRN_END_EXIT_RULE], 2);
+    world_release(&w);
+}
+
+/* A wait on segment_enter: the join in time continues on `next`, none on
+ * `on_timeout`; a member on arrival continues at once; a waiting instance
+ * keeps its wait across a snapshot. Publishing refuses an unknown segment. */
+static void test_segment_waits(void **state)
+{
+    (void)state;
+    world w, w2;
+    world_init(&w, T0);
+    assert_int_equal(control(&w, JRN_OP_SEGMENT, "pro", seg_pro, T0), JD_OK);
+    publish(&w, "upgrade", "id: upgrade\nentry: { event: Go }\nnodes:\n"
+                           "  w:\n    wait: { segment_enter: pro, timeout: 2d }\n    next: welcome\n    on_timeout: nudge\n"
+                           "  welcome: { send: { channel: email, template: welcome_pro } }\n"
+                           "  nudge: { send: { channel: email, template: try_pro } }\n", T0);
+    track(&w, "a", "Go", NULL, T0);
+    track(&w, "b", "Go", NULL, T0);
+    json_object *o = person(&w, "a");
+    assert_string_equal(field(json_object_array_get_idx(o, 0), "waiting_for"), "segment_enter:pro");
+    json_object_put(o);
+    identify(&w, "a", "{\"plan\":\"pro\"}", T0 + HOUR);
+    assert_int_equal(w.nintents, 1);
+    assert_intent(&w, 0, "a", "welcome", T0 + HOUR);
+    identify(&w, "b", "{\"plan\":\"basic\"}", T0 + HOUR);   /* a profile change that joins nothing */
+    advance(&w, T0 + 3 * DAY);
+    assert_int_equal(w.nintents, 2);
+    assert_intent(&w, 1, "b", "nudge", T0 + 2 * DAY);
+    /* already a member when the wait is reached: on at once */
+    identify(&w, "c", "{\"plan\":\"pro\"}", T0 + 3 * DAY);
+    track(&w, "c", "Go", NULL, T0 + 3 * DAY + MIN);
+    assert_int_equal(w.nintents, 3);
+    assert_intent(&w, 2, "c", "welcome", T0 + 3 * DAY + MIN);
+    /* snapshot: a waiting instance joins after the restore, the same as without it */
+    track(&w, "d", "Go", NULL, T0 + 4 * DAY);
+    restore(&w, &w2);
+    identify(&w, "d", "{\"plan\":\"pro\"}", T0 + 4 * DAY + HOUR);
+    identify(&w2, "d", "{\"plan\":\"pro\"}", T0 + 4 * DAY + HOUR);
+    assert_int_equal(w.nintents, 4);
+    assert_int_equal(w2.nintents, 1);
+    assert_intent(&w2, 0, "d", "welcome", T0 + 4 * DAY + HOUR);
+    assert_int_equal(w.intents[3].id, w2.intents[0].id);
+    assert_int_equal(jrn_host_timers(w2.h), 0);   /* the timeout went with the wait */
+    world_release(&w2);
+
+    /* publish-time check: every unknown segment at once, with its position */
+    static const char bad[] = "id: bad\nentry: { event: Go }\nexits:\n  - segment_exit: vip\n"
+                              "nodes:\n  w: { wait: { segment_enter: gold, timeout: 1d }, next: s, on_timeout: s }\n"
+                              "  s: { send: { channel: email, template: t } }\n";
+    jrn_ctl c = { JRN_OP_PUBLISH, "bad", bad, sizeof bad - 1, "bad.yaml" };
+    jrn_diags d = { 0 };
+    jd_err err;
+    assert_int_equal(jrn_reg_check(w.reg, &c, &d, &err), JD_EINVAL);
+    jd_buf b;
+    jd_buf_init(&b, 1u << 16);
+    jrn_diags_format(&d, &b);
+    assert_string_equal(b.data, "bad.yaml:4:19: unknown segment 'vip' in 'segment_exit' (define the segment first)\n"
+                                "bad.yaml:6:31: node 'w': unknown segment 'gold' in 'segment_enter' (define the segment first)\n");
+    jd_buf_release(&b);
+    jrn_diags_release(&d);
+    assert_int_equal(control(&w, JRN_OP_PUBLISH, "bad", bad, T0 + 5 * DAY), JD_EINVAL);
+    /* a draft may name a segment defined later */
+    assert_int_equal(control(&w, JRN_OP_DRAFT, "bad", bad, T0 + 5 * DAY), JD_OK);
+    world_release(&w);
+}
+
 /* host (5) across a snapshot: a wait held by a pause still runs at resume. */
 static void test_snapshot_keeps_held_waits(void **state)
 {
@@ -1261,6 +1386,8 @@ int main(void)
         cmocka_unit_test(test_exit_rule_after_update_node),
         cmocka_unit_test(test_segments_enter_leave),
         cmocka_unit_test(test_segment_flips_in_time),
+        cmocka_unit_test(test_segment_exit_rules),
+        cmocka_unit_test(test_segment_waits),
         cmocka_unit_test(test_snapshot_keeps_held_waits),
         cmocka_unit_test(test_snapshot_keeps_instance_order),
         cmocka_unit_test(test_exit_rule_on_identify),

@@ -57,6 +57,7 @@ typedef struct host {
     size_t nexits, nupdates, narms, ncancels;
     jrn_end why; int64_t exit_at; bool exit_err; jd_err err;
     char variant[65];
+    const char *member;   /* the one segment the person is in (NULL: none) */
     char evjson[2048];
 } host;
 
@@ -201,10 +202,17 @@ static void h_exit(void *self, const jrn_instance *in, jrn_end why, const jd_err
     logf_(h, "exit %d why %d at %lld err %s\n", idx(h, in), (int)why, (long long)now, err ? err->msg : "-");
 }
 
+static bool h_in_segment(void *self, const jrn_instance *in, const char *id)
+{
+    host *h = self;
+    logf_(h, "in_segment %d %s\n", idx(h, in), id);
+    return h->member && strcmp(h->member, id) == 0;
+}
+
 static void host_init(host *h, const jrn_doc *doc, int64_t start)
 {
     memset(h, 0, sizeof *h);
-    h->io = (jrn_io){ h, h_eval, h_trait, h_arm, h_cancel, h_intent, h_update, h_transition, h_exit };
+    h->io = (jrn_io){ h, h_eval, h_trait, h_arm, h_cancel, h_intent, h_update, h_transition, h_exit, h_in_segment };
     h->w = tw_create((uint64_t)start, h_fire, h);
     h->doc = doc;
     h->traits = json_object_new_object();
@@ -471,6 +479,106 @@ static void test_wait_event_after_timeout(void **state)
     assert_int_equal(h.why, JRN_END_FINISHED);
     assert_int_equal(h.ncancels, 0);                  /* a fired timer is not cancelled */
     assert_int_equal(h.trans[h.ntrans - 1].to, JRN_NONE);
+    host_release(&h);
+    jrn_doc_destroy(d);
+}
+
+/* ---- segment changes ---------------------------------------------------------- */
+
+static const char *const doc_seg =
+    "id: seg\n"
+    "entry: { event: Go }\n"
+    "exits:\n"
+    "  - segment_exit: customers\n"
+    "nodes:\n"
+    "  w:\n"
+    "    wait: { segment_enter: pro, when: \"event.segment == 'pro' && event.event == 'segment_enter'\", timeout: 1d }\n"
+    "    next: welcome\n"
+    "    on_timeout: nudge\n"
+    "  welcome:\n"
+    "    send: { channel: email, template: welcome_pro }\n"
+    "  nudge:\n"
+    "    send: { channel: email, template: try_pro }\n"
+    "    next: later\n"
+    "  later: { wait: 30d }\n";
+
+/* A wait on segment_enter: the join comes in time (next), or not (on_timeout);
+ * a tracked event with the same name as a segment event is not one; a join
+ * of another segment is not this one. */
+static void test_segment_wait(void **state)
+{
+    (void)state;
+    jrn_doc *d = parse_doc("t.yaml", doc_seg);
+    host h;
+    char buf[64], name[JRN_SEGMENT_EVENT_MAX];
+    host_init(&h, d, T0);
+    enter(&h, 0, "u1", 1, "Go", NULL, T0);
+    jrn_instance *in = &h.inst[0];
+    assert_string_equal(jrn_instance_waiting_for(d, in, buf, sizeof buf), "segment_enter:pro");
+    assert_int_equal(in->timer.when_us, T0 + DAY);
+    send_event(&h, 0, jrn_segment_event_name(name, "pro", true), NULL, T0 + MIN);   /* a track event: never a segment change */
+    advance(&h, T0 + 2 * MIN);
+    jrn_on_segment(d, in, "vip", true, T0 + 2 * MIN, &h.io);      /* another segment */
+    jrn_on_segment(d, in, "pro", false, T0 + 2 * MIN, &h.io);     /* leaving, not joining */
+    assert_int_equal(in->state, JRN_ST_WAITING);
+    assert_int_equal(h.nintents, 0);
+    advance(&h, T0 + HOUR);
+    jrn_on_segment(d, in, "pro", true, T0 + HOUR, &h.io);
+    assert_int_equal(h.nintents, 1);
+    assert_intent(&h, 0, "welcome", T0 + HOUR);
+    assert_int_equal(h.trans[1].edge, JRN_EDGE_WAIT_EVENT);
+    assert_int_equal(h.ncancels, 1);
+    assert_int_equal(h.why, JRN_END_FINISHED);
+
+    /* no join within a day: on_timeout */
+    enter(&h, 1, "u2", 2, "Go", NULL, T0 + 2 * DAY);
+    advance(&h, T0 + 3 * DAY);
+    assert_int_equal(h.nintents, 2);
+    assert_intent(&h, 1, "nudge", T0 + 3 * DAY);
+    /* ... and an exit rule on segment_exit ends it while it waits */
+    jrn_on_segment(d, &h.inst[1], "customers", true, T0 + 3 * DAY + 1, &h.io);   /* joining: not the rule */
+    assert_int_equal(h.inst[1].state, JRN_ST_WAITING);
+    jrn_on_segment(d, &h.inst[1], "customers", false, T0 + 4 * DAY, &h.io);
+    assert_int_equal(h.inst[1].state, JRN_ST_EXITED);
+    assert_int_equal(h.why, JRN_END_EXIT_RULE);
+    assert_int_equal(h.exit_at, T0 + 4 * DAY);
+    assert_false(tw_armed(&h.inst[1].timer));
+    host_release(&h);
+    jrn_doc_destroy(d);
+}
+
+/* Arriving at a wait for a change that already holds goes on at once (it
+ * would never come); its `when` sees the change as its event. */
+static void test_segment_wait_already_member(void **state)
+{
+    (void)state;
+    jrn_doc *d = parse_doc("t.yaml", doc_seg);
+    host h;
+    host_init(&h, d, T0);
+    h.member = "pro";
+    enter(&h, 0, "u1", 1, "Go", NULL, T0);
+    assert_int_equal(h.nintents, 1);
+    assert_intent(&h, 0, "welcome", T0);
+    assert_int_equal(h.trans[1].edge, JRN_EDGE_WAIT_EVENT);
+    assert_int_equal(h.narms, 0);
+    assert_int_equal(h.inst[0].state, JRN_ST_EXITED);
+    assert_non_null(strstr(h.log.data, "in_segment 0 pro"));
+    host_release(&h);
+    jrn_doc_destroy(d);
+    /* segment_exit when not a member: at once too; a member waits */
+    d = parse_doc("t.yaml", "id: s\nentry: { event: Go }\nnodes:\n  w:\n    wait: { segment_exit: pro }\n    next: s\n"
+                            "  s: { send: { channel: email, template: t } }\n");
+    host_init(&h, d, T0);
+    enter(&h, 0, "u1", 1, "Go", NULL, T0);
+    assert_int_equal(h.nintents, 1);
+    h.member = "pro";
+    enter(&h, 1, "u2", 2, "Go", NULL, T0 + 1);
+    assert_int_equal(h.nintents, 1);
+    assert_int_equal(h.inst[1].state, JRN_ST_WAITING);
+    assert_false(tw_armed(&h.inst[1].timer));   /* no timeout: waits as long as it takes */
+    jrn_on_segment(d, &h.inst[1], "pro", false, T0 + 30 * DAY, &h.io);
+    assert_int_equal(h.nintents, 2);
+    assert_intent(&h, 1, "s", T0 + 30 * DAY);
     host_release(&h);
     jrn_doc_destroy(d);
 }
@@ -1170,6 +1278,8 @@ int main(void)
         cmocka_unit_test(test_wait_until_local_across_dst),
         cmocka_unit_test(test_wait_event_before_timeout),
         cmocka_unit_test(test_wait_event_after_timeout),
+        cmocka_unit_test(test_segment_wait),
+        cmocka_unit_test(test_segment_wait_already_member),
         cmocka_unit_test(test_entry_matches),
         cmocka_unit_test(test_reentry),
         cmocka_unit_test(test_exit_rule_cancels_timer),

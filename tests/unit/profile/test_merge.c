@@ -796,7 +796,7 @@ static void test_merge_corrupt_blob_changes_nothing(void **state)
     assert_string_equal(err.msg, "profile merge: truncated key at byte 5");
     assert_string_equal(err.where, "merge+5");
     memcpy(bad, blob, n);
-    bad[0] = 8;
+    bad[0] = 9;   /* the first version after PROF_CODEC_VERSION (8: the timeline) */
     assert_int_equal(prof_merge_in(s, "u1", 2, true, "u2", 2, true, bad, n, &err), JD_ECORRUPT);
     assert_string_equal(err.where, "merge+0");
     memcpy(bad, blob, n);

@@ -715,6 +715,105 @@ static void test_snapshot_round_trip(void **state)
     prof_store_destroy(s);
 }
 
+static bool count_hit(void *ctx, const char *key, size_t kn)
+{
+    (void)key;
+    (void)kn;
+    (*(int *)ctx)++;
+    return true;
+}
+
+/* Traits are kept compactly (src/profile/tset.c): shared key ids, string
+ * values without their quotes, set_us as deltas. None of it may show: the
+ * JSON is the same text as it was given, times stay exact to the µs in any
+ * order, keys past the shared table (too long, or too many) work the same,
+ * and a snapshot or a merge blob carries keys as text between stores whose
+ * tables differ. */
+static void test_compact_traits(void **state)
+{
+    (void)state;
+    prof_store *s = store_default();
+    char longkey[80];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = 0;
+    char traits[1024];
+    snprintf(traits, sizeof traits,
+             "{\"q\":\"a\\\"b\\\\c\\n\\u0001/é\",\"e\":\"\",\"n\":-1.5e3,\"t\":true,\"o\":{\"x\":[1,\"y\"]},"
+             "\"a\":[],\"\":\"empty key\",\"%s\":\"long\",\"gone\":null}", longkey);
+    identify(s, "u1", NULL, T0 + 123457, traits);              /* µs */
+    identify(s, "u1", NULL, T0 - 5 * SEC + 7000, "{\"early\":1,\"q\":\"old\"}");   /* ms, earlier */
+    identify(s, "u1", NULL, T0 + 9 * SEC, "{\"t\":false}");    /* s */
+    char *j = get(s, "u1");
+    assert_non_null(j);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "\"traits\":{\"q\":\"a\\\"b\\\\c\\n\\u0001/é\",\"e\":\"\",\"n\":-1.5e3,\"t\":false,"
+             "\"o\":{\"x\":[1,\"y\"]},\"a\":[],\"\":\"empty key\",\"%s\":\"long\",\"early\":1},"
+             "\"traitTimes\":{\"q\":\"2026-01-01T00:00:00.123Z\",\"e\":\"2026-01-01T00:00:00.123Z\","
+             "\"n\":\"2026-01-01T00:00:00.123Z\",\"t\":\"2026-01-01T00:00:09.000Z\","
+             "\"o\":\"2026-01-01T00:00:00.123Z\",\"a\":\"2026-01-01T00:00:00.123Z\","
+             "\"\":\"2026-01-01T00:00:00.123Z\",\"%s\":\"2026-01-01T00:00:00.123Z\","
+             "\"early\":\"2025-12-31T23:59:55.007Z\"}", longkey, longkey);
+    if (!strstr(j, want)) fprintf(stderr, "want %s\n  in %s\n", want, j);
+    assert_non_null(strstr(j, want));
+    free(j);
+    /* set_us is exact to the µs: 1 µs older loses, the same time wins (5) */
+    identify(s, "u1", NULL, T0 + 123456, "{\"e\":\"older\"}");
+    expect_has(s, "u1", "\"e\":\"\",");
+    identify(s, "u1", NULL, T0 + 123457, "{\"n\":2}");
+    expect_has(s, "u1", "\"n\":2,");
+    /* the search compares a string's text without its quotes */
+    int hits = 0;
+    prof_store_find_trait(s, "e", "", count_hit, &hits);
+    prof_store_find_trait(s, "early", "1", count_hit, &hits);
+    prof_store_find_trait(s, "q", "old", count_hit, &hits);   /* older: not taken */
+    assert_int_equal(hits, 2);
+
+    /* More names than the shared table holds: the rest stay in each profile. */
+    for (int i = 0; i < JD_MAX_SHARED_KEYS / 40 + 2; i++) {
+        char uid[16], t[2048];
+        size_t w = (size_t)snprintf(t, sizeof t, "{");
+        for (int k = 0; k < 50; k++)
+            w += (size_t)snprintf(t + w, sizeof t - w, "%s\"k%d_%d\":%d", k ? "," : "", i, k, k);
+        snprintf(t + w, sizeof t - w, "}");
+        snprintf(uid, sizeof uid, "m%d", i);
+        identify(s, uid, NULL, T0, t);
+    }
+    expect_has(s, "m0", "\"traits\":{\"k0_0\":0,\"k0_1\":1,");
+    expect_has(s, "m103", "\"k103_48\":48,\"k103_49\":49}");
+
+    /* A snapshot into a store whose table already holds other names, in
+     * another order, gives the same JSON. */
+    prof_store *d = store_default();
+    identify(d, "other", NULL, T0, "{\"zz\":1,\"early\":2,\"t\":3}");
+    size_t n;
+    char *blob = encode(s, &n);
+    prof_store *e = store_default();
+    jd_err err;
+    assert_int_equal(prof_store_decode(e, blob, n, &err), JD_OK);
+    const char *ids[] = { "u1", "m0", "m103" };
+    for (size_t i = 0; i < JD_ARRAY_LEN(ids); i++) {
+        char *a = get(s, ids[i]), *b = get(e, ids[i]);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+    }
+    /* a merge blob, into d (whose ids differ): later wins per key as ever */
+    char *a = get(s, "u1");
+    jd_buf x;
+    jd_buf_init(&x, SIZE_MAX);
+    assert_int_equal(prof_extract(s, "u1", 2, &x), JD_OK);
+    identify(d, "u9", NULL, T0 + 10 * SEC, "{\"t\":\"newer\",\"zz\":0}");
+    assert_int_equal(prof_merge_in(d, "u9", 2, true, "u1", 2, true, x.data, x.len, &err), JD_OK);
+    expect_has(d, "u9", "\"traits\":{\"t\":\"newer\",\"zz\":0,\"q\":\"a\\\"b\\\\c\\n\\u0001/é\",\"e\":\"\",");
+    free(a);
+    jd_buf_release(&x);
+    free(blob);
+    prof_store_destroy(e);
+    prof_store_destroy(d);
+    prof_store_destroy(s);
+}
+
 static void test_snapshot_empty(void **state)
 {
     (void)state;
@@ -825,7 +924,7 @@ static void test_snapshot_flipped(void **state)
     }
     /* Wrong version, trailing bytes, duplicate key. */
     memcpy(bad, blob, n);
-    bad[0] = 8;
+    bad[0] = 9;   /* the first version after PROF_CODEC_VERSION (8: the timeline) */
     assert_int_equal(prof_store_decode(d, bad, n, &err), JD_ECORRUPT);
     assert_string_equal(err.msg, "profile snapshot: unknown version at byte 0");
     char *longer = jd_xmalloc(n + 1);
@@ -1113,6 +1212,7 @@ int main(void)
         cmocka_unit_test(test_update_not_found),
         cmocka_unit_test(test_view),
         cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_compact_traits),
         cmocka_unit_test(test_delete_and_suppress),
         cmocka_unit_test(test_consent),
         cmocka_unit_test(test_find_trait),
