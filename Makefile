@@ -97,6 +97,8 @@ build/bench/%: bench/%.c build/libjourneyd.a
 	$(CC) $(BASEFLAGS) -O2 -o $@ $< build/libjourneyd.a $(LIBS) -lmimalloc $(BENCH_LDFLAGS_$*)
 # bench/expr counts allocations made by journeyd's code (it promises none per evaluation).
 BENCH_LDFLAGS_expr := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+# bench/templates too (zero allocations a render, once its scratch is warm).
+BENCH_LDFLAGS_templates := -DCOUNT_ALLOCS -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)

@@ -14,6 +14,7 @@
 #include "journeyd/http.h"
 #include "journeyd/limits.h"
 #include "journeyd/runtime.h"
+#include "journeyd/template.h"
 
 #include <dirent.h>
 #include <getopt.h>
@@ -39,6 +40,7 @@ static const struct jd_cmd {
     { "serve",   cmd_serve,   "run the server: Segment-compatible ingest, durable log, profiles" },
     { "validate", jrn_cli_validate, "check journey files; every error as file:line:col with its node" },
     { "eval",    expr_cli_eval, "evaluate a CEL expression against variables from a JSON file" },
+    { "render",  tpl_cli_render, "render a Liquid message template with variables from a JSON file" },
     { "simulate", jrn_cli_simulate, "replay recorded events through a journey on a virtual clock (a backtest)" },
     { "version", cmd_version, "print the version" },
     { "help",    cmd_help,    "show this help, or a command's: journeyd help serve" },
