@@ -424,6 +424,7 @@ static int cmd_serve(int argc, char **argv)
     eo.prof.max_tags = c.max_tags;
     eo.prof.timeline = c.timeline;
     eo.prof.computed = c.computed;   /* borrowed: c outlives the engine */
+    eo.prof.consent = &c.consent;    /* borrowed, likewise */
     eo.identity.max_user_ids = c.max_user_ids;
     eo.identity.max_anonymous_ids = c.max_anonymous_ids;
     eo.identity.max_per_identifier = c.max_per_identifier;

@@ -41,6 +41,15 @@ const jd_yaml_node *jd_yaml_get(const jd_yaml_node *map, const char *key);
 
 typedef struct prof_computed_defs prof_computed_defs;   /* include/journeyd/profile.h */
 
+/* consent: the consent policy (docs/api.md "Consent", docs/operations.md). Its
+ * meaning is the profile module's (prof_consent_allows, via prof_limits.consent);
+ * here only its checked values: each name 1..JD_MAX_CONSENT_NAME_BYTES bytes of
+ * [a-z0-9_-], at most JD_MAX_CONSENT_NAMES per list, no name twice. */
+typedef struct jd_consent_cfg {
+    char   **exempt;  uint32_t n_exempt;    /* consent.exempt: topics that need no consent */
+    char   **opt_out; uint32_t n_opt_out;   /* consent.opt_out: channels where no entry means allowed */
+} jd_consent_cfg;
+
 typedef struct jd_config {
     char    *config_path;           /* NULL when none */
     char    *data_dir;              /* data */
@@ -77,6 +86,7 @@ typedef struct jd_config {
     char   **identifiers; uint32_t n_identifiers;   /* identity.identifiers */
     uint32_t max_user_ids, max_per_identifier;      /* identity.max_user_ids, identity.max_per_identifier */
     uint32_t clock_travel;          /* clock.travel: 1 lets POST /v1/clock move time forward */
+    jd_consent_cfg consent;         /* consent.exempt, consent.opt_out (lists owned) */
     /* computed: trait definitions (owned; NULL: none). Parsed by the profile
      * module (prof_computed_parse), passed to every store as prof_limits.computed. */
     prof_computed_defs *computed;

@@ -6,7 +6,7 @@
  * without allocating per evaluation beyond a caller-provided scratch arena.
  * Semantics follow google/cel-spec doc/langdef.md; what is not supported yet is
  * listed in docs/expressions.md. journeyd's extensions (days_since, local_hour,
- * in_segment, ...) are documented there as extensions.
+ * in_segment, consented, ...) are documented there as extensions.
  * Threading: a compiled expr_prog is immutable and may be evaluated from any
  * number of threads at once; an expr_scratch belongs to one thread.
  * Not here: where values come from (the activation's resolver does that),

@@ -69,4 +69,8 @@
 #define JD_TPL_MAX_ITERATIONS      100000              /* template.max_iterations: for-loop turns per render */
 #define JD_TPL_MAX_SCRATCH         (8u * 1024 * 1024)  /* template.max_scratch: filter results, captures */
 
+/* Consent (consent: in the config; docs/api.md "Consent") */
+#define JD_MAX_CONSENT_NAMES       16             /* fixed: entries of consent.exempt, of consent.opt_out */
+#define JD_MAX_CONSENT_NAME_BYTES  64             /* fixed: bytes of one topic or channel name there */
+
 #endif

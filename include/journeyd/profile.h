@@ -58,9 +58,12 @@ typedef struct prof_limits {
                                      per profile, 0 (none) .. JD_MAX_TIMELINE (clamped) */
     const prof_computed_defs *computed;   /* computed: borrowed, must outlive the
                                              store (jd_config owns it); NULL: none */
+    const jd_consent_cfg *consent;        /* consent.exempt, consent.opt_out: borrowed, must
+                                             outlive the store (jd_config owns it); NULL:
+                                             nothing exempt, every channel opt-in */
 } prof_limits;
 /* Fills l with the defaults of include/journeyd/limits.h, but no computed
- * traits and no timeline (timeline 0: the server's default, JD_DEF_TIMELINE,
+ * traits, no consent policy (NULL) and no timeline (timeline 0: the server's default, JD_DEF_TIMELINE,
  * comes from the configuration's profiles.timeline). */
 void prof_limits_default(prof_limits *l);
 
@@ -159,6 +162,35 @@ struct json_object;
 struct json_object *prof_view_at(prof_store *s, const char *key, size_t key_len, int64_t now_us);
 /* prof_view_at with now_us = the profile's lastSeen (its latest event time). */
 struct json_object *prof_view(prof_store *s, const char *key, size_t key_len);
+
+/* ---- consent (src/profile/consent.c) -------------------------------------
+ * The one decision "may this person get a message of this topic on this
+ * channel", for journeys (the CEL function consented()) and delivery alike.
+ * docs/api.md ("Consent") is the user-facing statement of the rules; in
+ * order, the first that applies decides:
+ *   1. topic is in lim.consent->exempt               -> allowed, whatever the
+ *      profile says (transactional mail reaches people who unsubscribed)
+ *   2. a channel-level refusal ("email": false) newer than a topic-level grant
+ *      ("email/news": true)                           -> refused (unsubscribe-all
+ *      after subscribing to one topic)
+ *   3. the topic-level entry "channel/topic"          -> its granted flag
+ *   4. the channel-level entry "channel"              -> its granted flag
+ *   5. no entry: channel in lim.consent->opt_out      -> allowed, else refused
+ * Removed entries (null) count as absent; so does an entry whose value is
+ * not {"granted":bool,...}. A key no profile has is a person with no entries.
+ *
+ * channel: NUL-terminated, 1..JD_MAX_CONSENT_NAME_BYTES bytes, no '/'; topic:
+ * NUL-terminated, NULL or "" for the channel as a whole (rules 1-3 skipped).
+ * A bad channel is refused ("invalid channel"). Writes the reason, one line,
+ * NUL-terminated and cut to whycap, to why unless it is NULL or whycap is 0:
+ *   "exempt topic transactional"
+ *   "email/marketing granted by preference-center at 2026-03-02T15:00:00.000Z"
+ *   "email refused by api at ... (after email/news was granted at ...)"
+ *   "no consent for email/marketing"  /  "email is opt-out: no refusal of email/marketing"
+ * Reads the store only (no clock, no allocation), so it is deterministic for
+ * a given store and policy. Owning shard thread only (like every read). */
+bool prof_consent_allows(const prof_store *s, const char *key, size_t kn, const char *channel, const char *topic,
+                         char *why, size_t whycap);
 
 /* ---- deletion and suppression ------------------------------------------
  * A deleted profile is gone from the store; its key and anonymousIds are kept

@@ -19,14 +19,14 @@
 #include <unistd.h>
 
 typedef enum { T_STR, T_U32, T_U64, T_DURATION_US, T_DURATION_S, T_SIZE32, T_SIZE64, T_LISTEN,
-               T_STRLIST, T_LOGLEVEL } vtype;
+               T_STRLIST, T_NAMELIST, T_LOGLEVEL } vtype;
 
 typedef struct setting {
     const char *key;
     vtype       type;
     size_t      off;        /* field offset in jd_config */
-    size_t      count_off;  /* T_STRLIST: offset of its uint32_t count */
-    uint64_t    min, max;   /* numbers: allowed range (inclusive) */
+    size_t      count_off;  /* T_STRLIST, T_NAMELIST: offset of its uint32_t count */
+    uint64_t    min, max;   /* numbers: allowed range (inclusive); T_NAMELIST: max entries */
     const char *help;
 } setting;
 
@@ -68,6 +68,10 @@ static const setting settings[] = {
       "identify traits that identify a person (e.g. email, phone): linked across devices, merged on" },
     { "identity.max_user_ids", T_U32, F(max_user_ids), 0, 1, 16, "userIds one profile may have: a merge past it is refused" },
     { "identity.max_per_identifier", T_U32, F(max_per_identifier), 0, 1, 64, "values of each declared identifier one profile may have" },
+    { "consent.exempt", T_NAMELIST, F(consent.exempt), F(consent.n_exempt), 0, JD_MAX_CONSENT_NAMES,
+      "topics that need no consent on any channel (e.g. transactional, security)" },
+    { "consent.opt_out", T_NAMELIST, F(consent.opt_out), F(consent.n_opt_out), 0, JD_MAX_CONSENT_NAMES,
+      "channels where a person with no consent entry may be messaged (others: opt-in)" },
 };
 #undef F
 
@@ -124,6 +128,8 @@ void jd_config_release(jd_config *c)
     free_list(c->write_keys, c->n_write_keys);
     free_list(c->identifiers, c->n_identifiers);
     free_list(c->admin_tokens, c->n_admin_tokens);
+    free_list(c->consent.exempt, c->consent.n_exempt);
+    free_list(c->consent.opt_out, c->consent.n_opt_out);
     prof_computed_defs_destroy(c->computed);
     memset(c, 0, sizeof *c);
 }
@@ -191,6 +197,23 @@ int jd_config_set(jd_config *c, const char *key, const char *value, const char *
         (*l)[(*n)++] = jd_xstrdup(value);
         return JD_OK;
     }
+    case T_NAMELIST: {   /* names the profile module matches byte for byte: checked here, where the file position is known */
+        char ***l = (char ***)(base + s->off);
+        uint32_t *n = (uint32_t *)(base + s->count_off);
+        size_t len = strlen(value);
+        bool ok = len >= 1 && len <= JD_MAX_CONSENT_NAME_BYTES;
+        for (size_t k = 0; k < len && ok; k++)
+            ok = (value[k] >= 'a' && value[k] <= 'z') || (value[k] >= '0' && value[k] <= '9') || value[k] == '_' || value[k] == '-';
+        if (!ok)
+            return jd_err_set(err, JD_EINVAL, source, "%s: '%.80s' is not a name of 1..%d bytes of a-z, 0-9, _ or -", key, value,
+                              JD_MAX_CONSENT_NAME_BYTES);
+        for (uint32_t k = 0; k < *n; k++)
+            if (strcmp((*l)[k], value) == 0) return jd_err_set(err, JD_EINVAL, source, "%s: lists '%s' twice", key, value);
+        if (*n >= s->max) return jd_err_set(err, JD_ELIMIT, source, "%s: more than %u entries", key, (unsigned)s->max);
+        *l = jd_xrealloc(*l, (*n + 1) * sizeof **l);
+        (*l)[(*n)++] = jd_xstrdup(value);
+        return JD_OK;
+    }
     case T_U32: case T_U64:
         rc = parse_u64(value, &v);
         if (rc) return jd_err_set(err, JD_EINVAL, source, "%s: expected a whole number, got '%s'", key, value);
@@ -238,7 +261,7 @@ static int load_map(jd_config *c, const char *path, const jd_yaml_node *map, con
             continue;
         }
         if (!s) return jd_err_set(err, JD_EINVAL, where, "unknown setting '%s'", key);
-        if (s->type == T_STRLIST) {
+        if (s->type == T_STRLIST || s->type == T_NAMELIST) {
             if (v->kind == JD_YAML_SCALAR) {
                 int rc = jd_config_set(c, key, v->text, where, err);
                 if (rc != JD_OK) return rc;
@@ -317,7 +340,7 @@ void jd_config_describe(jd_buf *out)
     static const char *const type_names[] = {
         [T_STR] = "text", [T_U32] = "number", [T_U64] = "number", [T_DURATION_US] = "duration",
         [T_DURATION_S] = "duration", [T_SIZE32] = "size", [T_SIZE64] = "size", [T_LISTEN] = "host:port",
-        [T_STRLIST] = "list", [T_LOGLEVEL] = "level",
+        [T_STRLIST] = "list", [T_NAMELIST] = "list", [T_LOGLEVEL] = "level",
     };
     for (size_t i = 0; i < JD_ARRAY_LEN(settings); i++)
         jd_buf_addf(out, "  %-28s %-9s %s\n", settings[i].key, type_names[settings[i].type], settings[i].help);

@@ -6,7 +6,10 @@
  *      or a vars file that cannot be read or is not a JSON object.
  *  (2) Every top-level key of the vars file that is an identifier is declared
  *      dyn, except `now`, declared timestamp; without --vars there are no
- *      variables. Keys like "segment:vip" stay readable by in_segment().
+ *      variables. Keys like "segment:vip" stay readable by in_segment(), and
+ *      "consent:email/marketing" (or "consent:email") by consented(): eval
+ *      has no profile store nor consent policy, so the answer is given, not
+ *      worked out from profile.consent.
  */
 #include <json-c/json.h>
 #include <stdio.h>
@@ -28,7 +31,9 @@ static const char usage[] =
     "\n"
     "  --vars FILE.json  a JSON object; each top-level key is a variable (dyn),\n"
     "                    except \"now\", a timestamp given as RFC 3339 text.\n"
-    "                    \"segment:ID\": true|false answers in_segment(\"ID\").\n"
+    "                    \"segment:ID\": true|false answers in_segment(\"ID\");\n"
+    "                    \"consent:CHANNEL/TOPIC\" (\"consent:CHANNEL\"): true|false\n"
+    "                    answers consented(\"CHANNEL\", \"TOPIC\") (consented(\"CHANNEL\")).\n"
     "  --tz ZONE         time zone for timestamp accessors called without one\n"
     "                    (IANA name or +HH:MM; default UTC)\n"
     "  --                the next argument is the expression (for one starting with '--')\n"

@@ -222,6 +222,7 @@ EXPR__OVL_DECL(expr__ovl_millis);
 EXPR__OVL_DECL(expr__ovl_days_since);
 EXPR__OVL_DECL(expr__ovl_local_hour);
 EXPR__OVL_DECL(expr__ovl_in_segment);
+EXPR__OVL_DECL(expr__ovl_consented);
 /* add/sub for timestamps and durations live in timefn.c */
 void expr__add_ts_dur(expr__ctx *c, const expr_node *n, const expr_val *a, expr_val *out);
 void expr__add_dur_ts(expr__ctx *c, const expr_node *n, const expr_val *a, expr_val *out);

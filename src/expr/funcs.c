@@ -352,6 +352,7 @@ const expr__fn expr__fns[] = {
     { "days_since", expr__ovl_days_since, "journeyd: whole days from a timestamp to `now`" },
     { "local_hour", expr__ovl_local_hour, "journeyd: the hour (0-23) of a timestamp in a time zone" },
     { "in_segment", expr__ovl_in_segment, "journeyd: segment membership through the activation" },
+    { "consented", expr__ovl_consented, "journeyd: may the person get this channel (and topic), through the activation" },
 };
 const size_t expr__nfns = JD_ARRAY_LEN(expr__fns);
 

@@ -369,6 +369,27 @@ IMPL(in_segment)
     *out = v;
 }
 
+/* consented(channel[, topic]): asks the activation for "consent:<channel>" or
+ * "consent:<channel>/<topic>" (the host answers with prof_consent_allows,
+ * `journeyd eval` from its vars). The channel may not contain '/', so the
+ * resolver can split the name at the first one. */
+IMPL(consented)
+{
+    char name[320];
+    const expr_val *ch = &a[0], *tp = n->n > 1 ? &a[1] : NULL;
+    if (!ch->v.s.n || ch->v.s.n > 64 || memchr(ch->v.s.p, '/', ch->v.s.n) || memchr(ch->v.s.p, '\0', ch->v.s.n))
+        return expr__fail(c, n, out, "invalid channel '%.*s': 1 to 64 bytes, no '/'", (int)(ch->v.s.n > 64 ? 64 : ch->v.s.n), ch->v.s.p);
+    if (tp && (!tp->v.s.n || tp->v.s.n > 128 || memchr(tp->v.s.p, '\0', tp->v.s.n)))
+        return expr__fail(c, n, out, "invalid topic: 1 to 128 bytes");
+    if (tp) snprintf(name, sizeof name, "consent:%.*s/%.*s", (int)ch->v.s.n, ch->v.s.p, (int)tp->v.s.n, tp->v.s.p);
+    else snprintf(name, sizeof name, "consent:%.*s", (int)ch->v.s.n, ch->v.s.p);
+    expr_val v;
+    if (!c->a || !c->a->resolve || c->a->resolve(c->a->self, name, &v) != JD_OK)
+        return expr__fail(c, n, out, "consented() needs the variable '%s'", name);
+    if (v.kind != EXPR_BOOL) return expr__fail(c, n, out, "'%s' resolved to %s, want bool", name, expr__type_name(&v));
+    *out = v;
+}
+
 #define G1(a0, r, f) { S_GLOBAL, 1, { a0, 0, 0 }, r, R_FIXED, f }
 #define ACCESSOR(name, f) \
     const expr__ovl name[] = { { S_RECV, 1, { EXPR_TIMESTAMP, 0, 0 }, EXPR_INT, R_FIXED, f }, \
@@ -398,3 +419,7 @@ const expr__ovl expr__ovl_local_hour[] = {
     { S_GLOBAL, 2, { EXPR_TIMESTAMP, EXPR_STRING, 0 }, EXPR_INT, R_FIXED, local_hour }, END,
 };
 const expr__ovl expr__ovl_in_segment[] = { G1(EXPR_STRING, EXPR_BOOL, in_segment), END };
+const expr__ovl expr__ovl_consented[] = {
+    G1(EXPR_STRING, EXPR_BOOL, consented),
+    { S_GLOBAL, 2, { EXPR_STRING, EXPR_STRING, 0 }, EXPR_BOOL, R_FIXED, consented }, END,
+};

@@ -42,6 +42,7 @@
 #include <string.h>
 #include <json-c/json.h>
 
+#include "journeyd/limits.h"
 #include "journeyd/runtime.h"
 #include "journeyd/timer.h"
 #include "host_int.h"
@@ -336,6 +337,18 @@ int jh__resolve(void *self, const char *name, expr_val *out)
         memset(out, 0, sizeof *out);
         out->kind = EXPR_BOOL;
         out->v.b = jh__seg_member(h, h->t.key, sg->bit);
+        return JD_OK;
+    }
+    if (strncmp(name, "consent:", 8) == 0) {   /* consented(channel[, topic]) */
+        char ch[JD_MAX_CONSENT_NAME_BYTES + 1];
+        const char *c = name + 8, *slash = strchr(c, '/');
+        size_t cn = slash ? (size_t)(slash - c) : strlen(c);
+        if (!cn || cn >= sizeof ch) return JD_ENOTFOUND;   /* consented() checked it: not reached */
+        memcpy(ch, c, cn);
+        ch[cn] = 0;
+        memset(out, 0, sizeof *out);
+        out->kind = EXPR_BOOL;
+        out->v.b = prof_consent_allows(h->profiles, h->t.key.p, h->t.key.n, ch, slash ? slash + 1 : NULL, NULL, 0);
         return JD_OK;
     }
     if (strcmp(name, "event") == 0) o = event_json(h);

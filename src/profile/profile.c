@@ -77,6 +77,7 @@ void prof_limits_default(prof_limits *l)
     l->max_tags = JD_DEF_MAX_TAGS;
     l->timeline = 0;
     l->computed = NULL;
+    l->consent = NULL;
 }
 
 prof_store *prof_store_create(const prof_limits *lim)

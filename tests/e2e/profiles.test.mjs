@@ -134,4 +134,40 @@ test('consent: set by the SDK through traits.consent and by POST /v1/consent, wi
   r = await api(s, 'POST', '/v1/segments', 'id: sms-ok\nwhen: >-\n  "sms/alerts" in profile.consent && profile.consent["sms/alerts"]\n');
   assert.equal(r.status, 201, r.text);
   assert.equal(r.json.size, 1, r.text);   /* defining it re-evaluates the people the engine knows */
+  // consented() applies the consent rules (docs/api.md "Consent decisions"): the topic refusal
+  // decides, a later channel grant does not undo it, a topic grant does
+  r = await api(s, 'POST', '/v1/segments', 'id: mail-ok\nwhen: consented("email", "marketing")\n');
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.size, 0, r.text);
+  r = await api(s, 'POST', '/v1/segments', 'id: alerts-ok\nwhen: consented("sms", "alerts")\n');
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.size, 1, r.text);
+  r = await api(s, 'POST', '/v1/journeys', 'id: promo\nentry: { event: Go }\nreentry: always\nnodes:\n' +
+    '  route:\n    branch:\n      - { when: "consented(\'email\', \'marketing\')", next: mail }\n      - { else: sms }\n' +
+    '  mail: { send: { channel: email, template: promo } }\n  sms: { send: { channel: sms, template: promo } }\n');
+  assert.equal(r.status, 201, r.text);
+  r = await api(s, 'POST', '/v1/journeys/promo/publish');
+  assert.equal(r.status, 200, r.text);
+  const promo = async (n, node) => {
+    const c = sdk(s);
+    await c.send('track', { userId: user, event: 'Go' });
+    await c.close();
+    for (const deadline = Date.now() + 5000; ; await new Promise((ok) => setTimeout(ok, 50))) {
+      r = await api(s, 'GET', `/v1/intents?userId=${user}`);
+      assert.equal(r.status, 200, r.text);
+      if (r.json.length >= n) break;
+      assert.ok(Date.now() < deadline, `no intent ${n}: ${r.text}`);
+    }
+    assert.equal(r.json[0].node, node, r.text);   /* newest first */
+  };
+  await promo(1, 'sms');
+  r = await api(s, 'POST', '/v1/consent', JSON.stringify({ userId: user, consent: { email: true }, source: 'login' }), 'application/json');
+  assert.equal(r.status, 200, r.text);
+  await promo(2, 'sms');
+  r = await api(s, 'POST', '/v1/consent', JSON.stringify({ userId: user, consent: { 'email/marketing': true } }), 'application/json');
+  assert.equal(r.status, 200, r.text);
+  await promo(3, 'mail');
+  r = await api(s, 'GET', '/v1/segments/mail-ok');   /* the identify that granted it re-evaluated the person */
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.size, 1, r.text);
 });

@@ -201,6 +201,53 @@ static void test_default_time_zone(void **state)
     expr_decls_destroy(d);
 }
 
+/* consented(channel[, topic]) asks the activation for "consent:<channel>[/<topic>]"
+ * (the host answers it with prof_consent_allows, tests/unit/journey/test_host.c;
+ * `journeyd eval` from its vars, as here). */
+static void test_consented(void **state)
+{
+    (void)state;
+    expr_decls *d = expr_decls_journeyd();
+    expr_scratch *s = expr_scratch_create(1 << 16);
+    counting c = { json_tokener_parse("{\"consent:email/marketing\":true,\"consent:sms\":false,\"consent:push/x\":\"yes\"}"), 0 };
+    expr_activation a = { count_resolve, &c, NULL };
+    static const struct { const char *src; bool want; } ok[] = {
+        { "consented('email', 'marketing')", true },
+        { "consented('sms')", false },
+        { "consented('email', 'marketing') && !consented('sms')", true },
+        { "[\"marketing\"].all(t, consented(\"email\", t))", true },
+    };
+    jd_err err;
+    for (size_t i = 0; i < JD_ARRAY_LEN(ok); i++) {
+        expr_prog *p = compile_ok(ok[i].src, d);
+        assert_int_equal(expr_prog_kind(p), EXPR_BOOL);
+        bool b = !ok[i].want;
+        assert_int_equal(expr_eval_bool(p, &a, s, &b, &err), JD_OK);
+        assert_int_equal(b, ok[i].want);
+        expr_prog_destroy(p);
+    }
+    static const struct { const char *src, *msg; } bad[] = {
+        { "consented('email', 'news')", "consented() needs the variable 'consent:email/news'" },
+        { "consented('push', 'x')", "'consent:push/x' resolved to string, want bool" },
+        { "consented('email/marketing')", "invalid channel 'email/marketing': 1 to 64 bytes, no '/'" },
+        { "consented('', 'x')", "invalid channel '': 1 to 64 bytes, no '/'" },
+        { "consented('email', '')", "invalid topic: 1 to 128 bytes" },
+    };
+    for (size_t i = 0; i < JD_ARRAY_LEN(bad); i++) {
+        expr_prog *p = compile_ok(bad[i].src, d);
+        c.calls = 0;
+        assert_string_equal(eval_err(p, &a, s, &err), bad[i].msg);
+        assert_int_equal(c.calls, i < 2 ? 1 : 0);   /* a bad argument is never asked for */
+        expr_prog_destroy(p);
+    }
+    compile_err("consented(1)", d, "1:1", "found no matching overload for 'consented' applied to '(int)'");
+    compile_err("consented('email', 'a', 'b')", d, "1:1",
+                "found no matching overload for 'consented' applied to '(string, string, string)'");
+    json_object_put(c.vars);
+    expr_scratch_destroy(s);
+    expr_decls_destroy(d);
+}
+
 static void test_decls_and_kinds(void **state)
 {
     (void)state;
@@ -336,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_scratch_ceiling),
         cmocka_unit_test(test_activation),
         cmocka_unit_test(test_default_time_zone),
+        cmocka_unit_test(test_consented),
         cmocka_unit_test(test_decls_and_kinds),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_threads_share_a_program),

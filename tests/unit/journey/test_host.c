@@ -98,16 +98,20 @@ static void on_exit_(void *self, const jrn_journey *j, uint32_t version, jd_str 
     (void)err;
 }
 
-static void world_init(world *w, int64_t start)
+/* consent: the store's consent policy (borrowed; NULL: none). */
+static void world_init_consent(world *w, int64_t start, const jd_consent_cfg *consent)
 {
     memset(w, 0, sizeof *w);
     prof_limits pl;
     prof_limits_default(&pl);
+    pl.consent = consent;
     w->reg = jrn_reg_create(NULL);
     w->profiles = prof_store_create(&pl);
     jrn_host_out out = { .self = w, .intent = on_intent, .exit = on_exit_ };
     w->h = jrn_host_create(w->reg, w->profiles, start, &out);
 }
+
+static void world_init(world *w, int64_t start) { world_init_consent(w, start, NULL); }
 
 static void world_release(world *w)
 {
@@ -1087,6 +1091,63 @@ static void test_entry_event_kept(void **state)
     world_release(&w);
 }
 
+/* consented() in a branch and in a segment: answered through the host's
+ * resolver by prof_consent_allows for the person of the turn, so it follows
+ * identify traits.consent as it changes (src/profile/consent.c has the rules). */
+static const char *const doc_consent =
+    "id: promo\n"
+    "entry: { event: Go }\n"
+    "reentry: always\n"
+    "nodes:\n"
+    "  route:\n"
+    "    branch:\n"
+    "      - { when: \"consented('email', 'marketing')\", next: promo_mail }\n"
+    "      - { when: \"consented('email', 'transactional')\", next: receipt }\n"
+    "      - { else: none }\n"
+    "  promo_mail:\n"
+    "    send: { channel: email, template: promo }\n"
+    "  receipt:\n"
+    "    send: { channel: email, template: receipt }\n"
+    "  none:\n"
+    "    exit: { reason: no_consent }\n";
+
+static void test_consented_branch(void **state)
+{
+    (void)state;
+    char *exempt[] = { "transactional" };
+    jd_consent_cfg pol = { exempt, 1, NULL, 0 };
+    world w;
+    world_init_consent(&w, T0, &pol);
+    publish(&w, "promo", doc_consent, T0);
+    assert_int_equal(control(&w, JRN_OP_SEGMENT, "reachable", "id: reachable\nwhen: consented('email', 'marketing')\n", T0), JD_OK);
+    track(&w, "a", "Go", NULL, T0);   /* no consent: only the exempt topic */
+    assert_int_equal(w.nintents, 1);
+    assert_intent(&w, 0, "a", "receipt", T0);
+    assert_int_equal(jrn_host_segments_of(w.h, "a", 1), 0);
+    identify(&w, "a", "{\"consent\":{\"email/marketing\":true}}", T0 + MIN);
+    assert_int_equal(jrn_host_segments_of(w.h, "a", 1), 1);   /* the segment follows the grant */
+    track(&w, "a", "Go", NULL, T0 + 2 * MIN);
+    assert_int_equal(w.nintents, 2);
+    assert_intent(&w, 1, "a", "promo_mail", T0 + 2 * MIN);
+    /* unsubscribe from all email, after the topic grant: marketing stops, the receipt still goes */
+    identify(&w, "a", "{\"consent\":{\"email\":false}}", T0 + 3 * MIN);
+    assert_int_equal(jrn_host_segments_of(w.h, "a", 1), 0);
+    track(&w, "a", "Go", NULL, T0 + 4 * MIN);
+    assert_int_equal(w.nintents, 3);
+    assert_intent(&w, 2, "a", "receipt", T0 + 4 * MIN);
+    assert_int_equal(stats(&w, "promo", 1)->condition_errors, 0);
+    world_release(&w);
+
+    /* no policy: nothing exempt, so a person without consent gets nothing */
+    world_init(&w, T0);
+    publish(&w, "promo", doc_consent, T0);
+    track(&w, "b", "Go", NULL, T0);
+    assert_int_equal(w.nintents, 0);
+    assert_int_equal(stats(&w, "promo", 1)->exits[JRN_END_FINISHED], 1);
+    assert_int_equal(stats(&w, "promo", 1)->condition_errors, 0);
+    world_release(&w);
+}
+
 /* Segments: membership follows the profile; entering and leaving run the
  * journeys entered on segment_enter / segment_exit; in_segment() reads it. */
 static void test_segments_enter_leave(void **state)
@@ -1391,6 +1452,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_keeps_held_waits),
         cmocka_unit_test(test_snapshot_keeps_instance_order),
         cmocka_unit_test(test_exit_rule_on_identify),
+        cmocka_unit_test(test_consented_branch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
