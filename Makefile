@@ -7,7 +7,7 @@
 #   make check    include boundaries and banned functions
 
 CC       ?= cc
-PKGS     := libmicrohttpd json-c libxxhash openssl zlib yaml-0.1 libpcre2-8 icu-uc icu-i18n
+PKGS     := libmicrohttpd json-c libxxhash openssl zlib yaml-0.1 libpcre2-8 icu-uc icu-i18n libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -99,6 +99,7 @@ build/bench/%: bench/%.c build/libjourneyd.a
 BENCH_LDFLAGS_expr := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 # bench/templates too (zero allocations a render, once its scratch is warm).
 BENCH_LDFLAGS_templates := -DCOUNT_ALLOCS -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+# bench/delivery drives libcurl itself (its reference) and links the deliver module.
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)

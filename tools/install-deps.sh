@@ -2,8 +2,10 @@
 # tools/install-deps.sh -- the one idempotent set-up step behind `make run` and `make test`.
 #
 # Installs the Debian packages journeyd builds and tests against (shared/DEPENDENCIES.md)
-# and the npm packages of the end-to-end tests. Runs apt-get only when a package is
-# missing and npm only when package-lock.json changed, so a second run costs a second.
+# and the npm packages of the end-to-end tests (python3-aiosmtpd is the SMTP peer of
+# tests/unit/deliver: run it with /usr/bin/python3, the python3 on PATH may be another
+# build). Runs apt-get only when a package is missing and npm only when
+# package-lock.json changed, so a second run costs a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ DEB_PKGS=(
   clang libclang-rt-14-dev
   nodejs npm
   wrk nginx-light
+  python3-aiosmtpd
 )
 
 missing=()

@@ -106,9 +106,7 @@ void idn_each(const idn_dir *d, const char *key, size_t n,
 size_t idn_entries(const idn_dir *d);   /* identifiers held */
 size_t idn_bytes(const idn_dir *d);     /* an estimate of its heap */
 
-/* Snapshot codec: encode appends; decode fills an empty directory and returns
- * JD_ECORRUPT (where = byte offset) on bad bytes, leaving it empty. */
-void idn_encode(const idn_dir *d, jd_buf *out);
-int  idn_decode(idn_dir *d, const void *p, size_t n, jd_err *err);
+/* Not in snapshots: the engine rebuilds it from the identities the profiles
+ * hold (prof_store_each_identity), which are the same links. */
 
 #endif

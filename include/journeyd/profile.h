@@ -213,6 +213,14 @@ void prof_suppress(prof_store *s, const char *id, size_t n, int64_t at_us);
 bool prof_suppresses(prof_store *s, const ingest_event *ev);
 size_t prof_suppressed_count(const prof_store *s);
 
+/* Calls fn for every identity a profile holds besides its key: each
+ * anonymousId (kind "anonymousId") and each identifier (its kind: a declared
+ * one, or "userId" for further userIds), with the profile's key and whether
+ * that key is a userId. Any order; the store must not change meanwhile. The
+ * identity directory is rebuilt from this at start (src/engine/route.c). */
+typedef void (*prof_identity_fn)(void *ctx, jd_str key, bool key_is_user, const char *kind, jd_str id);
+void prof_store_each_identity(const prof_store *s, prof_identity_fn fn, void *ctx);
+
 size_t prof_store_count(const prof_store *s);
 /* Search (the console's "find a person"): calls fn with the key of every
  * profile whose trait `trait` is the string `value`, or a number or boolean

@@ -63,6 +63,8 @@ int eng__move_decode(const void *body, size_t n, eng_move *m);
 void eng__route_txn(eng *e, eng_txn *t);                 /* resolve and rewrite, at stage */
 void eng__route_replay_rec(eng *e, uint16_t type, const void *body, uint32_t len);
 void eng__route_rebuild(eng *e);                          /* after a refused group */
+/* Links every identity a store's profiles hold (start, rebuild). */
+void eng__route_link_store(eng *e, const prof_store *s);
 /* Resolves id through the directory on the committer thread, in order with
  * the writes, then calls fn there with the key (owned by fn). */
 typedef void (*eng_resolved_fn)(eng *e, char *key, void *arg);
@@ -124,7 +126,6 @@ typedef struct snap_job {          /* one snapshot in flight */
     uint64_t  lsn;
     char     *tmp_dir;             /* data/snapshot/tmp-<lsn> */
     jd_buf    dedupe;              /* the committer's window at the cut; written by shard 0 */
-    jd_buf    directory;           /* the identity directory at the cut; written by shard 0 */
     countdown cd;
 } snap_job;
 
@@ -251,7 +252,7 @@ void eng__reply_err(eng_json_fn done, void *ctx, int rc, const jd_err *err, cons
 
 /* snapshot.c */
 int  eng__snapshot_load(eng *e, uint64_t *lsn, jd_err *err);
-/* Fills e->dir (empty) from snapshot lsn's directory file (none: stays empty). */
+/* Fills e->dir (empty) from the identities of snapshot lsn's profiles. */
 int  eng__snapshot_load_directory(eng *e, uint64_t lsn, jd_err *err);
 /* Starts a snapshot at the committer's current durable lsn (committer thread). */
 void eng__snapshot_begin(eng *e);

@@ -24,6 +24,9 @@
 **      changed configuration cannot fork it from the shards' state.
 **  (2) A refused group's decisions are undone by rebuilding the directory
 **      from the last snapshot and the durable log (eng__route_rebuild).
+**  (4) Snapshots hold no directory: it is rebuilt at start from the
+**      identities the snapshot's profiles hold (eng__route_link_store), so the
+**      committer never stops to copy it.
 **  (3) Later events resolve through the directory, so once a merge is staged
 **      nothing more is routed to L: L's shard applies nothing for L after
 **      MOVE_OUT, and S's shard applies the event after MOVE_IN.
@@ -312,6 +315,22 @@ static int rebuild_rec(void *arg, const log_rec *r)
     eng__route_replay_rec(c->e, r->type, r->body, r->len);
     return 0;
 }
+
+/* The directory from the identities the profiles hold: every anonymousId and
+ * identifier of a profile is a link to its key (the merges and links that put
+ * them there are exactly the directory's decisions, invariant (1)). */
+static void link_identity(void *ctx, jd_str key, bool key_is_user, const char *kind, jd_str id)
+{
+    eng *e = ctx;
+    if (strcmp(kind, "anonymousId") == 0 || strcmp(kind, "userId") == 0) {
+        idn_apply_move(e->dir, id, kind[0] == 'u', key, key_is_user);
+        return;
+    }
+    uint32_t k = idn_kind(e->dir, kind, strlen(kind));
+    if (k != UINT32_MAX) idn_apply_attach(e->dir, key, key_is_user, k, id);
+}
+
+void eng__route_link_store(eng *e, const prof_store *s) { prof_store_each_identity(s, link_identity, e); }
 
 void eng__route_rebuild(eng *e)
 {

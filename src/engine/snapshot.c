@@ -5,7 +5,6 @@
 **   CURRENT              "<lsn>\n": the snapshot to load (written last, atomically)
 **   snap-<lsn>/p-NNNN    one file per partition (its profiles)
 **   snap-<lsn>/dedupe    the messageId window
-**   snap-<lsn>/directory the identity directory (route.c); absent before it existed
 **   tmp-<lsn>/           a snapshot being written; ignored and removed at start
 **
 ** How a cut is taken without stopping ingest: right after dispatching every
@@ -118,10 +117,6 @@ void eng__snapshot_write_parts(eng *e, uint32_t shard, snap_job *job)
         rc = write_snap_file(path, job->lsn, UINT32_MAX, &job->dedupe, &err);
         free(path);
         jd_buf_release(&job->dedupe);
-        path = jd_strfmt("%s/directory", job->tmp_dir);
-        if (rc == JD_OK) rc = write_snap_file(path, job->lsn, UINT32_MAX - 2, &job->directory, &err);
-        free(path);
-        jd_buf_release(&job->directory);
         /* Every shard's registry is the same; shard 0's is written. */
         jrn_reg_encode(e->regs[0], &buf);
         path = jd_strfmt("%s/journeys", job->tmp_dir);
@@ -159,8 +154,6 @@ void eng__snapshot_begin(eng *e)
      * written by shard 0 (eng__snapshot_write_parts). */
     jd_buf_init(&job->dedupe, SIZE_MAX);
     ingest_dedupe_encode(e->dedupe, &job->dedupe);
-    jd_buf_init(&job->directory, SIZE_MAX);
-    idn_encode(e->dir, &job->directory);
     atomic_store_explicit(&e->st_idn_links, idn_entries(e->dir), memory_order_relaxed);
     eng__countdown_init(&job->cd, e->nshards);
     for (uint32_t s = 0; s < e->nshards; s++) {
@@ -236,20 +229,33 @@ void eng__snapshot_poll(eng *e, bool wait)
 
 /* ---- loading ------------------------------------------------------------- */
 
+/* After a refused group (route.c invariant 2): the profiles of snapshot lsn,
+ * decoded one partition at a time into a scratch store, give the directory
+ * as it was at lsn. Rare (a full disk), so simplicity wins over speed. */
 int eng__snapshot_load_directory(eng *e, uint64_t lsn, jd_err *err)
 {
-    char *path = jd_strfmt("%s/snap-%llu/directory", e->snap_dir, (unsigned long long)lsn), *data = NULL;
-    const char *payload;
-    size_t len;
-    int format = 0, rc = JD_OK;
-    if (access(path, F_OK) == 0) {   /* a snapshot from before identity resolution has none */
-        rc = read_snap_file(path, lsn, UINT32_MAX - 2, &data, &payload, &len, &format, err);
-        if (rc == JD_OK) rc = idn_decode(e->dir, payload, len, err);
-        if (rc != JD_OK) snprintf(err->where, sizeof err->where, "%s", path);
+    int rc = JD_OK;
+    for (uint32_t p = 0; p < e->nparts && rc == JD_OK; p++) {
+        char *path = jd_strfmt("%s/snap-%llu/p-%04u", e->snap_dir, (unsigned long long)lsn, p), *data = NULL;
+        const char *payload;
+        size_t len;
+        int format = 0;
+        rc = read_snap_file(path, lsn, p, &data, &payload, &len, &format, err);
+        prof_store *s = prof_store_create(&e->o.prof);
+        uint64_t plen = len;
+        if (rc == JD_OK && format >= 2) {
+            if (len >= sizeof plen) memcpy(&plen, payload, sizeof plen);
+            if (len < sizeof plen || plen > len - sizeof plen)
+                rc = jd_err_set(err, JD_ECORRUPT, path, "profile length past the file");
+            payload += sizeof plen;
+        }
+        if (rc == JD_OK) rc = prof_store_decode(s, payload, (size_t)plen, err);
+        if (rc == JD_OK) eng__route_link_store(e, s);
+        prof_store_destroy(s);
+        free(data);
+        free(path);
     }
     atomic_store_explicit(&e->st_idn_links, idn_entries(e->dir), memory_order_relaxed);
-    free(data);
-    free(path);
     return rc;
 }
 
@@ -319,7 +325,8 @@ int eng__snapshot_load(eng *e, uint64_t *lsn_out, jd_err *err)
         if (rc != JD_OK) goto out;
         e->parts[p].snap_lsn = lsn;
     }
-    if ((rc = eng__snapshot_load_directory(e, lsn, err)) != JD_OK) goto out;
+    for (uint32_t p = 0; p < e->nparts; p++) eng__route_link_store(e, e->parts[p].profiles);   /* route.c (4) */
+    atomic_store_explicit(&e->st_idn_links, idn_entries(e->dir), memory_order_relaxed);
     *lsn_out = lsn;
 out:
     free(cur);

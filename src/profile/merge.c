@@ -736,3 +736,33 @@ int prof_merge_in(prof_store *s, const char *key, size_t kn, bool key_is_user, c
     prof__free(lp);
     return JD_OK;
 }
+
+/* ---- every identity, for rebuilding the identity directory --------------- */
+
+void prof_store_each_identity(const prof_store *s, prof_identity_fn fn, void *ctx)
+{
+    size_t pos = 0;
+    const prof *p;
+    while ((p = prof__index_next(&s->by_key, &pos))) {
+        jd_str key = { p->key, p->key_len };
+        bool user = p->flags & PROF_F_USER;
+        if (p->vec) {   /* anonymousIds: u16 n_ids | u16 n_evs | n_ids x (uv len | bytes) */
+            const uint8_t *q = p->vec + 4;
+            for (unsigned i = prof__rd16(p->vec); i > 0; i--) {
+                uint32_t len;
+                q += prof__uv_get(q, &len);
+                if (!jd_str_eq(key, (const char *)q, len)) fn(ctx, key, user, "anonymousId", (jd_str){ (const char *)q, len });
+                q += len;
+            }
+        }
+        const uint8_t *t = p->rich ? p->rich->idents : NULL;
+        size_t n = p->rich ? p->rich->idents_len : 0;
+        ident e;
+        IDENTS_EACH(e, i_, t, n) {
+            if (e.type != PROF_ID_ENTRY) break;   /* the notes follow the identifiers */
+            char kind[256];
+            snprintf(kind, sizeof kind, "%.*s", (int)e.kind_len, e.kind);
+            fn(ctx, key, user, kind, (jd_str){ e.value, e.value_len });
+        }
+    }
+}

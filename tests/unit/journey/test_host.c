@@ -3,8 +3,8 @@
  * (src/journey/host.c, host_codec.c) driven the way a shard drives them, with
  * a real prof_store and a virtual clock: every time is an int64 the test
  * passes in, every record gets the next lsn. The host's callbacks are recorded
- * in arrays to assert on. No sleeps. Numbers in comments, like "host (3)",
- * are the invariants at the top of host.c.
+ * in arrays to assert on (the world of journey/world.h). No sleeps. Numbers
+ * in comments, like "host (3)", are the invariants at the top of host.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,168 +22,9 @@
 #include "journeyd/profile.h"
 #include "journeyd/runtime.h"
 
-/* ---- time ------------------------------------------------------------------ */
+#include "journey/world.h"
 
-static int64_t ts(const char *s)
-{
-    int64_t us = 0;
-    assert_int_equal(jd_time_parse(s, strlen(s), &us), JD_OK);
-    return us;
-}
-
-#define DAY  ((int64_t)JD_DAY)
-#define HOUR ((int64_t)JD_HOUR)
-#define MIN  ((int64_t)JD_MIN)
-#define T0   ts("2026-03-02T15:00:00Z")   /* a Monday */
-
-/* ---- the world: registry + profiles + host, and what the host reported -------- */
-
-#define MAXREC 64
-
-typedef struct intent_rec {
-    uint64_t id, lsn;
-    char journey[32], node[32], key[32];
-    uint32_t version;
-    int64_t at;
-} intent_rec;
-
-typedef struct exit_rec {
-    char journey[32], key[32], node[32];
-    jrn_end why;
-    int64_t at;
-} exit_rec;
-
-typedef struct world {
-    jrn_reg *reg;
-    prof_store *profiles;
-    jrn_host *h;
-    uint64_t lsn;
-    intent_rec intents[MAXREC]; size_t nintents;
-    exit_rec exits[MAXREC];     size_t nexits;
-    char json[4096];
-} world;
-
-static void copy(char *dst, size_t cap, const char *p, size_t n)
-{
-    snprintf(dst, cap, "%.*s", (int)n, p);
-}
-
-static void on_intent(void *self, const jrn_intent *it)
-{
-    world *w = self;
-    assert_true(w->nintents < MAXREC);
-    intent_rec *r = &w->intents[w->nintents++];
-    r->id = it->id;
-    r->lsn = it->lsn;
-    r->version = it->version;
-    r->at = it->at_us;
-    copy(r->journey, sizeof r->journey, it->journey->id, strlen(it->journey->id));
-    copy(r->node, sizeof r->node, it->node->id, strlen(it->node->id));
-    copy(r->key, sizeof r->key, it->key.p, it->key.n);
-}
-
-static void on_exit_(void *self, const jrn_journey *j, uint32_t version, jd_str key, uint32_t last_node, jrn_end why,
-                     const jd_err *err, int64_t now)
-{
-    world *w = self;
-    assert_true(w->nexits < MAXREC);
-    exit_rec *r = &w->exits[w->nexits++];
-    const jrn_doc *doc = j->versions[version - 1]->doc;
-    copy(r->journey, sizeof r->journey, j->id, strlen(j->id));
-    copy(r->key, sizeof r->key, key.p, key.n);
-    copy(r->node, sizeof r->node, last_node < doc->nnodes ? doc->nodes[last_node].id : "-",
-         last_node < doc->nnodes ? strlen(doc->nodes[last_node].id) : 1);
-    r->why = why;
-    r->at = now;
-    (void)err;
-}
-
-/* consent: the store's consent policy (borrowed; NULL: none). */
-static void world_init_consent(world *w, int64_t start, const jd_consent_cfg *consent)
-{
-    memset(w, 0, sizeof *w);
-    prof_limits pl;
-    prof_limits_default(&pl);
-    pl.consent = consent;
-    w->reg = jrn_reg_create(NULL);
-    w->profiles = prof_store_create(&pl);
-    jrn_host_out out = { .self = w, .intent = on_intent, .exit = on_exit_ };
-    w->h = jrn_host_create(w->reg, w->profiles, start, &out);
-}
-
-static void world_init(world *w, int64_t start) { world_init_consent(w, start, NULL); }
-
-static void world_release(world *w)
-{
-    jrn_host_destroy(w->h);
-    prof_store_destroy(w->profiles);
-    jrn_reg_destroy(w->reg);
-}
-
-/* A control record through the registry, then the host told, as a shard does. */
-static int control(world *w, jrn_op op, const char *id, const char *text, int64_t at)
-{
-    jrn_ctl c = { op, id, text, text ? strlen(text) : 0, "test" };
-    const jrn_journey *j = NULL;
-    jrn_status was = 0;
-    jd_err err;
-    jd_err_clear(&err);
-    int rc = jrn_reg_apply(w->reg, &c, at, &j, &was, &err);
-    if (rc != JD_OK) return rc;
-    if (jrn_reg_last_segment(w->reg)) jrn_host_segment_changed(w->h, jrn_reg_last_segment(w->reg), at, ++w->lsn);
-    else jrn_host_journey_changed(w->h, j, was, at, ++w->lsn);
-    return JD_OK;
-}
-
-static void publish(world *w, const char *id, const char *text, int64_t at)
-{
-    int rc = control(w, JRN_OP_PUBLISH, id, text, at);
-    assert_int_equal(rc, JD_OK);
-}
-
-/* One record: the clock first (due waits fire), then the profile, then the host. */
-static void feed(world *w, ingest_type type, const char *key, const char *name, const char *json, int64_t at)
-{
-    uint64_t lsn = ++w->lsn;
-    ingest_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = type;
-    ev.timestamp_us = ev.received_us = at;
-    ev.user_id = (jd_str){ key, (uint32_t)strlen(key) };
-    ev.message_id = JD_STR_LIT("m");
-    if (name) ev.event = (jd_str){ name, (uint32_t)strlen(name) };
-    ev.json = (jd_str){ json, (uint32_t)strlen(json) };
-    jd_err err;
-    jd_err_clear(&err);
-    jrn_host_advance(w->h, at, lsn);
-    assert_int_equal(prof_apply(w->profiles, &ev, &err), JD_OK);
-    jrn_host_event(w->h, &ev, lsn, at);
-}
-
-static void track(world *w, const char *key, const char *name, const char *props, int64_t at)
-{
-    snprintf(w->json, sizeof w->json, "{\"type\":\"track\",\"userId\":\"%s\",\"event\":\"%s\",\"properties\":%s}", key,
-             name, props ? props : "{}");
-    feed(w, INGEST_TRACK, key, name, w->json, at);
-}
-
-static void identify(world *w, const char *key, const char *traits, int64_t at)
-{
-    snprintf(w->json, sizeof w->json, "{\"type\":\"identify\",\"userId\":\"%s\",\"traits\":%s}", key, traits);
-    feed(w, INGEST_IDENTIFY, key, NULL, w->json, at);
-}
-
-static void advance(world *w, int64_t at) { jrn_host_advance(w->h, at, ++w->lsn); }
-
-static const jrn_vstats *stats(const world *w, const char *id, uint32_t version)
-{
-    const jrn_journey *j = jrn_reg_find(w->reg, id);
-    assert_non_null(j);
-    const jrn_vstats *st = jrn_host_stats(w->h, j->index, version);
-    assert_non_null(st);
-    return st;
-}
-
+/* The index of `node` in version `version` of journey `id`. */
 static uint32_t node_index(const world *w, const char *id, uint32_t version, const char *node)
 {
     const jrn_journey *j = jrn_reg_find(w->reg, id);
@@ -191,38 +32,6 @@ static uint32_t node_index(const world *w, const char *id, uint32_t version, con
     const jrn_node *n = jrn_doc_node(j->versions[version - 1]->doc, node);
     assert_non_null(n);
     return n->index;
-}
-
-static void assert_intent(const world *w, size_t k, const char *key, const char *node, int64_t at)
-{
-    assert_true(k < w->nintents);
-    const intent_rec *r = &w->intents[k];
-    if (strcmp(r->key, key) != 0 || strcmp(r->node, node) != 0 || r->at != at) {
-        char t[JD_TIME_TEXT];
-        jd_time_format(r->at, t);
-        fprintf(stderr, "intent %zu: got %s %s at %s, want %s %s\n", k, r->key, r->node, t, key, node);
-    }
-    assert_string_equal(r->key, key);
-    assert_string_equal(r->node, node);
-    assert_int_equal(r->at, at);
-}
-
-/* The person's journeys as JSON (owned), or NULL when the host never saw them. */
-static json_object *person(const world *w, const char *key)
-{
-    jd_buf b;
-    jd_buf_init(&b, 1u << 20);
-    int rc = jrn_host_person_json(w->h, key, strlen(key), &b);
-    json_object *o = rc == JD_OK ? json_tokener_parse(b.data) : NULL;
-    if (rc == JD_OK) assert_non_null(o);
-    jd_buf_release(&b);
-    return o;
-}
-
-static const char *field(json_object *o, const char *k)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
 }
 
 /* ---- documents ------------------------------------------------------------------ */
@@ -885,18 +694,8 @@ static void test_snapshot_round_trip(void **state)
 
     /* the snapshot: registry, profiles, host; decoded into a fresh world */
     jd_buf rb, pb, hb;
-    jd_buf_init(&rb, 1u << 24);
-    jd_buf_init(&pb, 1u << 24);
-    jd_buf_init(&hb, 1u << 24);
-    assert_int_equal(jrn_reg_encode(w1.reg, &rb), JD_OK);
-    assert_int_equal(prof_store_encode(w1.profiles, &pb), JD_OK);
-    assert_int_equal(jrn_host_encode(w1.h, &hb), JD_OK);
-    jd_err err;
-    jd_err_clear(&err);
-    world_init(&w2, 0);
-    assert_int_equal(jrn_reg_decode(w2.reg, rb.data, rb.len, &err), JD_OK);
-    assert_int_equal(prof_store_decode(w2.profiles, pb.data, pb.len, &err), JD_OK);
-    assert_int_equal(jrn_host_decode(w2.h, hb.data, hb.len, &err), JD_OK);
+    encode_all(&w1, &rb, &pb, &hb);
+    assert_int_equal(decode_all(&w2, &rb, &pb, hb.data, hb.len, w1.lsn), JD_OK);
     assert_int_equal(jrn_host_now(w2.h), T0 + 3 * HOUR);
     assert_int_equal(jrn_host_instances(w2.h), jrn_host_instances(w1.h));
     assert_int_equal(jrn_host_timers(w2.h), jrn_host_timers(w1.h));
@@ -931,6 +730,8 @@ static void test_snapshot_round_trip(void **state)
     assert_int_equal(jrn_host_instances(w2.h), 0);
 
     /* disk is input */
+    jd_err err;
+    jd_err_clear(&err);
     jrn_host *h3 = jrn_host_create(w2.reg, w2.profiles, 0, NULL);
     assert_int_equal(jrn_host_decode(h3, hb.data, hb.len - 1, &err), JD_ECORRUPT);
     jrn_host_destroy(h3);
@@ -1027,28 +828,6 @@ static void test_exit_rule_after_update_node(void **state)
     advance(&w, T0 + 4 * DAY);
     assert_int_equal(w.nintents, 0);
     world_release(&w);
-}
-
-/* Encodes w's registry, profiles and host and decodes them into a fresh w2. */
-static void restore(const world *w, world *w2)
-{
-    jd_buf rb, pb, hb;
-    jd_err err;
-    jd_err_clear(&err);
-    jd_buf_init(&rb, 1u << 24);
-    jd_buf_init(&pb, 1u << 24);
-    jd_buf_init(&hb, 1u << 24);
-    assert_int_equal(jrn_reg_encode(w->reg, &rb), JD_OK);
-    assert_int_equal(prof_store_encode(w->profiles, &pb), JD_OK);
-    assert_int_equal(jrn_host_encode(w->h, &hb), JD_OK);
-    world_init(w2, 0);
-    assert_int_equal(jrn_reg_decode(w2->reg, rb.data, rb.len, &err), JD_OK);
-    assert_int_equal(prof_store_decode(w2->profiles, pb.data, pb.len, &err), JD_OK);
-    assert_int_equal(jrn_host_decode(w2->h, hb.data, hb.len, &err), JD_OK);
-    w2->lsn = w->lsn;
-    jd_buf_release(&rb);
-    jd_buf_release(&pb);
-    jd_buf_release(&hb);
 }
 
 /* A version that reads journey.entry keeps the entry event per instance (and

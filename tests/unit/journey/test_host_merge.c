@@ -1,10 +1,11 @@
 /* tests/unit/journey/test_host_merge.c -- moving a person's journey state
  * between partitions (jrn_host_extract, jrn_host_merge_in in
  * include/journeyd/runtime.h; src/journey/host_merge.c). Two worlds, A and B,
- * each a registry + prof_store + host as a shard has them, get the same
- * control records (registries are the same function of the log); person L on
- * A is merged into person S on B, on a virtual clock. Numbers in comments,
- * like "merge (2)", are the invariants at the top of host_merge.c.
+ * each a registry + prof_store + host as a shard has them (journey/world.h),
+ * get the same control records (registries are the same function of the
+ * log); person L on A is merged into person S on B, on a virtual clock.
+ * Numbers in comments, like "merge (2)", are the invariants at the top of
+ * host_merge.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,183 +22,13 @@
 #include "journeyd/profile.h"
 #include "journeyd/runtime.h"
 
-static int64_t ts(const char *s)
-{
-    int64_t us = 0;
-    assert_int_equal(jd_time_parse(s, strlen(s), &us), JD_OK);
-    return us;
-}
-
-#define DAY  ((int64_t)JD_DAY)
-#define HOUR ((int64_t)JD_HOUR)
-#define MIN  ((int64_t)JD_MIN)
-#define T0   ts("2026-03-02T15:00:00Z")
-
-/* ---- a world: registry + profiles + host, and what the host reported ----------- */
-
-#define MAXREC 64
-
-typedef struct intent_rec {
-    uint64_t id;
-    char journey[32], node[32], key[32];
-    int64_t at;
-} intent_rec;
-
-typedef struct exit_rec {
-    char journey[32], key[32];
-    jrn_end why;
-    int64_t at;
-} exit_rec;
-
-typedef struct world {
-    jrn_reg *reg;
-    prof_store *profiles;
-    jrn_host *h;
-    uint64_t lsn;
-    intent_rec intents[MAXREC]; size_t nintents;
-    exit_rec exits[MAXREC];     size_t nexits;
-    char json[4096];
-} world;
-
-static void copy(char *dst, size_t cap, const char *p, size_t n) { snprintf(dst, cap, "%.*s", (int)n, p); }
-
-static void on_intent(void *self, const jrn_intent *it)
-{
-    world *w = self;
-    assert_true(w->nintents < MAXREC);
-    intent_rec *r = &w->intents[w->nintents++];
-    r->id = it->id;
-    r->at = it->at_us;
-    copy(r->journey, sizeof r->journey, it->journey->id, strlen(it->journey->id));
-    copy(r->node, sizeof r->node, it->node->id, strlen(it->node->id));
-    copy(r->key, sizeof r->key, it->key.p, it->key.n);
-}
-
-static void on_exit_(void *self, const jrn_journey *j, uint32_t version, jd_str key, uint32_t last_node, jrn_end why,
-                     const jd_err *err, int64_t now)
-{
-    world *w = self;
-    assert_true(w->nexits < MAXREC);
-    exit_rec *r = &w->exits[w->nexits++];
-    copy(r->journey, sizeof r->journey, j->id, strlen(j->id));
-    copy(r->key, sizeof r->key, key.p, key.n);
-    r->why = why;
-    r->at = now;
-    (void)version, (void)last_node, (void)err;
-}
-
-static void world_init(world *w, int64_t start)
-{
-    memset(w, 0, sizeof *w);
-    prof_limits pl;
-    prof_limits_default(&pl);
-    w->reg = jrn_reg_create(NULL);
-    w->profiles = prof_store_create(&pl);
-    jrn_host_out out = { .self = w, .intent = on_intent, .exit = on_exit_ };
-    w->h = jrn_host_create(w->reg, w->profiles, start, &out);
-}
-
-static void world_release(world *w)
-{
-    jrn_host_destroy(w->h);
-    prof_store_destroy(w->profiles);
-    jrn_reg_destroy(w->reg);
-}
-
-static int control(world *w, jrn_op op, const char *id, const char *text, int64_t at)
-{
-    jrn_ctl c = { op, id, text, text ? strlen(text) : 0, "test" };
-    const jrn_journey *j = NULL;
-    jrn_status was = 0;
-    jd_err err;
-    jd_err_clear(&err);
-    int rc = jrn_reg_apply(w->reg, &c, at, &j, &was, &err);
-    if (rc != JD_OK) return rc;
-    if (jrn_reg_last_segment(w->reg)) jrn_host_segment_changed(w->h, jrn_reg_last_segment(w->reg), at, ++w->lsn);
-    else jrn_host_journey_changed(w->h, j, was, at, ++w->lsn);
-    return JD_OK;
-}
+#include "journey/world.h"
 
 /* The same control record on both worlds, as two shards apply it. */
 static void control2(world *a, world *b, jrn_op op, const char *id, const char *text, int64_t at)
 {
     assert_int_equal(control(a, op, id, text, at), JD_OK);
     assert_int_equal(control(b, op, id, text, at), JD_OK);
-}
-
-static void feed(world *w, ingest_type type, const char *key, const char *name, const char *json, int64_t at)
-{
-    uint64_t lsn = ++w->lsn;
-    ingest_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = type;
-    ev.timestamp_us = ev.received_us = at;
-    ev.user_id = (jd_str){ key, (uint32_t)strlen(key) };
-    ev.message_id = JD_STR_LIT("m");
-    if (name) ev.event = (jd_str){ name, (uint32_t)strlen(name) };
-    ev.json = (jd_str){ json, (uint32_t)strlen(json) };
-    jd_err err;
-    jd_err_clear(&err);
-    jrn_host_advance(w->h, at, lsn);
-    assert_int_equal(prof_apply(w->profiles, &ev, &err), JD_OK);
-    jrn_host_event(w->h, &ev, lsn, at);
-}
-
-static void track(world *w, const char *key, const char *name, const char *props, int64_t at)
-{
-    snprintf(w->json, sizeof w->json, "{\"type\":\"track\",\"userId\":\"%s\",\"event\":\"%s\",\"properties\":%s}", key,
-             name, props ? props : "{}");
-    feed(w, INGEST_TRACK, key, name, w->json, at);
-}
-
-static void identify(world *w, const char *key, const char *traits, int64_t at)
-{
-    snprintf(w->json, sizeof w->json, "{\"type\":\"identify\",\"userId\":\"%s\",\"traits\":%s}", key, traits);
-    feed(w, INGEST_IDENTIFY, key, NULL, w->json, at);
-}
-
-static void advance(world *w, int64_t at) { jrn_host_advance(w->h, at, ++w->lsn); }
-
-/* Counters of (journey, version); zeros when the host has none yet. */
-static jrn_vstats stats(const world *w, const char *id, uint32_t version)
-{
-    const jrn_journey *j = jrn_reg_find(w->reg, id);
-    assert_non_null(j);
-    const jrn_vstats *st = jrn_host_stats(w->h, j->index, version);
-    jrn_vstats z;
-    memset(&z, 0, sizeof z);
-    return st ? *st : z;
-}
-
-static void assert_intent(const world *w, size_t k, const char *key, const char *node, int64_t at)
-{
-    assert_true(k < w->nintents);
-    const intent_rec *r = &w->intents[k];
-    if (strcmp(r->key, key) != 0 || strcmp(r->node, node) != 0 || r->at != at) {
-        char t[JD_TIME_TEXT];
-        jd_time_format(r->at, t);
-        fprintf(stderr, "intent %zu: got %s %s at %s, want %s %s\n", k, r->key, r->node, t, key, node);
-    }
-    assert_string_equal(r->key, key);
-    assert_string_equal(r->node, node);
-    assert_int_equal(r->at, at);
-}
-
-static json_object *person(const world *w, const char *key)
-{
-    jd_buf b;
-    jd_buf_init(&b, 1u << 20);
-    int rc = jrn_host_person_json(w->h, key, strlen(key), &b);
-    json_object *o = rc == JD_OK ? json_tokener_parse(b.data) : NULL;
-    if (rc == JD_OK) assert_non_null(o);
-    jd_buf_release(&b);
-    return o;
-}
-
-static const char *field(json_object *o, const char *k)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
 }
 
 /* The host's whole state as bytes: equal bytes, equal state. */
@@ -222,26 +53,6 @@ static void merge(world *a, const char *l, world *b, const char *s, int64_t at)
     if (rc != JD_OK) fprintf(stderr, "merge_in: %s at %s\n", err.msg, err.where);
     assert_int_equal(rc, JD_OK);
     jd_buf_release(&blob);
-}
-
-static void restore(const world *w, world *w2)
-{
-    jd_buf rb, pb, hb;
-    jd_err err;
-    jd_err_clear(&err);
-    jd_buf_init(&rb, 1u << 24);
-    jd_buf_init(&pb, 1u << 24);
-    assert_int_equal(jrn_reg_encode(w->reg, &rb), JD_OK);
-    assert_int_equal(prof_store_encode(w->profiles, &pb), JD_OK);
-    host_bytes(w, &hb);
-    world_init(w2, 0);
-    assert_int_equal(jrn_reg_decode(w2->reg, rb.data, rb.len, &err), JD_OK);
-    assert_int_equal(prof_store_decode(w2->profiles, pb.data, pb.len, &err), JD_OK);
-    assert_int_equal(jrn_host_decode(w2->h, hb.data, hb.len, &err), JD_OK);
-    w2->lsn = w->lsn;
-    jd_buf_release(&rb);
-    jd_buf_release(&pb);
-    jd_buf_release(&hb);
 }
 
 /* ---- documents ------------------------------------------------------------------ */
@@ -288,7 +99,7 @@ static void test_wait_moves_to_other_host(void **state)
     assert_int_equal(jrn_host_instances(a.h), 0);
     assert_int_equal(jrn_host_timers(a.h), 0);
     assert_null(person(&a, "L"));
-    jrn_vstats sa = stats(&a, "w", 1), sb = stats(&b, "w", 1);
+    jrn_vstats sa = stats_or_zero(&a, "w", 1), sb = stats_or_zero(&b, "w", 1);
     assert_int_equal(sa.entered, 1);
     assert_int_equal(sa.active, 0);
     for (int k = 0; k < JRN_END_COUNT_; k++) assert_int_equal(sa.exits[k], 0);
@@ -315,7 +126,7 @@ static void test_wait_moves_to_other_host(void **state)
     advance(&b, T0 + 3 * DAY);
     assert_int_equal(a.nintents, 0);
     assert_int_equal(b.nintents, 1);   /* not twice */
-    sb = stats(&b, "w", 1);
+    sb = stats_or_zero(&b, "w", 1);
     assert_int_equal(sb.active, 0);
     assert_int_equal(sb.exits[JRN_END_FINISHED], 1);
     assert_int_equal(jrn_host_instances(b.h), 0);
@@ -383,7 +194,7 @@ static void test_both_in_journey_first_entered_wins(void **state)
         assert_string_equal(b.exits[0].key, "S");
         assert_string_equal(b.exits[0].journey, "w");
         assert_int_equal(b.exits[0].at, T0 + 2 * HOUR);
-        jrn_vstats sb = stats(&b, "w", 1);
+        jrn_vstats sb = stats_or_zero(&b, "w", 1);
         assert_int_equal(sb.exits[JRN_END_MERGED], 1);
         assert_int_equal(sb.entered, 1);
         assert_int_equal(sb.active, 1);
@@ -415,8 +226,8 @@ static void test_disjoint_journeys_both_continue(void **state)
     assert_int_equal(jrn_host_instances(b.h), 2);
     assert_int_equal(jrn_host_timers(b.h), 2);
     assert_int_equal(b.nexits, 0);
-    assert_int_equal(stats(&b, "x", 1).active, 1);
-    assert_int_equal(stats(&b, "y", 1).active, 1);
+    assert_int_equal(stats_or_zero(&b, "x", 1).active, 1);
+    assert_int_equal(stats_or_zero(&b, "y", 1).active, 1);
     advance(&b, T0 + 5 * DAY);
     assert_int_equal(b.nintents, 2);
     assert_intent(&b, 0, "S", "s", T0 + DAY);
@@ -424,7 +235,8 @@ static void test_disjoint_journeys_both_continue(void **state)
     assert_intent(&b, 1, "S", "s", T0 + MIN + 2 * DAY);
     assert_string_equal(b.intents[1].journey, "y");
     for (int k = 0; k < JRN_END_COUNT_; k++)
-        if (k != JRN_END_FINISHED) assert_int_equal(stats(&b, "x", 1).exits[k] + stats(&b, "y", 1).exits[k], 0);
+        if (k != JRN_END_FINISHED)
+            assert_int_equal(stats_or_zero(&b, "x", 1).exits[k] + stats_or_zero(&b, "y", 1).exits[k], 0);
     world_release(&a);
     world_release(&b);
 }
@@ -458,7 +270,7 @@ static void test_reentry_history_carries_over(void **state)
     track(&b, "S", "Go", NULL, T0 + DAY);
     assert_int_equal(b.nintents, 1);
     assert_string_equal(b.intents[0].journey, "cool");
-    assert_int_equal(stats(&b, "once", 1).entered, 0);
+    assert_int_equal(stats_or_zero(&b, "once", 1).entered, 0);
     world_release(&a);
     world_release(&b);
 }
@@ -631,7 +443,7 @@ static void test_corrupt_blob_changes_nothing(void **state)
     assert_string_equal(b.intents[0].node, "s");
     assert_string_equal(b.intents[1].node, "discount");
     assert_string_equal(b.intents[1].key, "S");
-    assert_int_equal(stats(&b, "big", 1).condition_errors, 0);
+    assert_int_equal(stats_or_zero(&b, "big", 1).condition_errors, 0);
     free(bytes);
     jd_buf_release(&before);
     jd_buf_release(&after);
@@ -661,7 +473,7 @@ static void test_merge_on_same_host(void **state)
         assert_int_equal(a.exits[i].why, JRN_END_MERGED);
         assert_string_equal(a.exits[i].key, "S");
     }
-    jrn_vstats sw = stats(&a, "w", 1);
+    jrn_vstats sw = stats_or_zero(&a, "w", 1);
     assert_int_equal(sw.entered, 2);
     assert_int_equal(sw.active, 1);
     assert_int_equal(sw.exits[JRN_END_MERGED], 1);
@@ -670,8 +482,8 @@ static void test_merge_on_same_host(void **state)
     assert_intent(&a, 0, "S", "s", T0 + DAY);
     assert_intent(&a, 1, "S", "s", T0 + 2 * DAY);
     assert_true(a.intents[0].id != a.intents[1].id);
-    assert_int_equal(stats(&a, "w", 1).active, 0);
-    assert_int_equal(stats(&a, "v", 1).active, 0);
+    assert_int_equal(stats_or_zero(&a, "w", 1).active, 0);
+    assert_int_equal(stats_or_zero(&a, "v", 1).active, 0);
     world_release(&a);
 }
 
@@ -691,8 +503,8 @@ static void test_unknown_version_dropped(void **state)
     merge(&a, "L", &b, "S", T0 + HOUR);
     assert_int_equal(jrn_host_merge_errors(b.h), 1);
     assert_int_equal(jrn_host_instances(b.h), 1);
-    assert_int_equal(stats(&b, "x", 1).active, 1);
-    assert_int_equal(stats(&b, "w", 1).active, 0);
+    assert_int_equal(stats_or_zero(&b, "x", 1).active, 1);
+    assert_int_equal(stats_or_zero(&b, "w", 1).active, 0);
     world_release(&a);
     world_release(&b);
 }
@@ -715,7 +527,7 @@ static void test_snapshot_after_merge(void **state)
     restore(&b, &b2);
     assert_int_equal(jrn_host_instances(b2.h), jrn_host_instances(b.h));
     assert_int_equal(jrn_host_timers(b2.h), jrn_host_timers(b.h));
-    jrn_vstats s1 = stats(&b, "w", 1), s2 = stats(&b2, "w", 1);
+    jrn_vstats s1 = stats_or_zero(&b, "w", 1), s2 = stats_or_zero(&b2, "w", 1);
     assert_int_equal(s1.exits[JRN_END_MERGED], 1);
     assert_memory_equal(s1.exits, s2.exits, sizeof s1.exits);
     assert_int_equal(s1.active, s2.active);

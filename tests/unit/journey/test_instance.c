@@ -21,19 +21,8 @@
 #include "journeyd/journey.h"
 #include "journeyd/timer.h"
 
-/* ---- time ------------------------------------------------------------------ */
-
-static int64_t ts(const char *s)
-{
-    int64_t us = 0;
-    assert_int_equal(jd_time_parse(s, strlen(s), &us), JD_OK);
-    return us;
-}
-
-#define DAY  ((int64_t)JD_DAY)
-#define HOUR ((int64_t)JD_HOUR)
-#define MIN  ((int64_t)JD_MIN)
-#define T0   ts("2026-03-02T15:00:00Z")   /* a Monday */
+#define WORLD_CLOCK_ONLY   /* ts(), DAY, HOUR, MIN, T0: this file has its own host */
+#include "journey/world.h"
 
 /* ---- the test host ---------------------------------------------------------- */
 

@@ -2,8 +2,8 @@
  * one partition (src/journey/host_segments.c, invariants (4) and (5);
  * include/journeyd/runtime.h, jrn_host_segment_history): the size at hour and
  * day boundaries, kept in bounded rings, through a snapshot and back. The
- * host is driven as a shard drives it, on a virtual clock: every time is an
- * int64 the test passes in. No sleeps.
+ * host is driven as a shard drives it (journey/world.h), on a virtual
+ * clock: every time is an int64 the test passes in. No sleeps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,80 +19,19 @@
 #include "journeyd/profile.h"
 #include "journeyd/runtime.h"
 
-static int64_t ts(const char *s)
-{
-    int64_t us = 0;
-    assert_int_equal(jd_time_parse(s, strlen(s), &us), JD_OK);
-    return us;
-}
+#define T0 ts("2026-03-02T22:30:00Z")   /* 90 minutes before a day boundary */
+#include "journey/world.h"
 
-#define DAY  ((int64_t)JD_DAY)
-#define HOUR ((int64_t)JD_HOUR)
-#define MIN  ((int64_t)JD_MIN)
-#define T0   ts("2026-03-02T22:30:00Z")   /* 90 minutes before a day boundary */
-
-/* ---- the world: registry + profiles + host ------------------------------------ */
-
-typedef struct world {
-    jrn_reg *reg;
-    prof_store *profiles;
-    jrn_host *h;
-    uint64_t lsn;
-    char json[512];
-} world;
-
-static void world_init(world *w, int64_t start)
-{
-    memset(w, 0, sizeof *w);
-    prof_limits pl;
-    prof_limits_default(&pl);
-    w->reg = jrn_reg_create(NULL);
-    w->profiles = prof_store_create(&pl);
-    w->h = jrn_host_create(w->reg, w->profiles, start, NULL);
-}
-
-static void world_release(world *w)
-{
-    jrn_host_destroy(w->h);
-    prof_store_destroy(w->profiles);
-    jrn_reg_destroy(w->reg);
-}
-
+/* A segment `id` whose members are the profiles `when` is true for. */
 static void define(world *w, const char *id, const char *when, int64_t at)
 {
     char text[256];
     snprintf(text, sizeof text, "id: %s\nwhen: %s\n", id, when);
-    jrn_ctl c = { JRN_OP_SEGMENT, id, text, strlen(text), "test" };
-    const jrn_journey *j = NULL;
-    jrn_status was = 0;
-    jd_err err;
-    jd_err_clear(&err);
-    assert_int_equal(jrn_reg_apply(w->reg, &c, at, &j, &was, &err), JD_OK);
-    jrn_host_segment_changed(w->h, jrn_reg_last_segment(w->reg), at, ++w->lsn);
-}
-
-/* One identify record: the clock first, then the profile, then the host. */
-static void identify(world *w, const char *key, const char *traits, int64_t at)
-{
-    uint64_t lsn = ++w->lsn;
-    snprintf(w->json, sizeof w->json, "{\"type\":\"identify\",\"userId\":\"%s\",\"traits\":%s}", key, traits);
-    ingest_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = INGEST_IDENTIFY;
-    ev.timestamp_us = ev.received_us = at;
-    ev.user_id = (jd_str){ key, (uint32_t)strlen(key) };
-    ev.message_id = JD_STR_LIT("m");
-    ev.json = (jd_str){ w->json, (uint32_t)strlen(w->json) };
-    jd_err err;
-    jd_err_clear(&err);
-    jrn_host_advance(w->h, at, lsn);
-    assert_int_equal(prof_apply(w->profiles, &ev, &err), JD_OK);
-    jrn_host_event(w->h, &ev, lsn, at);
+    assert_int_equal(control(w, JRN_OP_SEGMENT, id, text, at), JD_OK);
 }
 
 static void pro(world *w, const char *key, int64_t at) { identify(w, key, "{\"plan\":\"pro\"}", at); }
 static void free_(world *w, const char *key, int64_t at) { identify(w, key, "{\"plan\":\"free\"}", at); }
-static void advance(world *w, int64_t at) { jrn_host_advance(w->h, at, ++w->lsn); }
 
 #define PRO_WHEN "has(profile.traits.plan) && profile.traits.plan == 'pro'"
 
@@ -137,38 +76,6 @@ static void assert_counts(const world *w)
         jrn_host_segment_members(w->h, b, count_member, &n);
         assert_int_equal(jrn_host_segment_size(w->h, b), n);
     }
-}
-
-/* Encodes w's registry, profiles and host and decodes them into a fresh w2. */
-static void encode_all(const world *w, jd_buf *rb, jd_buf *pb, jd_buf *hb)
-{
-    jd_buf_init(rb, 1u << 24);
-    jd_buf_init(pb, 1u << 24);
-    jd_buf_init(hb, 1u << 24);
-    assert_int_equal(jrn_reg_encode(w->reg, rb), JD_OK);
-    assert_int_equal(prof_store_encode(w->profiles, pb), JD_OK);
-    assert_int_equal(jrn_host_encode(w->h, hb), JD_OK);
-}
-
-static int decode_all(world *w2, const jd_buf *rb, const jd_buf *pb, const void *host, size_t n, uint64_t lsn)
-{
-    jd_err err;
-    jd_err_clear(&err);
-    world_init(w2, 0);
-    assert_int_equal(jrn_reg_decode(w2->reg, rb->data, rb->len, &err), JD_OK);
-    assert_int_equal(prof_store_decode(w2->profiles, pb->data, pb->len, &err), JD_OK);
-    w2->lsn = lsn;
-    return jrn_host_decode(w2->h, host, n, &err);
-}
-
-static void restore(const world *w, world *w2)
-{
-    jd_buf rb, pb, hb;
-    encode_all(w, &rb, &pb, &hb);
-    assert_int_equal(decode_all(w2, &rb, &pb, hb.data, hb.len, w->lsn), JD_OK);
-    jd_buf_release(&rb);
-    jd_buf_release(&pb);
-    jd_buf_release(&hb);
 }
 
 /* ---- tests --------------------------------------------------------------------- */

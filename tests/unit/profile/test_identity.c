@@ -1,6 +1,6 @@
 /* tests/unit/profile/test_identity.c -- the identity directory: where an
  * event lands, which profiles merge, what the limits refuse, declared
- * identifiers, forgetting, the snapshot codec, and that replaying recorded
+ * identifiers, forgetting, and that replaying recorded
  * decisions rebuilds the same directory. Invariant numbers refer to
  * src/profile/identity.c. */
 #include "journeyd/identity.h"
@@ -233,35 +233,6 @@ static void test_replay_of_decisions_equals_resolving(void **state)
     idn_destroy(replay);
 }
 
-static void test_codec_round_trip_and_corruption(void **state)
-{
-    (void)state;
-    idn_dir *d = mk(1, 100);
-    idn_plan p;
-    ev(d, "u1", "x@example.com", "a1", &p);
-    ev(d, NULL, NULL, "a2", &p);
-    ev(d, "u2", NULL, "a2", &p);
-    jd_buf b;
-    jd_buf_init(&b, SIZE_MAX);
-    idn_encode(d, &b);
-    idn_dir *e = mk(1, 100);
-    jd_err err;
-    assert_int_equal(idn_decode(e, b.data, b.len, &err), JD_OK);
-    assert_int_equal(idn_entries(e), idn_entries(d));
-    assert_key(e, "a1", "u1");
-    assert_key(e, "x@example.com", "u1");
-    assert_key(e, "a2", "u2");
-    for (size_t cut = 0; cut < b.len; cut++) {   /* every truncation is refused, leaving it empty */
-        idn_dir *t = mk(1, 100);
-        assert_int_equal(idn_decode(t, b.data, cut, &err), JD_ECORRUPT);
-        assert_int_equal(idn_entries(t), 0);
-        idn_destroy(t);
-    }
-    jd_buf_release(&b);
-    idn_destroy(e);
-    idn_destroy(d);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,7 +245,6 @@ int main(void)
         cmocka_unit_test(test_email_of_another_user_is_refused),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_replay_of_decisions_equals_resolving),
-        cmocka_unit_test(test_codec_round_trip_and_corruption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,215 @@
+/* include/journeyd/deliver.h -- delivery transport: rendered messages out to
+ * providers over SMTP and HTTP, with retries, rate limits and idempotency keys.
+ *
+ * Owns: one delivery thread per dlv object driving libcurl's multi interface
+ * (many sends in flight, connections kept and reused), the channel table
+ * (email over SMTP, Twilio-style SMS, FCM-v1-style push, Slack incoming
+ * webhooks, signed JSON webhooks), per-channel token-bucket rate limits,
+ * concurrency limits, bounded queues, retries with exponential backoff and full
+ * jitter (honouring Retry-After), and the result of every message it accepted.
+ *
+ * Threading: dlv_submit, dlv_room and dlv_channel_stats may be called from any
+ * thread. on_result runs on the delivery thread (keep it short: queue a record
+ * and return). dlv_create and dlv_destroy belong to one owning thread, and
+ * on_unsent runs on the thread that calls dlv_destroy.
+ *
+ * Time: this module is an edge (DESIGN.md "time is an input"). The delivery
+ * thread reads the monotonic clock for its timers (backoff, rate limits,
+ * timeouts, grace) and the wall clock (dlv_opts.wall, default jd_clock_real) for
+ * what providers see and what results report: the email Date header, the
+ * webhook X-Journeyd-Timestamp, Retry-After dates, not_before_us, and the
+ * result's accepted_us/done_us. Jitter comes from a PRNG seeded by
+ * dlv_opts.seed, so a test can make it repeat. The engine records what comes
+ * back (dlv_result) in the log; nothing here is replayed.
+ *
+ * Guarantee: every message dlv_submit accepts (JD_OK) comes back exactly once,
+ * either as a result (on_result: SENT, FAILED or DEAD) or, at dlv_destroy, as
+ * an unsent message (on_unsent) with its attempts and not_before_us updated so
+ * the engine can submit it again after a restart. A message may reach a
+ * provider more than once (a reply lost in flight, an attempt cut off at
+ * shutdown); every attempt carries the same idempotency key (Idempotency-Key
+ * header, the email's Message-ID), derived from the intent id only.
+ *
+ * Not here: templates (messages arrive rendered), consent, caps, quiet hours,
+ * arbitration, the outbox's durability and dead-letter list (the engine keeps
+ * them in the log), in-app inbox and tasks. docs/delivery.md has the YAML
+ * shape of `channels:`, what each provider receives, and the defaults.
+ */
+#ifndef JOURNEYD_DELIVER_H
+#define JOURNEYD_DELIVER_H
+
+#include "journeyd/base.h"
+
+typedef enum dlv_kind {
+    DLV_EMAIL = 0,   /* SMTP through libcurl: STARTTLS, AUTH, multipart/alternative */
+    DLV_SMS,         /* Twilio Messages API: form POST, Basic auth */
+    DLV_PUSH,        /* FCM HTTP v1: messages:send, bearer token */
+    DLV_SLACK,       /* Slack incoming webhook: JSON {text, blocks} */
+    DLV_WEBHOOK,     /* JSON POST signed with HMAC-SHA256 */
+    DLV__KINDS
+} dlv_kind;
+
+/* "email", "sms", "push", "slack", "webhook"; NULL past the table. */
+const char *dlv_kind_name(dlv_kind k);
+/* JD_OK and *out set, or JD_EINVAL for an unknown name. */
+int dlv_kind_parse(const char *name, dlv_kind *out);
+
+typedef enum dlv_tls {
+    DLV_TLS_DEFAULT = 0,  /* email: STARTTLS required; smtps:// URLs are TLS from the start */
+    DLV_TLS_REQUIRED,     /* STARTTLS must succeed, or the attempt fails (permanently) */
+    DLV_TLS_OPTIONAL,     /* STARTTLS when the server offers it, else plain */
+    DLV_TLS_NONE,         /* never (local relays, tests) */
+} dlv_tls;
+
+/* Retries. Zero fields take the defaults (in parentheses). */
+typedef struct dlv_retry {
+    uint32_t max_attempts;        /* tries in all, the first included (8) */
+    uint64_t backoff_base_us;     /* ceiling of the first backoff (1 s) */
+    uint64_t backoff_max_us;      /* ceiling of any backoff (10 min) */
+    uint64_t retry_after_max_us;  /* a provider's Retry-After is honoured up to this (1 h) */
+} dlv_retry;
+
+/* One configured channel (`channels.NAME` in the config, docs/delivery.md).
+ * Strings are borrowed by dlv_create (copied). Zero numeric fields take the
+ * defaults in parentheses; a channel-kind default applies where two are given
+ * (email / HTTP channels). */
+typedef struct dlv_channel_cfg {
+    const char *name;             /* unique; what dlv_msg.channel names */
+    dlv_kind    kind;
+    /* Where: email "smtp://host:587" or "smtps://host:465"; sms and push the
+     * API base ("https://api.twilio.com", "https://fcm.googleapis.com");
+     * slack and webhook the URL posted to (a message's `to` may override it). */
+    const char *url;
+    const char *user;             /* email: AUTH user; sms: Account SID */
+    const char *password;         /* email: AUTH password; sms: Auth Token */
+    const char *token;            /* push: OAuth 2 bearer token */
+    const char *project;          /* push: Firebase project id */
+    const char *secret;           /* webhook: HMAC-SHA256 key (required) */
+    const char *from;             /* email: default From; sms: default From number */
+    const char *envelope_from;    /* email: MAIL FROM (bounces); default: From's address */
+    const char *message_id_domain;/* email: Message-ID's right side; default: From's domain */
+    dlv_tls     tls;              /* email only */
+    const char *ca_file;          /* extra trusted CA (PEM), e.g. a private relay; NULL: system */
+    uint64_t    timeout_us;       /* one attempt, end to end (email 60 s, HTTP 10 s) */
+    uint64_t    connect_timeout_us; /* (5 s) */
+    double      rate_per_s;       /* token bucket refill; 0: no rate limit */
+    uint32_t    burst;            /* bucket size (1 if a rate is set) */
+    uint32_t    max_in_flight;    /* concurrent attempts (email 8, HTTP 64) */
+    uint32_t    max_queued;       /* accepted and not finished, in flight included (100000) */
+    dlv_retry   retry;
+} dlv_channel_cfg;
+
+/* A rendered message. Every string is owned by the message (malloc'd; NULL
+ * when absent) and freed by dlv_msg_destroy; set them with jd_xstrdup. Only
+ * the block of its kind is read. */
+typedef struct dlv_msg {
+    uint64_t intent_id;       /* the idempotency key: the same on every try and after restarts */
+    dlv_kind kind;            /* must match the channel's kind */
+    char    *channel;         /* a configured channel name */
+    char    *to;              /* email address; E.164 number; device token; slack/webhook: URL override */
+    uint32_t attempts;        /* tries already made (0 when new; after a restart: from the log) */
+    uint64_t not_before_us;   /* wall clock, us since the epoch; 0: now (a retry due after a restart) */
+    void    *user;            /* the caller's; never touched */
+    struct {
+        char *from;           /* "Name <a@b.c>" or "a@b.c"; NULL: the channel's */
+        char *reply_to;
+        char *subject;        /* UTF-8; RFC 2047-encoded when not plain ASCII */
+        char *text;           /* text/plain part (UTF-8) */
+        char *html;           /* text/html part (UTF-8); at least one of text, html */
+        char *unsubscribe_url;    /* https one-click link: List-Unsubscribe + List-Unsubscribe-Post */
+        char *unsubscribe_mailto; /* "mailto:unsub@b.c?subject=x" */
+    } email;
+    struct { char *from, *body; } sms;                 /* from NULL: the channel's */
+    struct { char *title, *body, *data_json; } push;  /* data_json: a JSON object */
+    struct { char *text, *blocks_json; } slack;       /* blocks_json: a JSON array */
+    struct { char *body_json; } webhook;              /* sent as is */
+} dlv_msg;
+
+/* Returns owned (dlv_msg_destroy): zeroed, with channel and to copied (to may
+ * be NULL). */
+dlv_msg *dlv_msg_create(uint64_t intent_id, dlv_kind kind, const char *channel, const char *to);
+void     dlv_msg_destroy(dlv_msg *m);   /* frees every string and m; NULL is fine */
+
+typedef enum dlv_outcome {
+    DLV_SENT = 0,        /* the provider accepted it */
+    DLV_FAILED,          /* permanent: a 4xx other than 408/429, SMTP 5xx, an invalid message */
+    DLV_DEAD,            /* transient errors until retry.max_attempts */
+} dlv_outcome;
+const char *dlv_outcome_name(dlv_outcome o);   /* "sent", "failed", "dead" */
+
+/* What came of one message. Every pointer is valid for the callback only. */
+typedef struct dlv_result {
+    uint64_t    intent_id;
+    dlv_outcome outcome;
+    uint32_t    attempts;       /* in all, msg->attempts at submit included; 0: never tried (invalid) */
+    int         status;         /* last HTTP status or SMTP reply code; 0: none (connect error) */
+    const char *provider_id;    /* SENT: Twilio sid, FCM name, SMTP "queued as"; NULL if none */
+    const char *error;          /* "" when SENT; else the last error: "HTTP 503: <body excerpt>",
+                                   "SMTP 550: <reply>", "curl: <error>", "invalid message: ..." */
+    uint64_t    accepted_us;    /* wall clock when dlv_submit took it */
+    uint64_t    done_us;        /* wall clock now */
+    uint64_t    elapsed_us;     /* monotonic, accepted -> now (waits and retries included) */
+    uint64_t    last_attempt_us;/* duration of the last attempt */
+    const dlv_msg *msg;         /* the message as submitted (borrowed) */
+} dlv_result;
+
+typedef void (*dlv_result_fn)(const dlv_result *r, void *ctx);
+/* Takes msg: a message accepted but not finished at dlv_destroy, never
+ * resulted. msg->attempts counts the tries made (an attempt cut off in flight
+ * included: it may have reached the provider); msg->not_before_us is when its
+ * next try was due (0: at once). Submit it again after the restart. */
+typedef void (*dlv_unsent_fn)(dlv_msg *msg, void *ctx);
+
+typedef struct dlv_opts {
+    const dlv_channel_cfg *channels;   /* borrowed for dlv_create */
+    size_t          nchannels;
+    dlv_result_fn   on_result;         /* required */
+    dlv_unsent_fn   on_unsent;         /* NULL: unsent messages are destroyed */
+    void           *ctx;               /* passed to both */
+    uint64_t        seed;              /* jitter PRNG seed; 0: drawn with jd_random_bytes */
+    const jd_clock *wall;              /* NULL: jd_clock_real; must outlive the dlv */
+    const char     *user_agent;        /* NULL: "journeyd" */
+} dlv_opts;
+
+typedef struct dlv dlv;   /* opaque */
+
+/* Checks the channels (each error names the channel and field, as
+ * "channels.sms.user: account SID required"), starts the delivery thread.
+ * JD_OK: *out is owned (dlv_destroy). JD_EINVAL: err says what. Main thread. */
+int dlv_create(dlv **out, const dlv_opts *o, jd_err *err);
+
+/* Queues msg for delivery. Any thread; never blocks on I/O.
+ *  JD_OK      takes msg: its result comes through on_result (or on_unsent).
+ *             An unknown channel, a kind mismatch or an invalid message (CR/LF
+ *             in a header, no recipient, bad JSON) is accepted and results in
+ *             FAILED with attempts 0, so the engine records every intent the same way.
+ *  JD_ELIMIT  the channel has max_queued messages unfinished: msg is NOT taken.
+ *             Backpressure: keep the message (it is durable in the log) and
+ *             submit it again later; dlv_room says when there is space.
+ *  JD_EBUSY   dlv_destroy has begun: msg is NOT taken.
+ * err (may be NULL) names the limit: "channel 'email' has 100000 messages
+ * queued (channels.email.max_queued)". */
+int dlv_submit(dlv *d, dlv_msg *msg, jd_err *err);
+
+/* How many more messages the channel takes now (max_queued - unfinished);
+ * 0 for an unknown channel. Any thread; a snapshot. */
+size_t dlv_room(dlv *d, const char *channel);
+
+typedef struct dlv_stats {
+    uint64_t accepted, sent, failed, dead, retries, refused_full;
+    uint64_t unfinished;   /* queued, waiting, in flight */
+    uint64_t in_flight;
+} dlv_stats;
+/* Counters of one channel (relaxed atomics, for /metrics). JD_ENOTFOUND for
+ * an unknown name. Any thread. */
+int dlv_channel_stats(dlv *d, const char *channel, dlv_stats *out);
+
+/* Stops taking messages (dlv_submit gives JD_EBUSY), starts no new attempt,
+ * lets attempts in flight finish for up to grace_us (their results are
+ * reported; one that fails transiently goes to on_unsent), then cuts off the
+ * rest and joins the thread. Every message still unfinished goes to on_unsent
+ * on this thread. No other thread may be inside dlv_submit once this returns;
+ * d is freed. NULL is fine. */
+void dlv_destroy(dlv *d, uint64_t grace_us);
+
+#endif
