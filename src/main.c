@@ -7,6 +7,7 @@
  */
 #include "journeyd/api.h"
 #include "journeyd/config.h"
+#include "journeyd/deliver.h"
 #include "journeyd/engine.h"
 #include "journeyd/expr_cli.h"
 #include "journeyd/journey.h"
@@ -149,10 +150,14 @@ static void jfiles_free(jfile *v, size_t n)
  * its diagnostics: JD_OK with *id owned. */
 typedef int (*doc_check_fn)(const char *path, const char *text, size_t n, char **id, jrn_diags *d);
 
+/* serve checks journeys.dir against the configured channels and templates
+ * (eng_env); set before load_docs, NULL elsewhere. */
+static const jrn_env *serve_env;
+
 static int check_journey(const char *path, const char *text, size_t n, char **id, jrn_diags *d)
 {
     jrn_doc *doc = NULL;
-    if (jrn_doc_parse(path, text, n, jrn_env_default(), &doc, d) != JD_OK) return JD_EINVAL;
+    if (jrn_doc_parse(path, text, n, serve_env ? serve_env : jrn_env_default(), &doc, d) != JD_OK) return JD_EINVAL;
     *id = jd_xstrdup(doc->id);
     jrn_doc_destroy(doc);
     return JD_OK;
@@ -367,6 +372,9 @@ static int cmd_serve(int argc, char **argv)
     jfile *journeys = NULL, *segments = NULL;
     size_t njourneys = 0, nsegments = 0;
     http_server *srv = NULL;
+    dlv_templates *tpls = NULL;
+    dlv *d = NULL;
+    eng_env jenv = { 0 };
     jd_err err;
     jd_err_clear(&err);
 
@@ -397,6 +405,25 @@ static int cmd_serve(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    /* Message templates too: a send node's template that does not compile is
+     * a bad configuration, found now rather than at the first send. */
+    {
+        jd_buf diags;
+        jd_buf_init(&diags, 1 << 20);
+        if (dlv_templates_load_all(c.templates_dir, &tpls, &diags, &err) != JD_OK) {
+            fprintf(stderr, "%s", diags.len ? diags.data : "");
+            if (!diags.len) fail_line("templates: ", &err);
+            jd_buf_release(&diags);
+            rc = 2;
+            goto out;
+        }
+        jd_buf_release(&diags);
+        jd_info("templates: %zu in %s", dlv_templates_count(tpls), c.templates_dir);
+    }
+    size_t nch = 0;
+    const dlv_channel_cfg *chs = dlv_channels_list(c.channels, &nch);
+    eng_env_init(&jenv, chs, nch, tpls);
+    serve_env = &jenv.env;
     if (load_docs(c.journeys_dir, check_journey, "journeys", &journeys, &njourneys) != JD_OK) {
         fprintf(stderr, "journeyd: journeys in %s have errors (journeyd validate shows the same)\n", c.journeys_dir);
         rc = 2;
@@ -430,6 +457,8 @@ static int cmd_serve(int argc, char **argv)
     eo.identity.max_per_identifier = c.max_per_identifier;
     eo.identity.declared = c.identifiers;   /* borrowed, like computed */
     eo.identity.ndeclared = c.n_identifiers;
+    eo.templates = tpls;   /* borrowed: destroyed after the engine */
+    eo.channels = dlv_channels_list(c.channels, &eo.nchannels);
     /* clock.travel: the engine and the ingest edge read one clock that
      * POST /v1/clock can move forward (static: it outlives both). */
     static jd_travel_clock travel;
@@ -450,6 +479,16 @@ static int cmd_serve(int argc, char **argv)
     if (publish_docs(e, "segment", segments, nsegments) != JD_OK || publish_docs(e, "publish", journeys, njourneys) != JD_OK) {
         rc = 2;
         goto out;
+    }
+
+    /* Delivery last: the replay above rendered every send intent with no
+     * result yet into the outboxes; attaching submits them (outbox.c). */
+    if (eo.nchannels) {
+        dlv_opts dop = { .channels = eo.channels, .nchannels = eo.nchannels, .wall = eo.clock };
+        eng_dlv_callbacks(e, &dop);
+        if (dlv_create(&d, &dop, &err) != JD_OK) { fail_line("delivery: ", &err); rc = 2; goto out; }
+        eng_set_delivery(e, d);
+        jd_info("delivery: %zu channel(s)", eo.nchannels);
     }
 
     api = api_create(&c, e);
@@ -475,6 +514,11 @@ static int cmd_serve(int argc, char **argv)
     jd_info("shutting down (%s): draining, fsync, snapshot", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(srv);
     api_stop(api);
+    if (d) {           /* results of sends in flight still reach the log; the rest is sent after the restart */
+        eng_set_delivery(e, NULL);
+        dlv_destroy(d, 2 * JD_SEC);
+        d = NULL;
+    }
     eng_close(e);      /* answers every deferred write, fsyncs, snapshots */
     e = NULL;
     http_server_destroy(srv);
@@ -483,7 +527,12 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     if (api) api_stop(api);
+    if (d && e) eng_set_delivery(e, NULL);
+    dlv_destroy(d, 0);
     eng_close(e);
+    serve_env = NULL;
+    eng_env_release(&jenv);
+    dlv_templates_destroy(tpls);
     http_server_destroy(srv);
     api_destroy(api);
     jfiles_free(journeys, njourneys);

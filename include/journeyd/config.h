@@ -40,6 +40,7 @@ const jd_yaml_node *jd_yaml_get(const jd_yaml_node *map, const char *key);
 /* ---- configuration ------------------------------------------------------ */
 
 typedef struct prof_computed_defs prof_computed_defs;   /* include/journeyd/profile.h */
+typedef struct dlv_channels dlv_channels;               /* include/journeyd/deliver.h */
 
 /* consent: the consent policy (docs/api.md "Consent", docs/operations.md). Its
  * meaning is the profile module's (prof_consent_allows, via prof_limits.consent);
@@ -57,6 +58,7 @@ typedef struct jd_config {
     uint16_t listen_port;           /* listen: port part (0: any free port) */
     char    *journeys_dir;          /* journeys.dir */
     char    *segments_dir;          /* segments.dir */
+    char    *templates_dir;         /* templates.dir: message templates (docs/delivery.md) */
     jd_log_level log_level;         /* log_level */
     char   **write_keys;  uint32_t n_write_keys;     /* write_keys */
     char   **admin_tokens; uint32_t n_admin_tokens;  /* admin_tokens */
@@ -90,6 +92,10 @@ typedef struct jd_config {
     /* computed: trait definitions (owned; NULL: none). Parsed by the profile
      * module (prof_computed_parse), passed to every store as prof_limits.computed. */
     prof_computed_defs *computed;
+    /* channels: the delivery channels (owned; NULL: none configured, and
+     * send nodes are then skipped). Parsed by the deliver module
+     * (dlv_channels_parse); a later file replaces them. */
+    dlv_channels *channels;
 } jd_config;
 
 void jd_config_init(jd_config *c);          /* defaults */

@@ -30,7 +30,8 @@
  * shutdown); every attempt carries the same idempotency key (Idempotency-Key
  * header, the email's Message-ID), derived from the intent id only.
  *
- * Not here: templates (messages arrive rendered), consent, caps, quiet hours,
+ * Not here: templates (messages arrive rendered; the separate section at the
+ * end of this header loads and renders them), consent, caps, quiet hours,
  * arbitration, the outbox's durability and dead-letter list (the engine keeps
  * them in the log), in-app inbox and tasks. docs/delivery.md has the YAML
  * shape of `channels:`, what each provider receives, and the defaults.
@@ -211,5 +212,84 @@ int dlv_channel_stats(dlv *d, const char *channel, dlv_stats *out);
  * on this thread. No other thread may be inside dlv_submit once this returns;
  * d is freed. NULL is fine. */
 void dlv_destroy(dlv *d, uint64_t grace_us);
+
+/* ==== Configuration and content (src/deliver/config.c, content.c) ==========
+ *
+ * Separate from the transport above: these two files turn the configuration's
+ * `channels:` map into dlv_channel_cfg rows, and a folder of message
+ * templates into dlv_msg contents. Both are read once at start and are
+ * read-only afterwards (any thread may read or render). Neither sends,
+ * reads the clock or keeps state between calls. docs/delivery.md has the
+ * YAML shapes ("Configuration", "Message templates").
+ */
+
+struct json_object;                 /* json-c */
+typedef struct jd_yaml_node jd_yaml_node;   /* include/journeyd/config.h */
+
+#define DLV_MAX_CHANNELS  64        /* channels in `channels:` */
+#define DLV_MAX_TEMPLATES 10000     /* template files in templates.dir */
+
+typedef struct dlv_channels dlv_channels;   /* opaque, immutable once parsed */
+
+/* Parses the configuration's `channels:` map (map: its value node; NULL or
+ * an empty value: no channels). `file` names the config in errors.
+ * Every channel is checked as dlv_create will check it (required fields per
+ * kind, URLs), so a bad channel stops start-up with its position.
+ * `*_env` keys (password_env, secret_env, token_env) read the environment
+ * here, once (getenv).
+ * JD_OK: *out is owned (dlv_channels_destroy), or NULL when there are none.
+ * JD_EINVAL / JD_ELIMIT: err->where is "FILE:LINE:COL" of the offending key
+ * or value and err->msg starts with its key path:
+ * "channels.sms.user: the Account SID is required". Main thread (getenv). */
+int  dlv_channels_parse(const jd_yaml_node *map, const char *file, dlv_channels **out, jd_err *err);
+/* The channels in file order; *n set (0 and NULL for c NULL). Valid until
+ * dlv_channels_destroy; pass them to dlv_opts.channels. Any thread. */
+const dlv_channel_cfg *dlv_channels_list(const dlv_channels *c, size_t *n);
+/* The channel called name, or NULL. Any thread. */
+const dlv_channel_cfg *dlv_channels_find(const dlv_channels *c, const char *name);
+void dlv_channels_destroy(dlv_channels *c);   /* NULL is fine */
+
+typedef struct dlv_templates dlv_templates;   /* opaque: a loaded folder */
+typedef struct dlv_template  dlv_template;    /* opaque: one compiled template */
+
+/* Loads every *.yaml / *.yml file of dir (one template each, in name order)
+ * and compiles its fields (tpl_compile). A missing folder is none (JD_OK,
+ * an empty set). JD_OK: *out is owned (dlv_templates_destroy).
+ * JD_EINVAL / JD_ELIMIT / JD_EIO: *out is NULL and err holds the first error,
+ * err->where "templates/welcome.yaml:LINE:COL" pointing into the YAML file
+ * (inside a block scalar, at the template's own line and column).
+ * Main thread (start-up). */
+int dlv_templates_load(const char *dir, dlv_templates **out, jd_err *err);
+/* As dlv_templates_load, and when diags is not NULL every error is appended
+ * to it, one line each: "WHERE: error: MSG\n" (each file's first error,
+ * then duplicate ids), the way `journeyd validate` lists journeys' errors. */
+int dlv_templates_load_all(const char *dir, dlv_templates **out, jd_buf *diags, jd_err *err);
+/* By id (what a send node's `template:` names), or NULL. s may be NULL. */
+const dlv_template *dlv_templates_find(const dlv_templates *s, const char *id);
+size_t   dlv_templates_count(const dlv_templates *s);           /* 0 for NULL */
+/* The i-th template in load order (i < count), for listings. */
+const dlv_template *dlv_templates_at(const dlv_templates *s, size_t i);
+dlv_kind dlv_template_kind(const dlv_template *t);
+const char *dlv_template_id(const dlv_template *t);
+const char *dlv_template_path(const dlv_template *t);         /* "templates/welcome.yaml" */
+void dlv_templates_destroy(dlv_templates *s);                  /* NULL is fine */
+
+/* Renders t into m: m->to (only when m->to is NULL) and the block of t's
+ * kind (m->email / sms / push / slack / webhook; strings owned by m).
+ * vars: a JSON object (borrowed) whose keys are the names templates use:
+ * profile, event, journey, message (docs/delivery.md). now_us is what
+ * `date: "now"` prints: the time of the record that produced the message,
+ * never the wall clock. Fields named html are rendered with HTML escaping.
+ * JD_OK: m filled. On failure m is left as it was and:
+ *  JD_EINVAL  m->kind is not t's kind; a template runtime error; the
+ *             recipient rendered empty ("no recipient: profile.traits.email
+ *             is empty": the engine records the send as skipped); a webhook
+ *             body or slack blocks that are not valid JSON (msg names the
+ *             template and field);
+ *  JD_ELIMIT  a render limit (template.max_output, ...), named in msg.
+ * err->where is "FILE:LINE:COL" of the failing place in the template file.
+ * Pure and thread-safe: templates are read-only; each call makes its own
+ * tpl_scratch (one per call, reused across the message's fields). */
+int dlv_render(const dlv_template *t, struct json_object *vars, int64_t now_us, dlv_msg *m, jd_err *err);
 
 #endif

@@ -16,7 +16,9 @@
 #define JOURNEYD_ENGINE_H
 
 #include "journeyd/base.h"
+#include "journeyd/deliver.h"
 #include "journeyd/identity.h"
+#include "journeyd/journey.h"
 #include "journeyd/ingest.h"
 #include "journeyd/log.h"
 #include "journeyd/profile.h"
@@ -28,7 +30,7 @@
  * event with the profile key the directory chose; MOVE_OUT/MOVE_IN merge one
  * profile into another (src/engine/route.c); REFUSED notes a refused merge. */
 enum { ENG_REC_EVENT = 1, ENG_REC_TICK, ENG_REC_JOURNEY, ENG_REC_ENTER, ENG_REC_DELETE,
-       ENG_REC_ROUTED, ENG_REC_MOVE_OUT, ENG_REC_MOVE_IN, ENG_REC_REFUSED };
+       ENG_REC_ROUTED, ENG_REC_MOVE_OUT, ENG_REC_MOVE_IN, ENG_REC_REFUSED, ENG_REC_RESULT };
 #define ENG_PART_ALL 0xffffu
 
 typedef struct eng eng;   /* opaque */
@@ -46,6 +48,9 @@ typedef struct eng_opts {
     log_opts    log;
     prof_limits prof;
     idn_opts    identity;         /* identity.*: limits and declared identifiers (names borrowed) */
+    const dlv_templates *templates;        /* templates.dir, borrowed (read-only); NULL: sends are skipped */
+    const dlv_channel_cfg *channels;       /* channels:, borrowed; what send nodes may name */
+    size_t      nchannels;
     uint64_t    tick_us;          /* engine.tick: least time between clock records while waits are due */
     uint32_t    recent_intents;   /* journeys.recent_intents: intents kept per partition for GET /v1/intents */
     const jd_clock *clock;        /* the edge that stamps clock records; NULL: jd_clock_real */
@@ -70,6 +75,34 @@ uint32_t eng_shards(const eng *e);
 /* The clock the engine stamps time with (eng_opts.clock): the ingest edge
  * stamps receivedAt with the same one, so events and ticks agree. */
 const jd_clock *eng_clock(const eng *e);
+/* Delivery (src/engine/outbox.c): send intents are rendered in the shards
+ * from the first record on and kept in each partition's outbox; attaching a
+ * dlv (after eng_open, so after replay) submits what waits, and every later
+ * intent at once. Results come back through the log (RESULT records), so
+ * what has no result after a restart is sent again with the same intent id.
+ * Pass eng__outbox_on_result / eng__outbox_on_unsent as the dlv's callbacks
+ * (eng_dlv_callbacks). Detach (d = NULL) before dlv_destroy: it returns once
+ * no shard can still be handing the old one a message. */
+void eng_set_delivery(eng *e, dlv *d);
+/* The journey environment of a configuration: the default channel names and
+ * the configured ones, and, for a configured channel, templates that must
+ * exist. `journeyd serve` checks journeys.dir with it before the engine opens;
+ * the engine's registries use the same. Borrows ch and tpls. */
+typedef struct eng_env {
+    jrn_env env;
+    const char **names;
+    const dlv_channel_cfg *ch;
+    size_t nch;
+    const dlv_templates *tpls;
+} eng_env;
+void eng_env_init(eng_env *x, const dlv_channel_cfg *ch, size_t nch, const dlv_templates *tpls);
+void eng_env_release(eng_env *x);
+/* The engine's own (read-only after eng_open: any thread). */
+const jrn_env *eng_journey_env(const eng *e);
+
+/* Fills o's on_result, on_unsent and ctx for this engine. */
+void eng_dlv_callbacks(eng *e, dlv_opts *o);
+
 /* Wakes the committer to look at its clock now (after the clock jumped,
  * clock.travel): due waits fire without waiting for its next wake-up. */
 void eng_wake(eng *e);
@@ -201,6 +234,9 @@ typedef struct eng_stats {
     uint64_t merges;              /* profiles merged into another (identity resolution) */
     uint64_t merges_refused;      /* merges and identifiers the identity limits refused */
     uint64_t identity_links;      /* identifiers the directory holds (read at the last snapshot) */
+    uint64_t dlv_queued;          /* send intents rendered into an outbox */
+    uint64_t dlv_skipped;         /* send intents not sent: consent, no channel/template, render error */
+    uint64_t dlv_sent, dlv_failed, dlv_dead;   /* results recorded */
 } eng_stats;
 void eng_get_stats(const eng *e, eng_stats *out);
 /* Per-shard queue depth (records and reads waiting). */

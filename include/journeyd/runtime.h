@@ -151,6 +151,8 @@ typedef struct jrn_intent {
     jd_str         key;           /* the person */
     int64_t        at_us;         /* the time of the record that caused it */
     uint64_t       lsn;           /* that record */
+    jd_str         event_json;    /* the event of the turn, else the kept entry event; empty when
+                                     neither (a wait that fired): what a message template's `event` is */
 } jrn_intent;
 
 typedef struct jrn_host_out {

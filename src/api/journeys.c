@@ -196,12 +196,12 @@ void api__reply_diags(http_req *r, const jrn_diags *d)
 
 /* Parses the body as a journey document (1). NULL when r was answered (415 or
  * 400 with the diagnostics); else returns owned (jrn_doc_destroy). */
-static jrn_doc *parse_doc(http_req *r, const char *body, size_t n)
+static jrn_doc *parse_doc(api_ctx *a, http_req *r, const char *body, size_t n)
 {
     if (!api__doc_type_ok(r)) return NULL;
     jrn_doc *doc = NULL;
     jrn_diags diags = { 0 };
-    if (jrn_doc_parse("api", body, n, jrn_env_default(), &doc, &diags) != JD_OK) {
+    if (jrn_doc_parse("api", body, n, eng_journey_env(a->e), &doc, &diags) != JD_OK) {
         api__reply_diags(r, &diags);
         doc = NULL;
     }
@@ -251,7 +251,7 @@ void api__journey_create(http_req *r, void *ctx)
     if (!api__admitted(a, r)) return;
     size_t n;
     const char *body = http_req_body(r, &n);
-    jrn_doc *doc = parse_doc(r, body, n);
+    jrn_doc *doc = parse_doc(a, r, body, n);
     if (!doc) return;
     eng_journey_req q = { .op = "draft", .id = doc->id, .text = body, .text_len = n,
                           .source = "api", .create_only = true };
@@ -323,7 +323,7 @@ void api__journey_put(http_req *r, void *ctx)
     }
     size_t n;
     const char *body = http_req_body(r, &n);
-    jrn_doc *doc = parse_doc(r, body, n);
+    jrn_doc *doc = parse_doc(a, r, body, n);
     if (doc && id_matches(r, doc, id)) {
         eng_journey_req q = { .op = "draft", .id = id, .text = body, .text_len = n, .source = "api" };
         change(a, r, &q, 200);
@@ -349,7 +349,7 @@ static void do_publish(api_ctx *a, http_req *r, const char *id, const char *op)
         change(a, r, &q, 200);
         return;
     }
-    jrn_doc *doc = parse_doc(r, body, n);
+    jrn_doc *doc = parse_doc(a, r, body, n);
     if (doc && id_matches(r, doc, id)) {
         q.text = body;
         q.text_len = n;

@@ -137,6 +137,12 @@ void api__metrics(http_req *r, void *ctx)
     anl_prom_family(&b, "journeyd_identity_merges_refused_total", "counter",
                     "merges and identifiers refused by identity.max_user_ids, profiles.max_anonymous_ids or identity.max_per_identifier");
     anl_prom_sample(&b, "journeyd_identity_merges_refused_total", NULL, NULL, (double)s.merges_refused);
+    anl_prom_family(&b, "journeyd_deliveries_total", "counter",
+                    "send intents by outcome: sent, failed, dead (results recorded), skipped (consent, no channel or template, render error)");
+    anl_prom_sample(&b, "journeyd_deliveries_total", "outcome", "sent", (double)s.dlv_sent);
+    anl_prom_sample(&b, "journeyd_deliveries_total", "outcome", "failed", (double)s.dlv_failed);
+    anl_prom_sample(&b, "journeyd_deliveries_total", "outcome", "dead", (double)s.dlv_dead);
+    anl_prom_sample(&b, "journeyd_deliveries_total", "outcome", "skipped", (double)s.dlv_skipped);
     anl_prom_family(&b, "journeyd_identity_links", "gauge", "identifiers the identity directory holds (at the last snapshot)");
     anl_prom_sample(&b, "journeyd_identity_links", NULL, NULL, (double)s.identity_links);
     anl_prom_family(&b, "journeyd_backlog_waits_total", "counter",

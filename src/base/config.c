@@ -3,11 +3,13 @@
  * One table (`settings`) lists every key with its parser, its field and a line
  * of help; loading a file walks the YAML tree against it, so an unknown key is
  * an error that names the file, line and column, never a silent no-op.
- * One section is not in the table: `computed:` is a map of trait definitions
- * whose meaning is the profile module's, so its tree goes to
- * prof_computed_parse (the only call from here into a module).
+ * Two sections are not in the table: `computed:` is a map of trait
+ * definitions whose meaning is the profile module's, so its tree goes to
+ * prof_computed_parse; `channels:` is the delivery channels, whose tree goes
+ * to dlv_channels_parse (the only calls from here into modules).
  */
 #include "journeyd/config.h"
+#include "journeyd/deliver.h"
 #include "journeyd/limits.h"
 #include "journeyd/profile.h"
 
@@ -39,6 +41,7 @@ static const setting settings[] = {
     { "admin_tokens", T_STRLIST, F(admin_tokens), F(n_admin_tokens), 0, 0, "tokens for the admin API (Authorization: Bearer)" },
     { "journeys.dir", T_STR,     F(journeys_dir), 0, 0, 0, "folder of journey documents loaded at start" },
     { "segments.dir", T_STR,     F(segments_dir), 0, 0, 0, "folder of segment documents defined at start" },
+    { "templates.dir", T_STR,    F(templates_dir), 0, 0, 0, "folder of message templates (one YAML file each) loaded at start" },
     { "engine.shards",     T_U32, F(shards), 0, 0, JD_MAX_SHARDS, "shard threads (0: one per core)" },
     { "engine.partitions", T_U32, F(partitions), 0, 1, JD_MAX_PARTITIONS, "partitions (a power of two, fixed per data folder)" },
     { "engine.max_pending", T_U32, F(max_pending), 0, 1, 10000000, "requests waiting for the log before 503" },
@@ -83,6 +86,7 @@ void jd_config_init(jd_config *c)
     c->listen_port = 8080;
     c->journeys_dir = jd_xstrdup("journeys");
     c->segments_dir = jd_xstrdup("segments");
+    c->templates_dir = jd_xstrdup("templates");
     c->log_level = JD_LOG_INFO;
     c->shards = 0;
     c->partitions = JD_DEF_PARTITIONS;
@@ -125,12 +129,14 @@ void jd_config_release(jd_config *c)
     free(c->listen_host);
     free(c->journeys_dir);
     free(c->segments_dir);
+    free(c->templates_dir);
     free_list(c->write_keys, c->n_write_keys);
     free_list(c->identifiers, c->n_identifiers);
     free_list(c->admin_tokens, c->n_admin_tokens);
     free_list(c->consent.exempt, c->consent.n_exempt);
     free_list(c->consent.opt_out, c->consent.n_opt_out);
     prof_computed_defs_destroy(c->computed);
+    dlv_channels_destroy(c->channels);
     memset(c, 0, sizeof *c);
 }
 
@@ -254,6 +260,14 @@ static int load_map(jd_config *c, const char *path, const jd_yaml_node *map, con
             c->computed = defs;
             continue;
         }
+        if (!*prefix && strcmp(k->text, "channels") == 0) {   /* a later file replaces them */
+            dlv_channels *chs = NULL;
+            int rc = dlv_channels_parse(v, path, &chs, err);
+            if (rc != JD_OK) return rc;
+            dlv_channels_destroy(c->channels);
+            c->channels = chs;
+            continue;
+        }
         const setting *s = find_setting(key);
         if (!s && v->kind == JD_YAML_MAP) {
             int rc = load_map(c, path, v, key, err);
@@ -346,4 +360,6 @@ void jd_config_describe(jd_buf *out)
         jd_buf_addf(out, "  %-28s %-9s %s\n", settings[i].key, type_names[settings[i].type], settings[i].help);
     jd_buf_addf(out, "  %-28s %-9s %s\n", "computed", "map",
                 "computed traits: NAME: { count|sum|min|max|last|first_seen|last_seen: Event, property:, window:, buckets: }");
+    jd_buf_addf(out, "  %-28s %-9s %s\n", "channels", "map",
+                "delivery channels: NAME: { kind: email|sms|push|slack|webhook, url:, ... } (docs/delivery.md); none: sends are skipped");
 }

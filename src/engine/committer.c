@@ -571,6 +571,11 @@ void eng_get_stats(const eng *e, eng_stats *s)
     s->merges = atomic_load_explicit(&m->st_merges, memory_order_relaxed);
     s->merges_refused = atomic_load_explicit(&m->st_merges_refused, memory_order_relaxed);
     s->identity_links = atomic_load_explicit(&m->st_idn_links, memory_order_relaxed);
+    s->dlv_queued = atomic_load_explicit(&m->st_dlv_queued, memory_order_relaxed);
+    s->dlv_skipped = atomic_load_explicit(&m->st_dlv_skipped, memory_order_relaxed);
+    s->dlv_sent = atomic_load_explicit(&m->st_dlv_outcomes[DLV_SENT], memory_order_relaxed);
+    s->dlv_failed = atomic_load_explicit(&m->st_dlv_outcomes[DLV_FAILED], memory_order_relaxed);
+    s->dlv_dead = atomic_load_explicit(&m->st_dlv_outcomes[DLV_DEAD], memory_order_relaxed);
     s->instances = s->timers = 0;
     for (uint32_t k = 0; m->sh_instances && k < e->nshards; k++) {
         s->instances += atomic_load_explicit(&m->sh_instances[k], memory_order_relaxed);

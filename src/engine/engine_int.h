@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 typedef struct eng_shard eng_shard;
+typedef struct eng_part eng_part;
 
 /* One record inside a transaction or a shard batch buffer; body follows,
  * padded to 8 bytes. */
@@ -84,6 +85,17 @@ int eng__apply_routed(eng_shard *sh, const rec_hdr *h, jd_err *err);
 int eng__apply_move_out(eng_shard *sh, const rec_hdr *h, jd_err *err);
 int eng__apply_move_in(eng_shard *sh, const rec_hdr *h, jd_err *err);
 int eng__apply_refused(eng_shard *sh, const rec_hdr *h, jd_err *err);
+
+/* outbox.c: send intents, results, the outbox in snapshots */
+void eng__outbox_init(eng_part *p);
+void eng__outbox_release(eng_part *p);
+void eng__outbox_intent(eng_part *p, const jrn_intent *it);
+void eng__outbox_flush(eng_part *p);
+int  eng__apply_result(eng_shard *sh, const rec_hdr *h, jd_err *err);
+void eng__outbox_on_result(const dlv_result *r, void *ctx);
+void eng__outbox_on_unsent(dlv_msg *m, void *ctx);
+void eng__outbox_encode(const eng_part *p, jd_buf *out);
+int  eng__outbox_decode(eng_part *p, const char *s, size_t n, jd_err *err);
 void eng__moves_release(eng_shard *sh);
 
 /* Messages to a shard: a table in shard.c maps kind -> handler. */
@@ -154,6 +166,9 @@ typedef struct intent_rec {
 typedef struct enter_result { uint64_t lsn; int rc; jd_err err; } enter_result;
 #define ENTER_RESULTS 8
 
+#define ENG_DEAD_LETTERS 256      /* dead letters kept per partition (GET /v1/deliveries) */
+typedef struct ob_entry ob_entry; /* outbox.c */
+
 typedef struct eng_part {
     eng        *e;
     uint32_t    index;
@@ -164,6 +179,10 @@ typedef struct eng_part {
     uint64_t    nintents;          /* produced so far (ring position) */
     enter_result enters[ENTER_RESULTS];
     uint64_t    durable_ns;        /* of the batch being applied */
+    jd_map     *outbox;            /* 8-byte intent id -> ob_entry: rendered, no result yet (outbox.c) */
+    ob_entry   *dead[ENG_DEAD_LETTERS];   /* ring of failed and dead messages */
+    uint64_t    ndead;
+    uint32_t    unsubmitted;       /* outbox entries the delivery thread has not taken */
 } eng_part;
 
 struct eng_shard {
@@ -183,9 +202,11 @@ struct eng {
     log_store   *log;              /* committer thread only (and eng_open before it starts) */
     ingest_dedupe *dedupe;         /* committer thread only */
     idn_dir     *dir;              /* the identity directory: committer thread only (route.c) */
+    _Atomic(dlv *) dlv;            /* the delivery transport, once attached (outbox.c) */
     eng_part    *parts;
     uint32_t     nparts, nshards;
     jrn_reg    **regs;             /* one registry per shard, touched only by it */
+    eng_env      env;              /* the registries' environment: channels, templates (journeys.c) */
     uint64_t     snap_loaded_lsn;  /* the snapshot eng_open loaded (0 none) */
     const jd_clock *clock;         /* stamps clock records: the committer is the edge */
     uint64_t     last_tick_us;     /* committer */
@@ -207,6 +228,7 @@ struct eng {
     atomic_uint_fast64_t st_accepted, st_duplicate, st_refused_io, st_fsyncs, st_pending;
     atomic_uint_fast64_t st_durable_lsn, st_log_bytes, st_dedupe_entries, st_dedupe_evicted;
     atomic_uint_fast64_t st_merges, st_merges_refused, st_idn_links;
+    atomic_uint_fast64_t st_dlv_queued, st_dlv_skipped, st_dlv_outcomes[3];
     atomic_uint_fast64_t st_snapshots, st_snapshot_lsn, st_ticks, st_intents, st_suppressed, st_deleted;
     atomic_bool          st_log_failed;
     atomic_uint_fast64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, fsync_sum_ns;

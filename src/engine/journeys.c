@@ -49,6 +49,7 @@ static void on_intent(void *self, const jrn_intent *it)
     snprintf(name, sizeof name, "%s/%s", it->journey->id, n->id);
     prof_timeline_message(p->profiles, it->key.p, it->key.n, it->at_us, name, send ? n->u.send.channel : NULL,
                           send ? n->u.send.template_name : NULL);
+    eng__outbox_intent(p, it);
     if (!e->o.recent_intents) return;
     intent_rec *r = &p->intents[p->nintents++ % e->o.recent_intents];
     free(r->person);
@@ -57,15 +58,53 @@ static void on_intent(void *self, const jrn_intent *it)
     if (p->durable_ns) r->delay_us = (int64_t)(jd_monotonic_ns() - p->durable_ns) / 1000;
 }
 
+/* What a send node may name: the default channel names and the configured
+ * ones; once a channel is configured its template must exist (a journey that
+ * could send it must not fail at the first send), while sends on a channel
+ * that is not configured are skipped at run time whatever they name. */
+static bool template_exists(void *self, const char *channel, const char *name)
+{
+    eng_env *x = self;
+    for (size_t i = 0; i < x->nch; i++)
+        if (strcmp(x->ch[i].name, channel) == 0) return dlv_templates_find(x->tpls, name) != NULL;
+    return true;
+}
+
+void eng_env_init(eng_env *x, const dlv_channel_cfg *ch, size_t nch, const dlv_templates *tpls)
+{
+    static const char *const defaults[] = { "email", "sms", "push", "webhook", "slack", "in_app" };
+    size_t n = JD_ARRAY_LEN(defaults);
+    x->ch = ch;
+    x->nch = nch;
+    x->tpls = tpls;
+    x->names = jd_xcalloc(n + nch, sizeof *x->names);
+    memcpy(x->names, defaults, sizeof defaults);
+    for (size_t i = 0; i < nch; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < n && !dup; k++) dup = strcmp(x->names[k], ch[i].name) == 0;
+        if (!dup) x->names[n++] = ch[i].name;
+    }
+    x->env = *jrn_env_default();
+    x->env.channels = x->names;
+    x->env.nchannels = n;
+    x->env.template_exists = template_exists;
+    x->env.self = x;
+}
+
+void eng_env_release(eng_env *x) { free(x->names); }
+
+const jrn_env *eng_journey_env(const eng *e) { return &e->env.env; }
+
 void eng__journeys_init(eng *e)
 {
+    eng_env_init(&e->env, e->o.channels, e->o.nchannels, e->o.templates);
     e->regs = jd_xcalloc(e->nshards, sizeof *e->regs);
     e->next_due = jd_xcalloc(e->nshards, sizeof *e->next_due);
     e->backlog = jd_xcalloc(e->nshards, sizeof *e->backlog);
     e->sh_instances = jd_xcalloc(e->nshards, sizeof *e->sh_instances);
     e->sh_timers = jd_xcalloc(e->nshards, sizeof *e->sh_timers);
     for (uint32_t s = 0; s < e->nshards; s++) {
-        e->regs[s] = jrn_reg_create(NULL);
+        e->regs[s] = jrn_reg_create(&e->env.env);
         atomic_store(&e->next_due[s], UINT64_MAX);
     }
     for (uint32_t p = 0; p < e->nparts; p++) {
@@ -73,6 +112,7 @@ void eng__journeys_init(eng *e)
         jrn_host_out out = { part, on_intent, NULL, NULL };
         part->host = jrn_host_create(e->regs[eng__shard_of(e, p)], part->profiles, 0, &out);
         if (e->o.recent_intents) part->intents = jd_xcalloc(e->o.recent_intents, sizeof *part->intents);
+        eng__outbox_init(part);
     }
 }
 
@@ -82,11 +122,13 @@ void eng__journeys_release(eng *e)
     for (uint32_t p = 0; p < e->nparts; p++) {
         eng_part *part = &e->parts[p];
         jrn_host_destroy(part->host);
+        eng__outbox_release(part);
         for (uint32_t i = 0; part->intents && i < e->o.recent_intents; i++) free(part->intents[i].person);
         free(part->intents);
     }
     for (uint32_t s = 0; s < e->nshards; s++) jrn_reg_destroy(e->regs[s]);
     free(e->regs);
+    eng_env_release(&e->env);
     free((void *)e->next_due);
     free((void *)e->backlog);
     free((void *)e->sh_instances);

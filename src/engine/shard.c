@@ -84,6 +84,7 @@ static const struct { uint16_t type; apply_fn apply; } appliers[] = {
     { ENG_REC_MOVE_OUT, eng__apply_move_out },
     { ENG_REC_MOVE_IN, eng__apply_move_in },
     { ENG_REC_REFUSED, eng__apply_refused },
+    { ENG_REC_RESULT, eng__apply_result },
 };
 
 static void on_batch(eng_shard *sh, shard_msg *m)
@@ -107,6 +108,7 @@ static void on_batch(eng_shard *sh, shard_msg *m)
     }
     eng__journeys_publish(sh);
     eng *e = sh->e;
+    for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) eng__outbox_flush(&e->parts[p]);   /* a full channel's leftovers */
     uint64_t left = atomic_fetch_sub(&e->backlog[sh->id], b->n) - b->n;   /* seq_cst: see eng__backlog_wait */
     if (left <= e->o.max_backlog && atomic_load(&e->bl_waiting)) {
         pthread_mutex_lock(&e->bl_mu);

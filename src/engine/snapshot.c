@@ -30,10 +30,12 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Format 2 added journeys: partition files hold u64 profile bytes | profiles |
- * journey state, and a "journeys" file holds the registry. Format 1 files
- * (profiles only) still load. */
-#define SNAP_MAGIC "JDSNAP02"
+/* Format 3 added the outbox: partition files hold u64 profile bytes |
+ * profiles | u64 journey-state bytes | journey state | the outbox (JSON,
+ * outbox.c). Format 2 (u64 profile bytes | profiles | journey state; a
+ * "journeys" file holds the registry) and format 1 (profiles only) still load. */
+#define SNAP_MAGIC "JDSNAP03"
+#define SNAP_MAGIC_V2 "JDSNAP02"
 #define SNAP_MAGIC_V1 "JDSNAP01"
 
 typedef struct snap_hdr {
@@ -72,7 +74,8 @@ static int read_snap_file(const char *path, uint64_t lsn, uint32_t partition, ch
     snap_hdr h;
     if (n < sizeof h) return jd_err_set(err, JD_ECORRUPT, path, "snapshot file is truncated");
     memcpy(&h, *data, sizeof h);
-    if (memcmp(h.magic, SNAP_MAGIC, 8) == 0) *format = 2;
+    if (memcmp(h.magic, SNAP_MAGIC, 8) == 0) *format = 3;
+    else if (memcmp(h.magic, SNAP_MAGIC_V2, 8) == 0) *format = 2;
     else if (memcmp(h.magic, SNAP_MAGIC_V1, 8) == 0) *format = 1;
     else return jd_err_set(err, JD_ECORRUPT, path, "not a snapshot file");
     if (h.lsn != lsn || h.partition != partition)
@@ -130,7 +133,12 @@ void eng__snapshot_write_parts(eng *e, uint32_t shard, snap_job *job)
         prof_store_encode(e->parts[p].profiles, &buf);
         uint64_t plen = buf.len - sizeof zero;
         memcpy(buf.data, &plen, sizeof plen);   /* little-endian hosts only, like the rest of the format */
+        size_t hat = buf.len;
+        jd_buf_add(&buf, &zero, sizeof zero);
         jrn_host_encode(e->parts[p].host, &buf);
+        uint64_t hlen = buf.len - hat - sizeof zero;
+        memcpy(buf.data + hat, &hlen, sizeof hlen);
+        eng__outbox_encode(&e->parts[p], &buf);
         char *path = jd_strfmt("%s/p-%04u", job->tmp_dir, p);
         rc = write_snap_file(path, job->lsn, p, &buf, &err);
         free(path);
@@ -315,8 +323,19 @@ int eng__snapshot_load(eng *e, uint64_t *lsn_out, jd_err *err)
             if (len < sizeof plen || plen > len - sizeof plen)
                 rc = jd_err_set(err, JD_ECORRUPT, "", "profile length %llu past the file", (unsigned long long)plen);
             if (rc == JD_OK) rc = prof_store_decode(e->parts[p].profiles, payload + 8, (size_t)plen, err);
-            if (rc == JD_OK)
-                rc = jrn_host_decode(e->parts[p].host, payload + 8 + plen, len - 8 - (size_t)plen, err);
+            const char *rest = payload + 8 + plen;
+            size_t rlen = len - 8 - (size_t)plen, hlen = rlen;
+            if (rc == JD_OK && format >= 3) {   /* u64 host bytes | host | outbox */
+                uint64_t h64 = 0;
+                if (rlen >= sizeof h64) memcpy(&h64, rest, sizeof h64);
+                if (rlen < sizeof h64 || h64 > rlen - sizeof h64)
+                    rc = jd_err_set(err, JD_ECORRUPT, "", "journey state length %llu past the file", (unsigned long long)h64);
+                rest += sizeof h64;
+                rlen -= sizeof h64;
+                hlen = (size_t)h64;
+            }
+            if (rc == JD_OK) rc = jrn_host_decode(e->parts[p].host, rest, hlen, err);
+            if (rc == JD_OK && format >= 3) rc = eng__outbox_decode(&e->parts[p], rest + hlen, rlen - hlen, err);
         }
         if (rc != JD_OK && !err->where[0]) snprintf(err->where, sizeof err->where, "%s", path);
         free(path);

@@ -439,7 +439,10 @@ static void h_intent(void *self, const jrn_instance *in, const jrn_node *node, u
     jh_inst *x = inst_of((jrn_instance *)in);
     if (!h->out.intent) return;
     jrn_intent it = { id, in->id, jrn_reg_at(h->reg, x->journey), in->version, node,
-                      { x->p->key, x->p->key_len }, now, h->lsn };
+                      { x->p->key, x->p->key_len }, now, h->lsn, { NULL, 0 } };
+    const char *entry;
+    if (h->t.ev && h->t.ev->json.n) it.event_json = h->t.ev->json;
+    else if ((entry = jh__entry(h, x)) != NULL) it.event_json = (jd_str){ entry, (uint32_t)strlen(entry) };
     h->out.intent(h->out.self, &it);
 }
 

@@ -1,19 +1,61 @@
 /* src/profile/identity.c -- the identity directory (include/journeyd/identity.h).
  *
- * One map from identifier to node. A node is either
- *   a link   (key != NULL): an identifier that belongs to the profile `key`, or
- *   a head   (key == NULL): a profile key that has links, listing them in ids.
- * A profile key with no links, and an identifier seen alone, have no node: an
- * identifier the map does not hold is its own key.
+ * A profile that has links is one block: its identifiers one after the other,
+ * the key first, each entry two bytes and the identifier's bytes:
+ *
+ *     [kind|LAST][len][len bytes] [kind|LAST][len][len bytes] ...
+ *
+ * (LAST, 0x80, marks the block's last entry; kind is IDN_USER or IDN_ANON for
+ * the key, the identifier's own kind for a link). A profile key with no links,
+ * and an identifier seen alone, have no block: an identifier the directory
+ * does not hold is its own key.
+ *
+ * Blocks live in 256 KiB pages and are named by a u32 ref counting 8-byte
+ * units (page << 15 | unit; ref 0 is never a block), so a directory holds at
+ * most 32 GiB of blocks and a block at most one page. A block takes
+ * units_for(its bytes): exact multiples of 8 bytes up to 512, a power of two
+ * above. A freed block goes on the free list of its size (73 lists) and is
+ * reused by the next block of that size (before a block grows in place: a
+ * block that is the last thing in the last page grows there when no freed
+ * chunk of its new size waits, and the last chunk freed goes back to the page).
+ *
+ * One table finds an identifier: open addressing with linear probing over
+ * block refs, plus one tag byte a slot (0x80 | 7 bits of the hash, 0 empty,
+ * 1 a tombstone) that spares most probes a visit to a block. Every
+ * identifier of a block has its own slot holding the block's ref; a lookup
+ * whose tag matches scans that block for the identifier (so two identifiers
+ * of one block with equal tags cannot be mistaken for each other).
+ * A person with a userId, an anonymousId and an email: one block of
+ * 6 + 59 bytes (72 with the rounding) and three 5-byte slots.
  *
  * Invariants:
- *  (1) A link's key is a head, never another link: a merge re-points every
- *      link of the merged profile to the survivor, so resolving is one lookup.
- *  (2) A head's ids are exactly the links whose key is it, each once.
- *  (3) A head has at least one link; a profile that loses its last link (a
- *      forget) loses its head.
+ *  (1) The key of every identifier is its block's first entry: a merge moves
+ *      every entry of the merged block into the survivor's, so resolving is
+ *      one lookup.
+ *  (2) A block's entries are exactly the identifiers whose slots hold its
+ *      ref, each once, its links in the order they were linked.
+ *  (3) A block has at least two entries (its key and a link); a profile
+ *      that loses its last link (a forget) loses its block.
  *  (4) No clock, no randomness: the same calls in the same order build the
  *      same directory, which is what replay relies on.
+ *  (5) Pages are walkable: from unit 1 of page 0 (unit 0 of page 0 then unit
+ *      0 of every later page) to each page's used mark, chunks follow each
+ *      other, a block taking units_for(block_size) and a free chunk (first
+ *      byte FREE_MARK) the units it records. Rehashing walks them, so the
+ *      table stores no hashes.
+ *  (6) len + tombs < cap * 3 / 4 after every insert (reserve() rehashes
+ *      before an operation, never during one, since a rehash needs (5)); the
+ *      table halves when less than 1/8 full, and everything (pages, table)
+ *      is freed when the directory empties: idn_bytes is what it holds now.
+ *  (7) Plan strings idn_resolve returns point into blocks; a block moves
+ *      when it grows, so resolve copies the strings it passes to its own
+ *      apply calls into the directory's scratch first.
+ *  (8) Freed units are at most half the pages (or less than a page): when a
+ *      forget passes that, the live blocks are copied into new pages
+ *      (compact; every block moves, which only a forget may do). So a
+ *      directory that churns holds at most about twice what it keeps, even
+ *      when new identifiers are longer than the ones forgotten and their
+ *      sizes' free lists cannot serve them.
  */
 #include "journeyd/identity.h"
 #include "journeyd/limits.h"
@@ -22,22 +64,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct idn_node idn_node;
-struct idn_node {
-    idn_node  *key;          /* a link: its profile's head; a head: NULL */
-    idn_node **ids;          /* a head: its links */
-    uint32_t   n, cap;
-    uint8_t    kind;         /* of the identifier itself (a head: of its key) */
-    uint8_t    len;          /* identifiers are at most IDN_MAX_ID_BYTES */
-    char       v[];          /* NUL-terminated; the map borrows these bytes */
-};
+#define UNIT_SHIFT  3u
+#define PAGE_SHIFT  15u                      /* units a page: 32768 */
+#define PAGE_UNITS  (1u << PAGE_SHIFT)
+#define PAGE_BYTES  ((size_t)PAGE_UNITS << UNIT_SHIFT)   /* 256 KiB */
+#define MAX_PAGES   (1u << (32 - PAGE_SHIFT))            /* refs are u32: 32 GiB */
+#define NCLASS      73u                      /* 64 exact sizes (8..512 B), then 1 KiB..256 KiB */
+#define LAST        0x80u
+#define KIND_MASK   0x7Fu
+#define FREE_MARK   0xFEu
+#define TOMB        1u
+
+typedef uint32_t ref;
 
 struct idn_dir {
-    jd_map  *nodes;
+    /* the table */
+    uint32_t *slot;          /* block refs */
+    uint8_t  *tag;           /* 0 empty, TOMB, or 0x80 | hash >> 57 */
+    uint32_t  cap, len, tombs;
+    /* the pages */
+    uint8_t **page;
+    uint16_t *used;          /* units used in each page but the last */
+    uint32_t  npages, pages_cap, bump;   /* bump: units used in the last page */
+    ref       freel[NCLASS];
+    size_t    free_units;
+    /* kinds and limits */
     uint32_t limits[IDN_MAX_KINDS];
     uint32_t nkinds, ndeclared;
     char     kinds[IDN_MAX_KINDS][IDN_MAX_KIND_BYTES + 1];
-    size_t   heap;
+    /* (7): resolve's copies of the strings it applies; entries built for a call */
+    char     scratch[IDN_MAX_EVENT_IDS + 1][IDN_MAX_ID_BYTES];
+    uint8_t  tmp[2][2 + IDN_MAX_ID_BYTES];
 };
 
 static bool kind_name_ok(const char *s, size_t n)
@@ -67,7 +124,6 @@ uint32_t idn_declared_count(const idn_dir *d) { return d->ndeclared; }
 idn_dir *idn_create(const idn_opts *o)
 {
     idn_dir *d = jd_xcalloc(1, sizeof *d);
-    d->nodes = jd_map_create(0);
     snprintf(d->kinds[IDN_USER], sizeof d->kinds[IDN_USER], "userId");
     snprintf(d->kinds[IDN_ANON], sizeof d->kinds[IDN_ANON], "anonymousId");
     d->nkinds = 2;
@@ -79,68 +135,284 @@ idn_dir *idn_create(const idn_opts *o)
     return d;
 }
 
-static void node_free(idn_dir *d, idn_node *x)
+/* Frees the pages and the table: the directory holds nothing (6). */
+static void release_all(idn_dir *d)
 {
-    d->heap -= sizeof *x + x->len + 1 + x->cap * sizeof *x->ids;
-    free(x->ids);
-    free(x);
+    for (uint32_t i = 0; i < d->npages; i++) free(d->page[i]);
+    free(d->page);
+    free(d->used);
+    free(d->slot);
+    free(d->tag);
+    d->page = NULL;
+    d->used = NULL;
+    d->slot = NULL;
+    d->tag = NULL;
+    d->npages = d->pages_cap = d->bump = 0;
+    d->cap = d->len = d->tombs = 0;
+    memset(d->freel, 0, sizeof d->freel);
+    d->free_units = 0;
 }
 
 void idn_destroy(idn_dir *d)
 {
     if (!d) return;
-    size_t pos = 0;
-    void *v;
-    while (jd_map_next(d->nodes, &pos, NULL, NULL, &v)) node_free(d, v);
-    jd_map_destroy(d->nodes);
+    release_all(d);
     free(d);
 }
 
-/* ---- nodes ----------------------------------------------------------------- */
+/* ---- blocks and pages ------------------------------------------------------ */
 
-static idn_node *node_get(const idn_dir *d, jd_str v) { return v.n ? jd_map_get(d->nodes, v.p, v.n) : NULL; }
-
-static idn_node *node_new(idn_dir *d, jd_str v, uint32_t kind)
+static inline uint8_t *at(const idn_dir *d, ref r)
 {
-    JD_ASSERT(v.n > 0 && v.n <= IDN_MAX_ID_BYTES);
-    idn_node *x = jd_xcalloc(1, sizeof *x + v.n + 1);
-    memcpy(x->v, v.p, v.n);
-    x->len = (uint8_t)v.n;
-    x->kind = (uint8_t)kind;
-    jd_map_put(d->nodes, x->v, v.n, x);
-    d->heap += sizeof *x + v.n + 1;
-    return x;
+    return d->page[r >> PAGE_SHIFT] + ((size_t)(r & (PAGE_UNITS - 1)) << UNIT_SHIFT);
 }
 
-static void head_add(idn_dir *d, idn_node *h, idn_node *link)
+static inline uint8_t *ent_next(const uint8_t *e) { return (uint8_t *)e + 2 + e[1]; }
+static inline jd_str ent_str(const uint8_t *e) { return (jd_str){ (const char *)e + 2, e[1] }; }
+
+static size_t block_size(const uint8_t *b)
 {
-    if (h->n == h->cap) {
-        uint32_t cap = h->cap ? h->cap * 2 : 2;
-        d->heap += (cap - h->cap) * sizeof *h->ids;
-        h->ids = jd_xrealloc(h->ids, cap * sizeof *h->ids);
-        h->cap = cap;
+    const uint8_t *e = b;
+    while (!(e[0] & LAST)) e = ent_next(e);
+    return (size_t)(ent_next(e) - b);
+}
+
+static uint32_t units_for(size_t bytes)
+{
+    uint32_t u = (uint32_t)((bytes + 7) >> UNIT_SHIFT), p = 128;
+    if (u <= 64) return u;
+    while (p < u) p <<= 1;
+    return p;
+}
+
+static uint32_t class_of(uint32_t units)
+{
+    if (units <= 64) return units - 1;
+    uint32_t c = 64;
+    for (uint32_t p = 128; p < units; p <<= 1) c++;
+    return c;
+}
+
+static ref chunk_alloc(idn_dir *d, uint32_t units)
+{
+    uint32_t c = class_of(units);
+    if (d->freel[c]) {
+        ref r = d->freel[c];
+        memcpy(&d->freel[c], at(d, r) + 4, sizeof(ref));
+        d->free_units -= units;
+        return r;
     }
-    h->ids[h->n++] = link;
-    link->key = h;
+    if (!d->npages || d->bump + units > PAGE_UNITS) {
+        if (d->npages == MAX_PAGES) {   /* 32 GiB of identifiers: out of memory by the policy of base.h */
+            jd_error("identity: the directory holds 32 GiB, its ceiling");
+            abort();
+        }
+        if (d->npages == d->pages_cap) {
+            d->pages_cap = d->pages_cap ? d->pages_cap * 2 : 8;
+            d->page = jd_xrealloc(d->page, d->pages_cap * sizeof *d->page);
+            d->used = jd_xrealloc(d->used, d->pages_cap * sizeof *d->used);
+        }
+        if (d->npages) d->used[d->npages - 1] = (uint16_t)d->bump;
+        d->page[d->npages++] = jd_xmalloc(PAGE_BYTES);
+        d->bump = d->npages == 1 ? 1 : 0;   /* ref 0 is never a block */
+    }
+    ref r = (d->npages - 1) << PAGE_SHIFT | d->bump;
+    d->bump += units;
+    return r;
 }
 
-/* The head of key, made when key has none yet. */
-static idn_node *head_of(idn_dir *d, jd_str key, bool is_user)
+static void chunk_free(idn_dir *d, ref r, uint32_t units)
 {
-    idn_node *h = node_get(d, key);
-    if (h && h->key) return h->key;   /* invariant (1): a stale key resolves on */
-    return h ? h : node_new(d, key, is_user ? IDN_USER : IDN_ANON);
+    if ((r >> PAGE_SHIFT) == d->npages - 1 && (r & (PAGE_UNITS - 1)) + units == d->bump) {
+        d->bump -= units;   /* the last chunk: given back to the page */
+        return;
+    }
+    uint8_t *p = at(d, r);
+    uint16_t u = (uint16_t)units;
+    uint32_t c = class_of(units);
+    p[0] = FREE_MARK;
+    memcpy(p + 2, &u, sizeof u);
+    memcpy(p + 4, &d->freel[c], sizeof(ref));
+    d->freel[c] = r;
+    d->free_units += units;
+}
+
+/* Whether block r (old units) is the last chunk of the last page and can take units. */
+static bool grows_in_place(const idn_dir *d, ref r, uint32_t old, uint32_t units)
+{
+    uint32_t u = r & (PAGE_UNITS - 1);
+    return (r >> PAGE_SHIFT) == d->npages - 1 && u + old == d->bump && u + units <= PAGE_UNITS;
+}
+
+/* ---- the table ------------------------------------------------------------- */
+
+static inline uint64_t id_hash(const char *p, size_t n) { return jd_hash64(p, n); }
+static inline uint8_t tag_of(uint64_t h) { return (uint8_t)(0x80 | (h >> 57)); }
+
+/* The entry holding (p, n), and its block in *r; NULL when not held. */
+static uint8_t *find(const idn_dir *d, const char *p, size_t n, uint64_t h, ref *r)
+{
+    if (!d->len || !n || n > IDN_MAX_ID_BYTES) return NULL;
+    uint8_t tg = tag_of(h);
+    for (size_t m = d->cap - 1, i = (size_t)h & m;; i = (i + 1) & m) {
+        uint8_t t = d->tag[i];
+        if (!t) return NULL;
+        if (t != tg) continue;
+        uint8_t *e = at(d, d->slot[i]);
+        for (;; e = ent_next(e)) {
+            if (e[1] == n && memcmp(e + 2, p, n) == 0) {
+                *r = d->slot[i];
+                return e;
+            }
+            if (e[0] & LAST) break;
+        }
+    }
+}
+
+static void place(idn_dir *d, uint64_t h, ref r)
+{
+    size_t m = d->cap - 1, i = (size_t)h & m;
+    while (d->tag[i] > TOMB) i = (i + 1) & m;
+    if (d->tag[i] == TOMB) d->tombs--;
+    d->tag[i] = tag_of(h);
+    d->slot[i] = r;
+    d->len++;
+}
+
+/* Builds the table anew with cap slots from the pages (5). */
+static void rehash(idn_dir *d, uint32_t cap)
+{
+    free(d->slot);
+    free(d->tag);
+    d->cap = cap;
+    d->slot = jd_xmalloc((size_t)cap * sizeof *d->slot);
+    d->tag = jd_xcalloc(cap, 1);
+    d->len = d->tombs = 0;
+    for (uint32_t pg = 0; pg < d->npages; pg++) {
+        uint32_t end = pg == d->npages - 1 ? d->bump : d->used[pg];
+        for (uint32_t u = pg ? 0 : 1; u < end;) {
+            ref r = pg << PAGE_SHIFT | u;
+            uint8_t *b = at(d, r);
+            if (b[0] == FREE_MARK) {
+                uint16_t n;
+                memcpy(&n, b + 2, sizeof n);
+                u += n;
+                continue;
+            }
+            for (uint8_t *e = b;; e = ent_next(e)) {
+                place(d, id_hash((const char *)e + 2, e[1]), r);
+                if (e[0] & LAST) break;
+            }
+            u += units_for(block_size(b));
+        }
+    }
+}
+
+/* Room for k more identifiers without a rehash during the operation (6). */
+static void reserve(idn_dir *d, uint32_t k)
+{
+    if ((size_t)(d->len + d->tombs + k) * 4 < (size_t)d->cap * 3) return;
+    uint32_t cap = d->cap ? d->cap : 16;
+    while ((size_t)(d->len + k) * 8 > (size_t)cap * 5) {   /* live entries over 5/8: grow */
+        JD_ASSERT(cap < (1u << 31));
+        cap *= 2;
+    }
+    rehash(d, cap);   /* else only tombstones filled it: the same size, swept */
+}
+
+/* The slot of the identifier e of block old, pointed at now. */
+static void retarget(idn_dir *d, const uint8_t *e, ref old, ref now)
+{
+    uint64_t h = id_hash((const char *)e + 2, e[1]);
+    uint8_t tg = tag_of(h);
+    for (size_t m = d->cap - 1, i = (size_t)h & m;; i = (i + 1) & m) {
+        JD_ASSERT(d->tag[i]);
+        if (d->tag[i] == tg && d->slot[i] == old) {
+            d->slot[i] = now;
+            return;
+        }
+    }
+}
+
+static void unplace(idn_dir *d, const uint8_t *e, ref r)
+{
+    uint64_t h = id_hash((const char *)e + 2, e[1]);
+    uint8_t tg = tag_of(h);
+    for (size_t m = d->cap - 1, i = (size_t)h & m;; i = (i + 1) & m) {
+        JD_ASSERT(d->tag[i]);
+        if (d->tag[i] == tg && d->slot[i] == r) {
+            d->tag[i] = TOMB;
+            d->len--;
+            d->tombs++;
+            return;
+        }
+    }
+}
+
+/* ---- building blocks ------------------------------------------------------- */
+
+/* A lone entry in d->tmp[which]. */
+static const uint8_t *tmp_entry(idn_dir *d, int which, uint32_t kind, jd_str v)
+{
+    uint8_t *e = d->tmp[which];
+    e[0] = (uint8_t)(kind | LAST);
+    e[1] = (uint8_t)v.n;
+    memcpy(e + 2, v.p, v.n);
+    return e;
+}
+
+/* The survivor's block tr (or, when tr is 0, the new key entry key) followed
+ * by the entries of add (nadd bytes, its LAST flag ignored), as one block; the
+ * slots follow (2): tr's entries re-pointed when the block moved, the key's
+ * and the added entries' placed, unless they are the entries of block from
+ * (re-pointed, and from freed). Returns false, changing nothing, when the
+ * block would pass a page. Needs reserve(d, 2) first. */
+static bool join(idn_dir *d, ref tr, const uint8_t *key, const uint8_t *add, size_t nadd, ref from)
+{
+    const uint8_t *head = tr ? at(d, tr) : key;
+    size_t nhead = block_size(head), total = nhead + nadd;
+    if (total > PAGE_BYTES) {
+        jd_warn("identity: %.*s would hold %zu bytes of identifiers, over a page (%zu); link ignored",
+                (int)head[1], (const char *)head + 2, total, PAGE_BYTES);
+        return false;
+    }
+    uint32_t old = tr ? units_for(nhead) : 0, units = units_for(total);
+    ref nr = tr;
+    if (tr && units == old) {
+        /* it fits in its chunk */
+    } else if (tr && !d->freel[class_of(units)] && grows_in_place(d, tr, old, units)) {
+        d->bump += units - old;
+    } else {   /* a freed chunk of the size first: churn reuses what it frees */
+        nr = chunk_alloc(d, units);
+        memcpy(at(d, nr), tr ? at(d, tr) : key, nhead);   /* at(d, tr) again: chunk_alloc may add a page */
+    }
+    uint8_t *b = at(d, nr);
+    memcpy(b + nhead, add, nadd);
+    uint8_t *e = b;
+    for (; ent_next(e) < b + total; e = ent_next(e)) e[0] &= (uint8_t)~LAST;
+    e[0] |= LAST;
+    /* (2): every entry's slot holds nr. */
+    for (e = b;; e = ent_next(e)) {
+        bool mine = e < b + nhead;
+        ref was = mine ? tr : from;
+        if (!was) place(d, id_hash((const char *)e + 2, e[1]), nr);
+        else if (was != nr) retarget(d, e, was, nr);
+        if (e[0] & LAST) break;
+    }
+    if (tr && nr != tr) chunk_free(d, tr, old);
+    if (from) chunk_free(d, from, units_for(nadd));
+    return true;
 }
 
 /* ---- resolving ------------------------------------------------------------- */
 
 jd_str idn_lookup(const idn_dir *d, const char *id, size_t n, bool *is_user)
 {
-    jd_str s = { id, (uint32_t)n };
-    idn_node *x = node_get(d, s);
-    if (x && x->key) x = x->key;
-    if (is_user) *is_user = x && x->kind == IDN_USER;
-    return x ? (jd_str){ x->v, x->len } : s;
+    ref r;
+    uint8_t *e = find(d, id, n, id_hash(id, n), &r);
+    uint8_t *k = e ? at(d, r) : NULL;
+    if (is_user) *is_user = k && (k[0] & KIND_MASK) == IDN_USER;
+    return k ? ent_str(k) : (jd_str){ id, (uint32_t)n };
 }
 
 /* A profile as resolve sees it: its key and how many identifiers of each kind
@@ -151,14 +423,15 @@ typedef struct prof_ref {
     uint32_t count[IDN_MAX_KINDS];
 } prof_ref;
 
-static void ref_of(const idn_dir *d, jd_str key, uint32_t key_kind, prof_ref *r)
+static void ref_of_block(const uint8_t *b, prof_ref *r)
 {
     memset(r, 0, sizeof *r);
-    idn_node *h = node_get(d, key);
-    r->key = h ? (jd_str){ h->v, h->len } : key;
-    r->is_user = (h ? h->kind : key_kind) == IDN_USER;
-    r->count[r->is_user ? IDN_USER : IDN_ANON] = 1;
-    for (uint32_t i = 0; h && i < h->n; i++) r->count[h->ids[i]->kind]++;
+    r->key = ent_str(b);
+    r->is_user = (b[0] & KIND_MASK) == IDN_USER;
+    for (const uint8_t *e = b;; e = ent_next(e)) {
+        r->count[e[0] & KIND_MASK]++;
+        if (e[0] & LAST) break;
+    }
 }
 
 /* The first kind whose limit acc + add would pass, or UINT32_MAX. */
@@ -185,6 +458,21 @@ static void refuse(const idn_dir *d, idn_plan *p, jd_str other, bool is_key, uin
              is_key ? "merging" : "linking", would, d->kinds[kind], limit_name(kind), d->limits[kind]);
 }
 
+/* s copied into the scratch row i (7). */
+static jd_str stash(idn_dir *d, size_t i, jd_str s)
+{
+    memcpy(d->scratch[i], s.p, s.n);
+    return (jd_str){ d->scratch[i], s.n };
+}
+
+/* Where s is held now, or s itself when the directory does not hold it. */
+static jd_str held(const idn_dir *d, jd_str s, jd_str orig)
+{
+    ref r;
+    uint8_t *e = find(d, s.p, s.n, id_hash(s.p, s.n), &r);
+    return e ? ent_str(e) : orig;
+}
+
 void idn_resolve(idn_dir *d, const idn_id *ids, size_t n, idn_plan *p)
 {
     memset(p, 0, sizeof *p);
@@ -196,11 +484,17 @@ void idn_resolve(idn_dir *d, const idn_id *ids, size_t n, idn_plan *p)
     n = JD_MIN_OF(n, (size_t)IDN_MAX_EVENT_IDS);
     for (size_t i = 0; i < n; i++) {
         if (!ids[i].v.n || ids[i].v.n > IDN_MAX_ID_BYTES) continue;
-        idn_node *x = node_get(d, ids[i].v);
-        if (x && x->key) x = x->key;
-        if (x) ref_of(d, (jd_str){ x->v, x->len }, x->kind, &refs[i]);
-        else if (ids[i].kind == IDN_USER || ids[i].kind == IDN_ANON) ref_of(d, ids[i].v, ids[i].kind, &refs[i]);
-        else continue;
+        ref r;
+        if (find(d, ids[i].v.p, ids[i].v.n, id_hash(ids[i].v.p, ids[i].v.n), &r)) {
+            ref_of_block(at(d, r), &refs[i]);
+        } else if (ids[i].kind == IDN_USER || ids[i].kind == IDN_ANON) {
+            memset(&refs[i], 0, sizeof refs[i]);
+            refs[i].key = ids[i].v;
+            refs[i].is_user = ids[i].kind == IDN_USER;
+            refs[i].count[ids[i].kind] = 1;
+        } else {
+            continue;
+        }
         is_ref[i] = true;
         if (first == SIZE_MAX) first = i;
     }
@@ -244,18 +538,16 @@ void idn_resolve(idn_dir *d, const idn_id *ids, size_t n, idn_plan *p)
             p->attach[p->nattach++] = ids[i];
         }
     }
-    /* Apply. The plan's strings must survive: a merged key's bytes live in
-     * its node, which a move keeps (the node becomes a link). */
-    for (uint32_t m = 0; m < p->nmoves; m++)
-        idn_apply_move(d, p->moves[m].from, p->moves[m].from_is_user, p->key, p->key_is_user);
-    for (uint32_t a = 0; a < p->nattach; a++) idn_apply_attach(d, p->key, p->key_is_user, p->attach[a].kind, p->attach[a].v);
-    /* The key's bytes may have been the event's: point them at the directory's. */
-    idn_node *h = node_get(d, p->key);
-    if (h) p->key = (jd_str){ h->v, h->len };
-    for (uint32_t m = 0; m < p->nmoves; m++) {
-        idn_node *x = node_get(d, p->moves[m].from);
-        if (x) p->moves[m].from = (jd_str){ x->v, x->len };
-    }
+    if (!p->nmoves && !p->nattach) return;   /* nothing changes: the strings stay where they are */
+    /* Apply (7): the key's and the merged keys' bytes may live in blocks that
+     * move, so the calls get copies; the plan points at the bytes' new homes
+     * after (a string the directory does not hold is the event's own). */
+    jd_str key = stash(d, 0, p->key), from[IDN_MAX_EVENT_IDS];
+    for (uint32_t m = 0; m < p->nmoves; m++) from[m] = stash(d, 1 + m, p->moves[m].from);
+    for (uint32_t m = 0; m < p->nmoves; m++) idn_apply_move(d, from[m], p->moves[m].from_is_user, key, p->key_is_user);
+    for (uint32_t a = 0; a < p->nattach; a++) idn_apply_attach(d, key, p->key_is_user, p->attach[a].kind, p->attach[a].v);
+    p->key = held(d, key, p->key);
+    for (uint32_t m = 0; m < p->nmoves; m++) p->moves[m].from = held(d, from[m], p->moves[m].from);
 }
 
 /* ---- recorded decisions ---------------------------------------------------------- */
@@ -264,52 +556,118 @@ void idn_apply_move(idn_dir *d, jd_str from, bool from_is_user, jd_str to, bool 
 {
     if (!from.n || !to.n || from.n > IDN_MAX_ID_BYTES || to.n > IDN_MAX_ID_BYTES) return;
     if (jd_str_eq(from, to.p, to.n)) return;
-    idn_node *h = head_of(d, to, to_is_user);
-    idn_node *x = node_get(d, from);
-    if (x && x->key) {
-        if (x->key != h) jd_warn("identity: %.*s is already linked to %s; move to %.*s ignored",
-                                 (int)from.n, from.p, x->key->v, (int)to.n, to.p);
+    reserve(d, 2);
+    ref fr = 0, tr = 0;
+    uint8_t *x = find(d, from.p, from.n, id_hash(from.p, from.n), &fr);
+    find(d, to.p, to.n, id_hash(to.p, to.n), &tr);
+    if (x && x != at(d, fr)) {   /* from is a link already */
+        if (fr != tr) {
+            jd_str k = ent_str(at(d, fr));
+            jd_warn("identity: %.*s is already linked to %.*s; move to %.*s ignored", (int)from.n, from.p,
+                    (int)k.n, k.p, (int)to.n, to.p);
+        }
         return;
     }
-    if (x == h) return;
+    if (x && fr == tr) return;   /* to is one of from's links */
+    const uint8_t *key = tr ? NULL : tmp_entry(d, 0, to_is_user ? IDN_USER : IDN_ANON, to);
     if (!x) {
-        x = node_new(d, from, from_is_user ? IDN_USER : IDN_ANON);
-    } else {   /* a head: its links follow it (invariant 1) */
-        for (uint32_t i = 0; i < x->n; i++) head_add(d, h, x->ids[i]);
-        d->heap -= x->cap * sizeof *x->ids;
-        free(x->ids);
-        x->ids = NULL;
-        x->n = x->cap = 0;
+        join(d, tr, key, tmp_entry(d, 1, from_is_user ? IDN_USER : IDN_ANON, from), 2 + from.n, 0);
+        return;
     }
-    head_add(d, h, x);
+    /* A profile with links: they follow it (1), then its key, in the order
+     * the survivor would have linked them one by one. Copied to the end of
+     * the block from's entries rotated: links first, the key last. */
+    uint8_t *fb = at(d, fr);
+    size_t nf = block_size(fb), nk = 2 + (size_t)fb[1];
+    uint8_t rot[2 * (2 + IDN_MAX_ID_BYTES)], *buf = nf <= sizeof rot ? rot : jd_xmalloc(nf);
+    memcpy(buf, fb + nk, nf - nk);
+    memcpy(buf + nf - nk, fb, nk);
+    join(d, tr, key, buf, nf, fr);
+    if (buf != rot) free(buf);
 }
 
 void idn_apply_attach(idn_dir *d, jd_str key, bool key_is_user, uint32_t kind, jd_str v)
 {
-    if (!v.n || v.n > IDN_MAX_ID_BYTES || kind >= d->nkinds || node_get(d, v)) return;
-    idn_node *h = head_of(d, key, key_is_user);
-    head_add(d, h, node_new(d, v, kind));
+    if (!v.n || v.n > IDN_MAX_ID_BYTES || kind >= d->nkinds) return;
+    if (!key.n || key.n > IDN_MAX_ID_BYTES) return;
+    ref r, tr = 0;
+    if (find(d, v.p, v.n, id_hash(v.p, v.n), &r)) return;
+    reserve(d, 2);
+    find(d, key.p, key.n, id_hash(key.p, key.n), &tr);
+    const uint8_t *k = tr ? NULL : tmp_entry(d, 0, key_is_user ? IDN_USER : IDN_ANON, key);
+    join(d, tr, k, tmp_entry(d, 1, kind, v), 2 + v.n, 0);
+}
+
+/* (8): the live blocks copied, in order, into new pages; the old ones freed,
+ * the table built anew over the new refs. */
+static void compact(idn_dir *d)
+{
+    uint8_t **page = d->page;
+    uint16_t *used = d->used;
+    uint32_t npages = d->npages, bump = d->bump;
+    d->page = NULL;
+    d->used = NULL;
+    d->npages = d->pages_cap = d->bump = 0;
+    memset(d->freel, 0, sizeof d->freel);
+    d->free_units = 0;
+    for (uint32_t pg = 0; pg < npages; pg++) {
+        uint32_t end = pg == npages - 1 ? bump : used[pg];
+        for (uint32_t u = pg ? 0 : 1; u < end;) {
+            uint8_t *b = page[pg] + ((size_t)u << UNIT_SHIFT);
+            if (b[0] == FREE_MARK) {
+                uint16_t n;
+                memcpy(&n, b + 2, sizeof n);
+                u += n;
+                continue;
+            }
+            size_t size = block_size(b);
+            uint32_t units = units_for(size);
+            memcpy(at(d, chunk_alloc(d, units)), b, size);
+            u += units;
+        }
+        free(page[pg]);
+    }
+    free(page);
+    free(used);
+    uint32_t cap = d->cap;
+    while (cap > 16 && (size_t)d->len * 8 < cap) cap /= 2;
+    rehash(d, cap);
 }
 
 void idn_forget(idn_dir *d, const char *id, size_t n)
 {
-    idn_node *x = node_get(d, (jd_str){ id, (uint32_t)n });
-    if (!x) return;
-    idn_node *h = x->key ? x->key : x;
-    for (uint32_t i = 0; i < h->n; i++) {
-        jd_map_del(d->nodes, h->ids[i]->v, h->ids[i]->len);
-        node_free(d, h->ids[i]);
+    ref r;
+    if (!find(d, id, n, id_hash(id, n), &r)) return;
+    uint8_t *b = at(d, r);
+    for (uint8_t *e = b;; e = ent_next(e)) {
+        unplace(d, e, r);
+        if (e[0] & LAST) break;
     }
-    jd_map_del(d->nodes, h->v, h->len);
-    node_free(d, h);
+    chunk_free(d, r, units_for(block_size(b)));
+    if (d->len == 0) {
+        release_all(d);   /* (6) */
+        return;
+    }
+    size_t units = (size_t)d->npages * PAGE_UNITS;
+    if (d->free_units >= PAGE_UNITS && d->free_units * 2 > units) compact(d);   /* (8) */
+    else if (d->cap > 16 && (size_t)d->len * 8 < d->cap) rehash(d, d->cap / 2);
 }
 
 void idn_each(const idn_dir *d, const char *key, size_t n, void (*fn)(void *ctx, uint32_t kind, jd_str v), void *ctx)
 {
-    idn_node *h = node_get(d, (jd_str){ key, (uint32_t)n });
-    if (h && h->key) h = h->key;
-    for (uint32_t i = 0; h && i < h->n; i++) fn(ctx, h->ids[i]->kind, (jd_str){ h->ids[i]->v, h->ids[i]->len });
+    ref r;
+    if (!find(d, key, n, id_hash(key, n), &r)) return;
+    const uint8_t *e = at(d, r);
+    while (!(e[0] & LAST)) {
+        e = ent_next(e);
+        fn(ctx, e[0] & KIND_MASK, ent_str(e));
+    }
 }
 
-size_t idn_entries(const idn_dir *d) { return jd_map_len(d->nodes); }
-size_t idn_bytes(const idn_dir *d) { return d->heap + jd_map_len(d->nodes) * 32; }
+size_t idn_entries(const idn_dir *d) { return d->len; }
+
+size_t idn_bytes(const idn_dir *d)
+{
+    return (size_t)d->npages * PAGE_BYTES + (size_t)d->pages_cap * (sizeof *d->page + sizeof *d->used) +
+           (size_t)d->cap * (sizeof *d->slot + 1);
+}

@@ -233,6 +233,207 @@ static void test_replay_of_decisions_equals_resolving(void **state)
     idn_destroy(replay);
 }
 
+/* A merge of a profile with links: the merged links, then the merged key,
+ * follow the survivor's own links (invariants (1), (2)); the plan's strings
+ * are intact although the survivor's block moved (7). */
+static void test_merge_keeps_link_order_and_plan_strings(void **state)
+{
+    (void)state;
+    idn_dir *d = mk(2, 100);
+    idn_plan p;
+    ev(d, "u1", NULL, "a1", &p);
+    ev(d, "u1", NULL, "a2", &p);
+    ev(d, "u2", NULL, "a3", &p);
+    ev(d, "u2", NULL, "a1", &p);                 /* a1 is u1's: u1 merges into u2 */
+    assert_true(same(p.key, "u2"));
+    assert_int_equal(p.nmoves, 1);
+    assert_true(same(p.moves[0].from, "u1"));
+    char l[200] = "";
+    idn_each(d, "a2", 2, collect, l);            /* any identifier names the profile */
+    assert_string_equal(l, "1:a3,1:a1,1:a2,0:u1,");
+    assert_int_equal(idn_entries(d), 5);
+    idn_destroy(d);
+
+    d = mk(1, 100);
+    ev(d, NULL, "e1", "a2", &p);                 /* a2: [a2, e1] */
+    ev(d, "u1", NULL, "a1", &p);                 /* u1: [u1, a1] */
+    ev(d, "u1", "e1", NULL, &p);                 /* e1 finds a2: a2 merges into u1 */
+    assert_true(same(p.key, "u1"));
+    assert_true(p.key_is_user);
+    assert_int_equal(p.nmoves, 1);
+    assert_true(same(p.moves[0].from, "a2"));
+    assert_false(p.moves[0].from_is_user);
+    l[0] = 0;
+    idn_each(d, "u1", 2, collect, l);
+    assert_string_equal(l, "1:a1,2:e1,1:a2,");
+    assert_key(d, "e1", "u1");
+    idn_destroy(d);
+}
+
+/* A move that is ignored (from is linked elsewhere) leaves no empty profile
+ * behind (invariant (3)). */
+static void test_ignored_move_adds_nothing(void **state)
+{
+    (void)state;
+    idn_dir *d = mk(1, 100);
+    idn_apply_move(d, S("a1"), false, S("u1"), true);
+    assert_int_equal(idn_entries(d), 2);
+    idn_apply_move(d, S("a1"), false, S("u2"), true);   /* warns: a1 is u1's */
+    assert_int_equal(idn_entries(d), 2);
+    assert_key(d, "a1", "u1");
+    assert_key(d, "u2", "u2");
+    idn_apply_move(d, S("u1"), true, S("a1"), false);   /* a1 is one of u1's links: nothing to do */
+    assert_key(d, "u1", "u1");
+    assert_int_equal(idn_entries(d), 2);
+    idn_destroy(d);
+}
+
+/* Forgetting frees. A directory that keeps 500 people while people come and
+ * go does not grow: freed blocks are reused by size. When the newcomers'
+ * identifiers are longer than the leavers' (blocks no free list can serve),
+ * compaction keeps it within a few pages (invariant (8); without it, it
+ * would grow by half a page a round, to ~30 pages). An emptied directory
+ * holds nothing (invariant (6)). */
+static void test_churn_is_bounded_and_forget_frees(void **state)
+{
+    (void)state;
+    idn_dir *d = mk(1, 100);
+    idn_plan p;
+    char u[64], e[64], a[300];
+    size_t early = 0, most = 0;
+    for (size_t round = 0; round < 90; round++) {
+        size_t pad = round < 30 ? 0 : 3 * (round - 30);   /* from round 30, each round's anonymousIds are longer */
+        for (size_t i = round * 500; i < round * 500 + 500; i++) {
+            snprintf(u, sizeof u, "user-%06zu", i);
+            snprintf(e, sizeof e, "p%06zu@%.*s.example.com", i, (int)(i % 23), "abcdefghijklmnopqrstuvw");
+            int k = snprintf(a, sizeof a, "anon-%06zu-", i);
+            memset(a + k, 'x', (i % 7) * 5 + pad);   /* blocks of many sizes */
+            a[(size_t)k + (i % 7) * 5 + pad] = 0;
+            ev(d, u, e, a, &p);
+        }
+        if (round) {
+            for (size_t i = (round - 1) * 500; i < round * 500; i++) {   /* the previous round leaves */
+                if (i % 2) snprintf(u, sizeof u, "user-%06zu", i);
+                else snprintf(u, sizeof u, "p%06zu@%.*s.example.com", i, (int)(i % 23), "abcdefghijklmnopqrstuvw");
+                idn_forget(d, u, strlen(u));
+            }
+        }
+        assert_int_equal(idn_entries(d), 1500);
+        size_t bytes = idn_bytes(d);
+        if (round < 5) early = bytes > early ? bytes : early;
+        else if (round < 30) assert_true(bytes <= early);
+        most = bytes > most ? bytes : most;
+    }
+    assert_true(most <= 8 * 256 * 1024);
+    assert_key(d, "user-044999", "user-044999");
+    assert_key(d, "p044999@abcdefghijk.example.com", "user-044999");
+    for (size_t i = 44500; i < 45000; i++) {
+        snprintf(u, sizeof u, "user-%06zu", i);
+        idn_forget(d, u, strlen(u));
+    }
+    assert_int_equal(idn_entries(d), 0);
+    assert_int_equal(idn_bytes(d), 0);
+    assert_key(d, "user-044999", "user-044999");
+    idn_destroy(d);
+}
+
+/* A profile of 2,000 anonymousIds of 200 bytes, linked one by one: its block
+ * goes through every size up to a page (256 KiB, about 1,290 of them), then
+ * a link is refused with a warning and the directory stays whole. */
+static void test_large_profile(void **state)
+{
+    (void)state;
+    idn_dir *d = mk(1, 5000);
+    idn_plan p;
+    char a[300];
+    for (size_t i = 0; i < 2000; i++) {
+        snprintf(a, sizeof a, "%04zu-", i);
+        memset(a + 5, 'a' + (char)(i % 26), 195);
+        a[200] = 0;
+        ev(d, "u1", NULL, a, &p);
+        if (i < 1000) {
+            assert_int_equal(p.nmoves, 1);
+            assert_true(same(p.moves[0].from, a));
+        }
+        assert_true(same(p.key, "u1"));
+    }
+    size_t held = idn_entries(d) - 1;   /* u1 is the key */
+    assert_true(held >= 1000 && held < 2000);   /* 202 bytes an entry */
+    for (size_t i = 0; i < 2000; i++) {
+        snprintf(a, sizeof a, "%04zu-", i);
+        memset(a + 5, 'a' + (char)(i % 26), 195);
+        a[200] = 0;
+        assert_key(d, a, i < held ? "u1" : a);
+    }
+    idn_forget(d, "u1", 2);
+    assert_int_equal(idn_entries(d), 0);
+    assert_int_equal(idn_bytes(d), 0);
+    idn_destroy(d);
+}
+
+typedef struct tally { size_t n; const char *want; bool found; } tally;
+
+static void count_link(void *ctx, uint32_t kind, jd_str v)
+{
+    tally *t = ctx;
+    t->n++;
+    if (jd_str_eq(v, t->want, strlen(t->want))) t->found = true;
+    (void)kind;
+}
+
+/* Random events and deletions over a pool of 90 identifiers: after each step
+ * every identifier resolves to a key that resolves to itself and lists it
+ * (1), (2), and the entries add up; the recorded decisions replayed into a
+ * second directory give the same one (4). Exercises moving blocks, free
+ * lists, tombstones and rehashes. */
+static void test_random_events_keep_the_invariants(void **state)
+{
+    (void)state;
+    idn_opts o = { .max_user_ids = 3, .max_anonymous_ids = 6, .max_per_identifier = 2, .ndeclared = 2,
+                   .declared = declared };
+    idn_dir *d = idn_create(&o), *replay = idn_create(&o);
+    char pool[90][40];
+    for (int i = 0; i < 90; i++)
+        snprintf(pool[i], sizeof pool[i], i < 30 ? "u%d" : i < 60 ? "anon-%d-xxxxxxxxxxxx" : "mail%d@example.org", i);
+    uint64_t seed = 7;
+    for (int step = 0; step < 20000; step++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        uint64_t r = seed >> 16;
+        if (r % 40 == 0) {
+            const char *x = pool[(r >> 8) % 90];
+            idn_forget(d, x, strlen(x));
+            idn_forget(replay, x, strlen(x));
+        } else {
+            const char *u = r & 2 ? pool[(r >> 8) % 30] : NULL, *e = r & 4 ? pool[60 + (r >> 16) % 30] : NULL;
+            const char *a = !u || r & 8 ? pool[30 + (r >> 24) % 30] : NULL;
+            idn_plan p;
+            ev(d, u, e, a, &p);
+            for (uint32_t m = 0; m < p.nmoves; m++)
+                idn_apply_move(replay, p.moves[m].from, p.moves[m].from_is_user, p.key, p.key_is_user);
+            for (uint32_t k = 0; k < p.nattach; k++)
+                idn_apply_attach(replay, p.key, p.key_is_user, p.attach[k].kind, p.attach[k].v);
+        }
+        if (step % 97 && step != 19999) continue;
+        size_t total = 0;
+        for (int i = 0; i < 90; i++) {
+            jd_str k = idn_lookup(d, pool[i], strlen(pool[i]), NULL), k2 = idn_lookup(replay, pool[i], strlen(pool[i]), NULL);
+            assert_int_equal(k.n, k2.n);
+            assert_memory_equal(k.p, k2.p, k.n);
+            jd_str kk = idn_lookup(d, k.p, k.n, NULL);
+            assert_int_equal(kk.n, k.n);
+            assert_memory_equal(kk.p, k.p, k.n);
+            tally t = { 0, pool[i], false };
+            idn_each(d, k.p, k.n, count_link, &t);
+            if (!jd_str_eq(k, pool[i], strlen(pool[i]))) assert_true(t.found);
+            else if (t.n) total += 1 + t.n;   /* a key with links: count its profile once */
+        }
+        assert_int_equal(idn_entries(d), total);
+        assert_int_equal(idn_entries(replay), total);
+    }
+    idn_destroy(d);
+    idn_destroy(replay);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +446,11 @@ int main(void)
         cmocka_unit_test(test_email_of_another_user_is_refused),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_replay_of_decisions_equals_resolving),
+        cmocka_unit_test(test_merge_keeps_link_order_and_plan_strings),
+        cmocka_unit_test(test_ignored_move_adds_nothing),
+        cmocka_unit_test(test_churn_is_bounded_and_forget_frees),
+        cmocka_unit_test(test_large_profile),
+        cmocka_unit_test(test_random_events_keep_the_invariants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
