@@ -30,7 +30,7 @@
  * event with the profile key the directory chose; MOVE_OUT/MOVE_IN merge one
  * profile into another (src/engine/route.c); REFUSED notes a refused merge. */
 enum { ENG_REC_EVENT = 1, ENG_REC_TICK, ENG_REC_JOURNEY, ENG_REC_ENTER, ENG_REC_DELETE,
-       ENG_REC_ROUTED, ENG_REC_MOVE_OUT, ENG_REC_MOVE_IN, ENG_REC_REFUSED, ENG_REC_RESULT };
+       ENG_REC_ROUTED, ENG_REC_MOVE_OUT, ENG_REC_MOVE_IN, ENG_REC_REFUSED, ENG_REC_RESULT, ENG_REC_RETRY };
 #define ENG_PART_ALL 0xffffu
 
 typedef struct eng eng;   /* opaque */
@@ -210,6 +210,15 @@ void eng_profile_journeys(eng *e, const char *profile_id, eng_json_fn done, void
  * being durable to the intent, measured on this machine (an observation,
  * never state). */
 void eng_intents_get(eng *e, const char *profile_id, uint32_t limit, eng_json_fn done, void *ctx);
+
+/* GET /v1/deliveries: the messages waiting or sending (dead false) or the
+ * dead letters (dead true), newest first, at most limit; with id, that one
+ * message (JD_ENOTFOUND when neither has it). json: an array, or one object
+ * with "status" (waiting, sending, failed, dead) and "partition". */
+void eng_deliveries_get(eng *e, const char *id, bool dead, uint32_t limit, eng_json_fn done, void *ctx);
+/* POST /v1/deliveries/{id}/retry: a dead letter goes out again with the same
+ * intent id, through a RETRY record (JD_EBUSY when it is not a dead letter). */
+void eng_delivery_retry(eng *e, const char *id, eng_json_fn done, void *ctx);
 
 /* ---- observation --------------------------------------------------------- */
 

@@ -61,6 +61,9 @@ void api__journey_get(http_req *r, void *ctx);
 void api__journey_put(http_req *r, void *ctx);
 void api__journey_post(http_req *r, void *ctx);
 void api__intents_get(http_req *r, void *ctx);
+void api__deliveries_list(http_req *r, void *ctx);   /* deliveries.c */
+void api__delivery_get(http_req *r, void *ctx);
+void api__delivery_post(http_req *r, void *ctx);
 
 /* One journey document per request: the same ceiling as JRN_MAX_DOC_BYTES
  * (src/journey/journey_int.h, what `journeyd validate` reads), named in the 413. */

@@ -44,6 +44,9 @@ static const http_route route_template[] = {
     { "PUT",  "/v1/journeys/*", api__journey_put, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },
     { "POST", "/v1/journeys/*", api__journey_post, API_MAX_DOC_BYTES, API_MAX_DOC_KEY },  /* publish, pause, ... */
     { "GET",  "/v1/intents",    api__intents_get, 0, NULL },
+    { "GET",  "/v1/deliveries", api__deliveries_list, 0, NULL },
+    { "GET",  "/v1/deliveries/*", api__delivery_get, 0, NULL },     /* {id} */
+    { "POST", "/v1/deliveries/*", api__delivery_post, 0, "limits.max_message_bytes" },  /* {id}/retry */
     { "GET",  "/v1/clock",      api__clock_get, 0, NULL },
     { "POST", "/v1/clock",      api__clock_post, 0, "limits.max_message_bytes" },
     { "GET",  "/healthz",     api__healthz, 0, NULL },

@@ -92,6 +92,7 @@ void eng__outbox_release(eng_part *p);
 void eng__outbox_intent(eng_part *p, const jrn_intent *it);
 void eng__outbox_flush(eng_part *p);
 int  eng__apply_result(eng_shard *sh, const rec_hdr *h, jd_err *err);
+int  eng__apply_retry(eng_shard *sh, const rec_hdr *h, jd_err *err);
 void eng__outbox_on_result(const dlv_result *r, void *ctx);
 void eng__outbox_on_unsent(dlv_msg *m, void *ctx);
 void eng__outbox_encode(const eng_part *p, jd_buf *out);
@@ -228,7 +229,7 @@ struct eng {
     atomic_uint_fast64_t st_accepted, st_duplicate, st_refused_io, st_fsyncs, st_pending;
     atomic_uint_fast64_t st_durable_lsn, st_log_bytes, st_dedupe_entries, st_dedupe_evicted;
     atomic_uint_fast64_t st_merges, st_merges_refused, st_idn_links;
-    atomic_uint_fast64_t st_dlv_queued, st_dlv_skipped, st_dlv_outcomes[3];
+    atomic_uint_fast64_t st_dlv_queued, st_dlv_skipped, st_dlv_outcomes[3], st_dlv_retried;
     atomic_uint_fast64_t st_snapshots, st_snapshot_lsn, st_ticks, st_intents, st_suppressed, st_deleted;
     atomic_bool          st_log_failed;
     atomic_uint_fast64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, fsync_sum_ns;

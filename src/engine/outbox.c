@@ -463,3 +463,187 @@ void eng_dlv_callbacks(eng *e, dlv_opts *o)
     o->on_unsent = eng__outbox_on_unsent;
     o->ctx = e;
 }
+
+/* ---- reading the outbox and the dead letters (GET /v1/deliveries) ---------------- */
+
+typedef struct dl_job {
+    pthread_mutex_t mu;
+    uint32_t        pending, limit;
+    bool            dead;            /* dead letters, else the outbox */
+    char           *id;              /* one message (hex), or NULL: a list */
+    json_object    *all;
+    eng_json_fn     done;
+    void           *ctx;
+} dl_job;
+
+static json_object *public_json(const ob_entry *x, uint32_t partition, bool dead)
+{
+    json_object *o = entry_json(x);
+    json_object_object_add(o, "status", json_object_new_string(dead ? outcome_names[x->outcome] : x->submitted ? "sending" : "waiting"));
+    json_object_object_add(o, "partition", json_object_new_int64(partition));
+    return o;
+}
+
+static int by_at_desc(const void *a, const void *b)
+{
+    int64_t x = eng__jint(*(json_object *const *)a, "at"), y = eng__jint(*(json_object *const *)b, "at");
+    return (x < y) - (x > y);
+}
+
+static void dl_finish(dl_job *j)
+{
+    size_t n = json_object_array_length(j->all);
+    if (j->id && n == 0) {
+        jd_err err;
+        jd_err_set(&err, JD_ENOTFOUND, "id", "no message %s in the outbox or the dead letters", j->id);
+        eng__reply_err(j->done, j->ctx, JD_ENOTFOUND, &err, NULL);
+    } else {
+        json_object_array_sort(j->all, by_at_desc);
+        json_object *out;
+        if (j->id) out = json_object_get(json_object_array_get_idx(j->all, 0));
+        else {
+            out = json_object_new_array();
+            for (size_t i = 0; i < n && i < j->limit; i++)
+                json_object_array_add(out, json_object_get(json_object_array_get_idx(j->all, i)));
+        }
+        const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        j->done(j->ctx, JD_OK, NULL, s, strlen(s));
+        json_object_put(out);
+    }
+    json_object_put(j->all);
+    pthread_mutex_destroy(&j->mu);
+    free(j->id);
+    free(j);
+}
+
+static void dl_shard(eng_shard *sh, void *arg)
+{
+    dl_job *j = arg;
+    eng *e = sh->e;
+    uint64_t want = j->id ? strtoull(j->id, NULL, 16) : 0;
+    json_object *mine = json_object_new_array();
+    for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) {
+        eng_part *part = &e->parts[p];
+        if (j->id || !j->dead) {
+            ob_entry *x = j->id ? jd_map_get(part->outbox, (const char *)&want, sizeof want) : NULL;
+            if (x) json_object_array_add(mine, public_json(x, p, false));
+            size_t pos = 0;
+            void *v;
+            while (!j->id && jd_map_next(part->outbox, &pos, NULL, NULL, &v)) json_object_array_add(mine, public_json(v, p, false));
+        }
+        if (j->id || j->dead)
+            for (uint64_t i = part->ndead > ENG_DEAD_LETTERS ? part->ndead - ENG_DEAD_LETTERS : 0; i < part->ndead; i++) {
+                ob_entry *x = part->dead[i % ENG_DEAD_LETTERS];
+                if (x && (!j->id || x->id == want)) json_object_array_add(mine, public_json(x, p, true));
+            }
+    }
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < json_object_array_length(mine); i++)
+        json_object_array_add(j->all, json_object_get(json_object_array_get_idx(mine, i)));
+    bool last = --j->pending == 0;
+    pthread_mutex_unlock(&j->mu);
+    json_object_put(mine);
+    if (last) dl_finish(j);
+}
+
+void eng_deliveries_get(eng *e, const char *id, bool dead, uint32_t limit, eng_json_fn done, void *ctx)
+{
+    dl_job *j = jd_xcalloc(1, sizeof *j);
+    pthread_mutex_init(&j->mu, NULL);
+    j->pending = e->nshards;
+    j->limit = limit ? limit : 100;
+    j->dead = dead;
+    j->id = id ? jd_xstrdup(id) : NULL;
+    j->all = json_object_new_array();
+    j->done = done;
+    j->ctx = ctx;
+    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, dl_shard, j);
+}
+
+/* ---- retrying a dead letter: a RETRY record through the log ------------------------- */
+
+typedef struct retry_job {
+    eng        *e;
+    char       *id;
+    eng_json_fn done;
+    void       *ctx;
+} retry_job;
+
+static void retry_free(retry_job *j)
+{
+    free(j->id);
+    free(j);
+}
+
+static void retry_committed(void *ctx, int status, const jd_err *err, uint64_t lsn)
+{
+    retry_job *j = ctx;
+    (void)lsn;
+    if (status != JD_OK) eng__reply_err(j->done, j->ctx, status, err, NULL);
+    else eng_deliveries_get(j->e, j->id, false, 1, j->done, j->ctx);   /* applied before this read (FIFO) */
+    retry_free(j);
+}
+
+/* The message as it is now: a dead letter is retried through the log. */
+static void retry_found(void *ctx, int rc, const jd_err *err, const char *json, size_t n)
+{
+    retry_job *j = ctx;
+    (void)n;
+    json_object *o = rc == JD_OK ? json_tokener_parse(json) : NULL;
+    const char *status = o ? eng__jstr(o, "status") : NULL;
+    int64_t part = o ? eng__jint(o, "partition") : -1;
+    jd_err e2;
+    if (rc != JD_OK) {
+        eng__reply_err(j->done, j->ctx, rc, err, NULL);
+        retry_free(j);
+    } else if (!status || (strcmp(status, "failed") != 0 && strcmp(status, "dead") != 0)) {
+        jd_err_set(&e2, JD_EBUSY, "status", "message %s is %s, not a dead letter", j->id, status ? status : "?");
+        eng__reply_err(j->done, j->ctx, JD_EBUSY, &e2, NULL);
+        retry_free(j);
+    } else {
+        char body[64];
+        int len = snprintf(body, sizeof body, "{\"intent\":\"%s\"}", j->id);
+        eng_txn *t = eng_txn_create();
+        eng__txn_add(t, ENG_REC_RETRY, (uint16_t)part, body, (uint32_t)len);
+        eng_submit(j->e, t, retry_committed, j);
+    }
+    json_object_put(o);
+}
+
+void eng_delivery_retry(eng *e, const char *id, eng_json_fn done, void *ctx)
+{
+    retry_job *j = jd_xcalloc(1, sizeof *j);
+    j->e = e;
+    j->id = jd_xstrdup(id);
+    j->done = done;
+    j->ctx = ctx;
+    eng_deliveries_get(e, id, false, 1, retry_found, j);
+}
+
+/* RETRY: the dead letter goes back into the outbox and out again, same id. */
+int eng__apply_retry(eng_shard *sh, const rec_hdr *h, jd_err *err)
+{
+    eng_part *p = &sh->e->parts[h->partition];
+    char hex[17] = { 0 };
+    const char *q = memmem(h + 1, h->len, "\"intent\":\"", 10);
+    if (!q || (size_t)((const char *)(h + 1) + h->len - (q + 10)) < 16)
+        return jd_err_set(err, JD_ECORRUPT, "", "malformed RETRY record");
+    memcpy(hex, q + 10, 16);
+    uint64_t id = strtoull(hex, NULL, 16);
+    for (size_t i = 0; i < ENG_DEAD_LETTERS; i++) {
+        ob_entry *x = p->dead[i];
+        if (!x || x->id != id) continue;
+        p->dead[i] = NULL;
+        free(x->error);
+        x->error = NULL;
+        x->submitted = false;
+        ob_entry *old = jd_map_put(p->outbox, (const char *)&x->id, sizeof x->id, x);
+        if (old && !old->submitted) p->unsubmitted--;
+        entry_free(old);
+        p->unsubmitted++;
+        atomic_fetch_add_explicit(&sh->e->st_dlv_retried, 1, memory_order_relaxed);
+        eng__outbox_flush(p);
+        return JD_OK;
+    }
+    return JD_OK;   /* already retried (a replay after it left the ring): nothing to do */
+}

@@ -85,6 +85,7 @@ static const struct { uint16_t type; apply_fn apply; } appliers[] = {
     { ENG_REC_MOVE_IN, eng__apply_move_in },
     { ENG_REC_REFUSED, eng__apply_refused },
     { ENG_REC_RESULT, eng__apply_result },
+    { ENG_REC_RETRY, eng__apply_retry },
 };
 
 static void on_batch(eng_shard *sh, shard_msg *m)

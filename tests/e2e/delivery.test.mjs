@@ -16,7 +16,7 @@ import { api, sdk } from './lib/clients.mjs';
 const SECRET = 'whsec_e2e';
 
 /** A webhook receiver: verifies the signature, counts requests and distinct keys. */
-async function receiver(t, { failFirst = 0, delayMs = 0 } = {}) {
+async function receiver(t, { failFirst = 0, delayMs = 0, respond = null } = {}) {
   const byKey = new Map();
   let requests = 0, badSignatures = 0;
   const srv = http.createServer((req, res) => {
@@ -31,10 +31,11 @@ async function receiver(t, { failFirst = 0, delayMs = 0 } = {}) {
       const key = req.headers['idempotency-key'] ?? '';
       const seen = byKey.get(key) ?? { n: 0, body: null };
       seen.n++;
-      const fail = seen.n <= failFirst;
+      const code = respond ? respond(key, seen.n) : (seen.n <= failFirst ? 500 : 200);
+      const fail = code !== 200;
       if (!fail) seen.body = JSON.parse(body);
       byKey.set(key, seen);
-      setTimeout(() => { res.writeHead(fail ? 500 : 200, { 'Content-Type': 'application/json' }); res.end('{}'); }, delayMs);
+      setTimeout(() => { res.writeHead(code, { 'Content-Type': 'application/json' }); res.end(fail ? '{"error":"no such customer"}' : '{}'); }, delayMs);
     });
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
@@ -133,4 +134,45 @@ test('kill -9 with sends in flight: after the restart every person got the webho
   const orders = new Set(rx.delivered().map((v) => v.body.order));
   assert.equal(orders.size, N, 'every person, one key each');
   await s.stop();
+});
+
+test('a permanent failure becomes a dead letter, visible and retried through the API with the same key', async (t) => {
+  let accept = false;
+  const rx = await receiver(t, { respond: () => (accept ? 200 : 400) });
+  const s = await start({ t, args: ['--config', setup(t, rx.url)] });
+  await publish(s);
+  const a = sdk(s);
+  const who = uid('dead');
+  await a.send('track', { userId: who, event: 'Order Completed', properties: { order_id: 'd-1' } });
+  await a.close();
+  let dead;
+  await until(async () => {
+    const r = await api(s, 'GET', '/v1/deliveries?status=dead');
+    dead = r.json;
+    return Array.isArray(dead) && dead.length === 1;
+  }, 'the dead letter');
+  assert.equal(dead[0].status, 'failed');
+  assert.equal(dead[0].key, who);
+  assert.equal(dead[0].attempts, 1, 'a 400 is permanent: one try');
+  assert.match(dead[0].error, /HTTP 400/);
+  assert.equal(dead[0].message.channel, 'hook');
+  const id = dead[0].id;
+  assert.equal(rx.requests, 1);
+  let r = await api(s, 'GET', `/v1/deliveries/${id}`);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.status, 'failed');
+  r = await api(s, 'POST', '/v1/deliveries/0123456789abcdef/retry');
+  assert.equal(r.status, 404, r.text);
+  r = await api(s, 'POST', '/v1/deliveries/nothex/retry');
+  assert.equal(r.status, 400, r.text);
+  accept = true;
+  r = await api(s, 'POST', `/v1/deliveries/${id}/retry`);
+  assert.equal(r.status, 200, r.text);
+  await until(() => rx.delivered().length === 1, 'the retried webhook');
+  assert.deepEqual([...rx.keys.keys()], [id], 'the same Idempotency-Key as the first try');
+  await until(async () => (await api(s, 'GET', `/v1/deliveries/${id}`)).status === 404, 'the message to leave the outbox');
+  r = await api(s, 'GET', '/v1/deliveries?status=dead');
+  assert.deepEqual(r.json, []);
+  r = await api(s, 'GET', '/v1/deliveries?status=later');
+  assert.equal(r.status, 400, r.text);
 });
