@@ -98,36 +98,51 @@ static int cmd_version(int argc, char **argv)
 
 /* The first start without configured credentials creates them (an edge: the
  * random bytes are drawn once and stored). */
+static void hex_of(const unsigned char *r, char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) { out[2 * i] = hex[r[i] >> 4]; out[2 * i + 1] = hex[r[i] & 15]; }
+    out[32] = '\0';
+}
+
+/* The credentials file: "write_key K\nadmin_token T\nlinks_secret S\n". A
+ * file from before links.secret gets its third line added at the next start. */
 static int ensure_credentials(jd_config *c, jd_err *err)
 {
-    if (c->n_write_keys && c->n_admin_tokens) return JD_OK;
+    if (c->n_write_keys && c->n_admin_tokens && c->links_secret) return JD_OK;
     char *path = jd_strfmt("%s/credentials", c->data_dir), *text = NULL;
     size_t n;
     int rc = jd_read_file(path, 4096, &text, &n, err);
-    char wk[65] = "", at[65] = "";
+    char wk[65] = "", at[65] = "", ls[65] = "";
+    unsigned char r[48];
     if (rc == JD_OK) {
         if (sscanf(text, "write_key %64s\nadmin_token %64s", wk, at) != 2) {
             rc = jd_err_set(err, JD_ECORRUPT, path, "unreadable credentials file");
             goto out;
         }
+        const char *l = strstr(text, "\nlinks_secret ");
+        if (l) sscanf(l, "\nlinks_secret %64s", ls);
     } else if (rc == JD_ENOTFOUND) {
-        unsigned char r[32];
-        static const char hex[] = "0123456789abcdef";
-        jd_random_bytes(r, sizeof r);
-        for (int i = 0; i < 16; i++) { wk[2 * i] = hex[r[i] >> 4]; wk[2 * i + 1] = hex[r[i] & 15]; }
-        for (int i = 0; i < 16; i++) { at[2 * i] = hex[r[16 + i] >> 4]; at[2 * i + 1] = hex[r[16 + i] & 15]; }
-        wk[32] = at[32] = '\0';
-        char line[200];
-        int len = snprintf(line, sizeof line, "write_key %s\nadmin_token %s\n", wk, at);
-        if ((rc = jd_mkdir_p(c->data_dir, err)) != JD_OK) goto out;
-        if ((rc = jd_write_file_atomic(path, line, (size_t)len, err)) != JD_OK) goto out;
-        chmod(path, 0600);
-        jd_info("created credentials in %s", path);
+        jd_random_bytes(r, 32);
+        hex_of(r, wk);
+        hex_of(r + 16, at);
     } else {
         goto out;
     }
+    if (!ls[0]) {   /* the links secret: 32 random bytes (hex), drawn once */
+        jd_random_bytes(r, 32);
+        hex_of(r, ls);
+        hex_of(r + 16, ls + 32);
+        char line[300];
+        int len = snprintf(line, sizeof line, "write_key %s\nadmin_token %s\nlinks_secret %s\n", wk, at, ls);
+        if ((rc = jd_mkdir_p(c->data_dir, err)) != JD_OK) goto out;
+        if ((rc = jd_write_file_atomic(path, line, (size_t)len, err)) != JD_OK) goto out;
+        chmod(path, 0600);
+        jd_info("%s %s", text ? "added links_secret to" : "created credentials in", path);
+    }
     if (!c->n_write_keys) jd_config_set(c, "write_keys", wk, path, err);
     if (!c->n_admin_tokens) jd_config_set(c, "admin_tokens", at, path, err);
+    if (!c->links_secret) jd_config_set(c, "links.secret", ls, path, err);
     rc = JD_OK;
 out:
     free(text);
@@ -374,6 +389,7 @@ static int cmd_serve(int argc, char **argv)
     http_server *srv = NULL;
     dlv_templates *tpls = NULL;
     dlv *d = NULL;
+    dlv_links *links = NULL;
     eng_env jenv = { 0 };
     jd_err err;
     jd_err_clear(&err);
@@ -437,11 +453,22 @@ static int cmd_serve(int argc, char **argv)
         jd_buf_release(&names);
     }
 
+    /* Tracking links (docs/delivery.md "Feedback loop"): before the engine,
+     * whose replay renders messages with them. */
+    {
+        bool v6 = strchr(c.listen_host, ':') != NULL;
+        char *base = c.links_base_url ? jd_xstrdup(c.links_base_url)
+                                      : jd_strfmt("http://%s%s%s:%u", v6 ? "[" : "", c.listen_host, v6 ? "]" : "", c.listen_port);
+        int lrc = dlv_links_create(&links, c.links_secret, base, c.links_max_age_us, &err);
+        free(base);
+        if (lrc != JD_OK) { fail_line("", &err); rc = 2; goto out; }
+    }
     eng_opts eo = {
         .data_dir = c.data_dir, .partitions = c.partitions, .shards = c.shards, .max_pending = c.max_pending,
         .snapshot_every = c.snapshot_every, .dedupe_window_us = c.dedupe_window_us,
         .dedupe_max_entries = c.dedupe_max_entries, .log = { .segment_bytes = c.segment_bytes },
         .tick_us = c.tick_us, .recent_intents = c.recent_intents, .max_backlog = c.max_backlog,
+        .tasks_max_open = c.tasks_max_open,
     };
     prof_limits_default(&eo.prof);
     eo.prof.max_traits_bytes = c.max_traits_bytes;
@@ -459,6 +486,8 @@ static int cmd_serve(int argc, char **argv)
     eo.identity.ndeclared = c.n_identifiers;
     eo.templates = tpls;   /* borrowed: destroyed after the engine */
     eo.channels = dlv_channels_list(c.channels, &eo.nchannels);
+    eo.guards = c.guards;
+    eo.links = links;   /* borrowed: destroyed after the engine and the API */
     /* clock.travel: the engine and the ingest edge read one clock that
      * POST /v1/clock can move forward (static: it outlives both). */
     static jd_travel_clock travel;
@@ -492,6 +521,7 @@ static int cmd_serve(int argc, char **argv)
     }
 
     api = api_create(&c, e);
+    api_set_links(api, links);
     if (c.clock_travel) api_set_travel(api, &travel);
     size_t nroutes;
     const http_route *routes = api_routes(api, &nroutes);
@@ -535,6 +565,7 @@ out:
     dlv_templates_destroy(tpls);
     http_server_destroy(srv);
     api_destroy(api);
+    dlv_links_destroy(links);
     jfiles_free(journeys, njourneys);
     jfiles_free(segments, nsegments);
     jd_config_release(&c);

@@ -23,6 +23,9 @@ void     api_destroy(api_ctx *a);
 /* Turns on POST /v1/clock (clock.travel): tc is the engine's clock, borrowed
  * for a's life. Without it the route answers 409 naming clock.travel. */
 void     api_set_travel(api_ctx *a, jd_travel_clock *tc);
+/* The tracking links GET/POST /t/... verify (borrowed; must outlive a).
+ * Without it those routes answer 404. */
+void     api_set_links(api_ctx *a, const dlv_links *l);
 /* The route table (owned by a; valid until api_destroy). Pass `a` as the
  * server's handler context. */
 const http_route *api_routes(api_ctx *a, size_t *n);

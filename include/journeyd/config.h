@@ -70,6 +70,7 @@ typedef struct jd_config {
     uint64_t tick_us;               /* engine.tick */
     uint64_t max_backlog;           /* engine.max_backlog */
     uint32_t recent_intents;        /* journeys.recent_intents */
+    uint32_t tasks_max_open;        /* tasks.max_open */
     /* http */
     uint32_t http_threads;          /* http.threads */
     uint32_t max_connections;       /* http.max_connections */
@@ -96,6 +97,13 @@ typedef struct jd_config {
      * send nodes are then skipped). Parsed by the deliver module
      * (dlv_channels_parse); a later file replaces them. */
     dlv_channels *channels;
+    /* guardrails: frequency caps and quiet hours (owned; NULL: none;
+     * dlv_guards_parse). */
+    struct dlv_guards *guards;
+    /* links: signed tracking links (docs/delivery.md "Feedback loop"). */
+    char    *links_secret;          /* links.secret (NULL: drawn at first start, kept in DATA/credentials) */
+    char    *links_base_url;        /* links.base_url (NULL: http://<listen>) */
+    uint64_t links_max_age_us;      /* links.max_age (0: links never expire) */
 } jd_config;
 
 void jd_config_init(jd_config *c);          /* defaults */

@@ -292,4 +292,119 @@ void dlv_templates_destroy(dlv_templates *s);                  /* NULL is fine *
  * tpl_scratch (one per call, reused across the message's fields). */
 int dlv_render(const dlv_template *t, struct json_object *vars, int64_t now_us, dlv_msg *m, jd_err *err);
 
+/* ==== Signed tracking links (src/deliver/links.c) ==========================
+ *
+ * The feedback loop's links (docs/delivery.md "Feedback loop"): an open
+ * pixel, click redirects and one-click unsubscribes that journeyd serves
+ * itself (GET/POST /t/{o,c,u}/TOKEN, src/api/track.c). A token carries its
+ * own payload (the intent, the person, where the message came from, and for
+ * a sealed click its target), so the server keeps no state per link; it is
+ * base64url(payload || mac), mac = HMAC-SHA256(links.secret, "jdl1" || kind
+ * || payload) truncated to 16 bytes. The kind is inside the MAC, so an open
+ * token is no unsubscribe token. Verification compares in constant time.
+ * Read-only after dlv_links_create: any thread. No clock: the issue time is
+ * the intent's record time (replay makes the same links), and the caller
+ * passes "now" to verify.
+ * Not here: recording what a link reports (the API turns it into events).
+ */
+
+typedef enum dlv_link_kind {
+    DLV_LINK_OPEN = 'o',     /* GET /t/o/TOKEN: a 1x1 GIF, "Email Opened" */
+    DLV_LINK_CLICK = 'c',    /* GET /t/c/TOKEN: 302 to the sealed target, "Email Link Clicked" */
+    DLV_LINK_UNSUB = 'u',    /* GET (a page) / POST (RFC 8058 one-click) /t/u/TOKEN */
+} dlv_link_kind;
+
+#define DLV_LINK_MAX_FIELD  255u    /* bytes of each string of a link but the target */
+#define DLV_LINK_MAX_TARGET 2048u   /* bytes of a click's target URL */
+
+/* What a link says. Strings are not NUL-terminated: (p, n) views, borrowed
+ * from the caller (dlv_link_url) or pointing into the caller's scratch
+ * (dlv_link_verify). */
+typedef struct dlv_link {
+    uint64_t intent_id;
+    int64_t  at_us;            /* issue time: the intent's record time (kept in seconds) */
+    bool     key_is_user;      /* key is a userId (else an anonymousId) */
+    jd_str   key, journey, node, channel, category;
+    jd_str   target;           /* clicks: the sealed target URL; n 0: none */
+} dlv_link;
+
+typedef struct dlv_links dlv_links;   /* opaque, read-only once created */
+
+/* secret: the HMAC key (borrowed, copied; at least 16 bytes); base_url: what
+ * links start with, "https://t.example.com" (a trailing slash is dropped);
+ * max_age_us: links older than this are refused (0: never).
+ * JD_OK: *out owned (dlv_links_destroy). JD_EINVAL: err names links.secret
+ * or links.base_url. */
+int  dlv_links_create(dlv_links **out, const char *secret, const char *base_url, uint64_t max_age_us, jd_err *err);
+void dlv_links_destroy(dlv_links *l);            /* NULL is fine */
+const char *dlv_links_base(const dlv_links *l);  /* without a trailing slash */
+
+/* Returns owned (free): "<base>/t/<kind>/<token>", or NULL when a field is
+ * longer than DLV_LINK_MAX_FIELD (or the target than DLV_LINK_MAX_TARGET,
+ * or not an http(s) URL). Pure. */
+char *dlv_link_url(const dlv_links *l, dlv_link_kind k, const dlv_link *in);
+
+/* Checks a token (the URL path's last part) of kind k. JD_OK: *out filled,
+ * its strings pointing into scratch (cap >= strlen(token) is enough).
+ * JD_EINVAL: malformed, wrong kind, tampered or signed with another secret;
+ * JD_ELIMIT: older than max_age (now_us - at_us). err->msg says which.
+ * Constant time in the MAC comparison. Pure. */
+int dlv_link_verify(const dlv_links *l, dlv_link_kind k, const char *token, int64_t now_us, dlv_link *out,
+                    void *scratch, size_t cap, jd_err *err);
+
+/* Adds message.unsubscribe_url, message.open_pixel_url and message.click_url
+ * (strings) to `message` (a json object) for the link `in`; nothing when l is
+ * NULL or a field is too long. Pure. */
+void dlv_links_vars(const dlv_links *l, const dlv_link *in, struct json_object *message);
+
+/* After dlv_render: every "<click_url>?to=<url-encoded target>" in m's
+ * bodies (a click_url of m's own intent) becomes a sealed click link whose
+ * token carries the target; an email without unsubscribe_url takes vars'
+ * message.unsubscribe_url (List-Unsubscribe). A target that is not an
+ * absolute http(s) URL is left unsealed (GET answers 400). Nothing when l is
+ * NULL. Pure; allocates m's new strings. */
+void dlv_links_apply(const dlv_links *l, struct json_object *vars, dlv_msg *m);
+
+/* ---- guardrails (`guardrails:` in the configuration; guard.c) --------------
+ * Frequency caps and quiet hours. Parsed here; applied by the shard that owns
+ * the person when a send intent is produced (src/engine/outbox.c), so the
+ * decision is a function of the log. Categories listed in consent.exempt
+ * (transactional) are neither capped nor held. docs/delivery.md "Guardrails". */
+
+#define DLV_GUARD_NAME       64   /* channel, category, journey names */
+#define DLV_GUARD_MAX_RULES  32   /* caps, and quiet-hour windows */
+#define DLV_GUARD_MAX_SENDS  64   /* a cap's max; also the sends remembered per person */
+
+typedef struct dlv_cap {           /* at most max messages per `per`, for the sends that match */
+    char     channel[DLV_GUARD_NAME + 1], category[DLV_GUARD_NAME + 1], journey[DLV_GUARD_NAME + 1];   /* "*": any */
+    uint32_t max;
+    uint64_t per_us;
+} dlv_cap;
+
+typedef struct dlv_quiet {         /* no message on channel between from and to, local time */
+    char channel[DLV_GUARD_NAME + 1];
+    int  from_min, to_min;         /* minutes after local midnight; from > to crosses midnight */
+    char zone_trait[DLV_GUARD_NAME + 1];     /* the profile trait holding the person's zone (timezone) */
+    char default_zone[DLV_GUARD_NAME + 1];   /* when the trait is missing or not a zone (UTC) */
+} dlv_quiet;
+
+typedef struct dlv_guards {
+    dlv_cap   caps[DLV_GUARD_MAX_RULES];
+    size_t    ncaps;
+    dlv_quiet quiet[DLV_GUARD_MAX_RULES];
+    size_t    nquiet;
+} dlv_guards;
+
+/* Parses `guardrails:` ({caps: [...], quiet_hours: [...]}; NULL or empty:
+ * none, *out NULL). JD_EINVAL with err->where "FILE:LINE:COL" and a message
+ * starting with the key path ("guardrails.caps[1].per: ..."). */
+int  dlv_guards_parse(const jd_yaml_node *map, const char *file, dlv_guards **out, jd_err *err);
+void dlv_guards_destroy(dlv_guards *g);
+/* Does a rule's name ("*" or a name) match value? */
+bool dlv_guard_match(const char *rule, const char *value);
+/* When at_us falls inside q's window in zone (NULL or not a zone:
+ * q->default_zone), *until_us is the instant the window ends (the message is
+ * held until then); else 0. Pure (ICU's zone data). */
+int  dlv_quiet_until(const dlv_quiet *q, const char *zone, int64_t at_us, int64_t *until_us);
+
 #endif

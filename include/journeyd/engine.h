@@ -30,7 +30,8 @@
  * event with the profile key the directory chose; MOVE_OUT/MOVE_IN merge one
  * profile into another (src/engine/route.c); REFUSED notes a refused merge. */
 enum { ENG_REC_EVENT = 1, ENG_REC_TICK, ENG_REC_JOURNEY, ENG_REC_ENTER, ENG_REC_DELETE,
-       ENG_REC_ROUTED, ENG_REC_MOVE_OUT, ENG_REC_MOVE_IN, ENG_REC_REFUSED, ENG_REC_RESULT, ENG_REC_RETRY };
+       ENG_REC_ROUTED, ENG_REC_MOVE_OUT, ENG_REC_MOVE_IN, ENG_REC_REFUSED, ENG_REC_RESULT, ENG_REC_RETRY,
+       ENG_REC_TASK /* a task claimed or completed (src/engine/tasks.c) */ };
 #define ENG_PART_ALL 0xffffu
 
 typedef struct eng eng;   /* opaque */
@@ -50,10 +51,13 @@ typedef struct eng_opts {
     idn_opts    identity;         /* identity.*: limits and declared identifiers (names borrowed) */
     const dlv_templates *templates;        /* templates.dir, borrowed (read-only); NULL: sends are skipped */
     const dlv_channel_cfg *channels;       /* channels:, borrowed; what send nodes may name */
+    const dlv_guards *guards;              /* guardrails:, borrowed; NULL: none */
     size_t      nchannels;
+    const dlv_links *links;       /* links.*: signs tracking links in templates, borrowed; NULL: none */
     uint64_t    tick_us;          /* engine.tick: least time between clock records while waits are due */
     uint32_t    recent_intents;   /* journeys.recent_intents: intents kept per partition for GET /v1/intents */
     const jd_clock *clock;        /* the edge that stamps clock records; NULL: jd_clock_real */
+    uint32_t    tasks_max_open;   /* tasks.max_open: open tasks per partition (0: JD_DEF_TASKS_MAX_OPEN) */
 } eng_opts;
 
 /* What the engine found at start: for the "recovered ..." log line. */
@@ -220,6 +224,29 @@ void eng_deliveries_get(eng *e, const char *id, bool dead, uint32_t limit, eng_j
  * intent id, through a RETRY record (JD_EBUSY when it is not a dead letter). */
 void eng_delivery_retry(eng *e, const char *id, eng_json_fn done, void *ctx);
 
+/* ---- human tasks (src/engine/tasks.c) -------------------------------------
+ * A task node's intent becomes an open task in the partition that owns the
+ * person, in the same turn; claims and completions are ENG_REC_TASK records
+ * (replies after they applied); a completion also writes a track event
+ * `Task Completed` for the person. Ids are "<partition>-<16 hex digits of the
+ * intent id>". eng_json_fn rc: JD_OK (json: the task, docs/api.md "Tasks"),
+ * JD_ENOTFOUND (an unknown or malformed id), JD_EBUSY (claimed by someone
+ * else, being completed, or done: err says which), JD_EINVAL (a missing
+ * field: err->where names it), JD_EIO (the log refused). */
+typedef struct eng_task_req {
+    const char *id;
+    const char *op;               /* "claim" or "complete" */
+    const char *assignee;         /* claim: required; complete: optional (refused if another claimed it) */
+    const char *outcome, *note;   /* complete: outcome required, note optional */
+    int64_t     at_us;            /* the edge's clock (eng_clock): the record's time */
+} eng_task_req;
+/* Copies what it needs from req. */
+void eng_task_change(eng *e, const eng_task_req *req, eng_json_fn done, void *ctx);
+void eng_task_get(eng *e, const char *id, eng_json_fn done, void *ctx);
+/* Tasks of queue, of one status ("open", "claimed", "done"; NULL: any),
+ * newest first, at most limit: {"queue":..,"tasks":[...]} from every shard. */
+void eng_tasks_list(eng *e, const char *queue, const char *status, uint32_t limit, eng_json_fn done, void *ctx);
+
 /* ---- observation --------------------------------------------------------- */
 
 typedef struct eng_stats {
@@ -246,6 +273,7 @@ typedef struct eng_stats {
     uint64_t dlv_queued;          /* send intents rendered into an outbox */
     uint64_t dlv_skipped;         /* send intents not sent: consent, no channel/template, render error */
     uint64_t dlv_sent, dlv_failed, dlv_dead;   /* results recorded */
+    uint64_t tasks_dropped;       /* task intents dropped: tasks.max_open reached in their partition */
 } eng_stats;
 void eng_get_stats(const eng *e, eng_stats *out);
 /* Per-shard queue depth (records and reads waiting). */

@@ -34,6 +34,9 @@
 #define JD_MAX_SHARDS              256
 #define JD_DEF_INGEST_QUEUE_TXNS   65536   /* engine.max_pending (requests waiting for fsync) */
 #define JD_DEF_SNAPSHOT_EVERY      2000000 /* engine.snapshot_every (records between snapshots) */
+#define JD_DEF_TASKS_MAX_OPEN      10000   /* tasks.max_open: open tasks per partition (done ones: as many) */
+#define JD_TASK_MAX_FIELD          256     /* fixed: bytes of a task's assignee and outcome */
+#define JD_TASK_MAX_NOTE           4096    /* fixed: bytes of a completion's note */
 
 /* Profiles */
 #define JD_DEF_MAX_TRAITS_BYTES    (64u * 1024)   /* profiles.max_traits_bytes */

@@ -22,6 +22,7 @@ struct api_ctx {
     atomic_uint_fast64_t refused[R_COUNT];
     atomic_uint_fast64_t requests_ok, bytes_in;
     jd_travel_clock *travel;               /* clock.travel: the clock POST /v1/clock moves; NULL off */
+    const dlv_links *links;                /* tracking links (track.c); NULL: /t/ answers 404 */
 };
 
 /* Enter/leave the engine: false means stopping (reply 503 and return). */
@@ -61,6 +62,14 @@ void api__journey_get(http_req *r, void *ctx);
 void api__journey_put(http_req *r, void *ctx);
 void api__journey_post(http_req *r, void *ctx);
 void api__intents_get(http_req *r, void *ctx);
+void api__tasks_list(http_req *r, void *ctx);        /* tasks.c */
+void api__task_get(http_req *r, void *ctx);
+void api__task_post(http_req *r, void *ctx);
+void api__track_open(http_req *r, void *ctx);        /* track.c */
+void api__track_click(http_req *r, void *ctx);
+void api__track_unsub_page(http_req *r, void *ctx);
+void api__track_unsub(http_req *r, void *ctx);
+void api__provider_webhook(http_req *r, void *ctx);
 void api__deliveries_list(http_req *r, void *ctx);   /* deliveries.c */
 void api__delivery_get(http_req *r, void *ctx);
 void api__delivery_post(http_req *r, void *ctx);

@@ -156,6 +156,8 @@ void api__metrics(http_req *r, void *ctx)
     anl_prom_sample(&b, "journeyd_journey_waits", NULL, NULL, (double)s.timers);
     anl_prom_family(&b, "journeyd_intents_total", "counter", "send and task intents produced by journeys");
     anl_prom_sample(&b, "journeyd_intents_total", NULL, NULL, (double)s.intents);
+    anl_prom_family(&b, "journeyd_tasks_dropped_total", "counter", "task intents dropped: tasks.max_open open tasks in their partition");
+    anl_prom_sample(&b, "journeyd_tasks_dropped_total", NULL, NULL, (double)s.tasks_dropped);
     http_reply(r, 200, "text/plain; version=0.0.4", b.data, b.len);
     jd_buf_release(&b);
 }

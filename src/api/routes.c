@@ -49,6 +49,14 @@ static const http_route route_template[] = {
     { "POST", "/v1/deliveries/*", api__delivery_post, 0, "limits.max_message_bytes" },  /* {id}/retry */
     { "GET",  "/v1/clock",      api__clock_get, 0, NULL },
     { "POST", "/v1/clock",      api__clock_post, 0, "limits.max_message_bytes" },
+    { "GET",  "/t/o/*",       api__track_open, 0, NULL },          /* tracking links: the token is the auth */
+    { "GET",  "/t/c/*",       api__track_click, 0, NULL },
+    { "GET",  "/t/u/*",       api__track_unsub_page, 0, NULL },
+    { "POST", "/t/u/*",       api__track_unsub, 4096, "List-Unsubscribe=One-Click (RFC 8058), fixed" },
+    { "POST", "/v1/webhooks/*", api__provider_webhook, 0, "limits.max_message_bytes" },   /* provider receipts */
+    { "GET",  "/v1/tasks",      api__tasks_list, 0, NULL },        /* the human task queue (tasks.c) */
+    { "GET",  "/v1/tasks/*",    api__task_get, 0, NULL },
+    { "POST", "/v1/tasks/*",    api__task_post, 0, "limits.max_message_bytes" },   /* {id}/claim, {id}/complete */
     { "GET",  "/healthz",     api__healthz, 0, NULL },
     { "GET",  "/metrics",     api__metrics, 0, NULL },
 };

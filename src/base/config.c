@@ -49,6 +49,7 @@ static const setting settings[] = {
     { "engine.max_backlog", T_U64, F(max_backlog), 0, 1, UINT64_MAX, "records a shard may have waiting before requests are held (then 503 past engine.max_pending)" },
     { "engine.tick", T_DURATION_US, F(tick_us), 0, 1000, 60 * JD_SEC, "least time between clock records while journey waits are due" },
     { "journeys.recent_intents", T_U32, F(recent_intents), 0, 0, 1u << 20, "intents kept per partition for GET /v1/intents" },
+    { "tasks.max_open", T_U32, F(tasks_max_open), 0, 1, 10000000, "open human tasks per partition (past it new tasks are dropped)" },
     { "http.threads",      T_U32, F(http_threads), 0, 1, 64, "HTTP server threads" },
     { "http.max_connections", T_U32, F(max_connections), 0, 1, 1000000, "open connections at most" },
     { "http.connection_timeout", T_DURATION_S, F(connection_timeout_s), 0, 1, 86400, "idle connection timeout" },
@@ -75,6 +76,9 @@ static const setting settings[] = {
       "topics that need no consent on any channel (e.g. transactional, security)" },
     { "consent.opt_out", T_NAMELIST, F(consent.opt_out), F(consent.n_opt_out), 0, JD_MAX_CONSENT_NAMES,
       "channels where a person with no consent entry may be messaged (others: opt-in)" },
+    { "links.secret", T_STR, F(links_secret), 0, 0, 0, "HMAC key of tracking links (default: drawn once, kept in DATA/credentials)" },
+    { "links.base_url", T_STR, F(links_base_url), 0, 0, 0, "public URL tracking links start with (default: http://LISTEN)" },
+    { "links.max_age", T_DURATION_US, F(links_max_age_us), 0, 0, UINT64_MAX, "tracking links older than this are refused (0: never)" },
 };
 #undef F
 
@@ -97,6 +101,7 @@ void jd_config_init(jd_config *c)
     c->tick_us = 10 * 1000;
     c->max_backlog = 200000;
     c->recent_intents = 256;
+    c->tasks_max_open = JD_DEF_TASKS_MAX_OPEN;
     c->http_threads = JD_DEF_HTTP_THREADS;
     c->max_connections = JD_DEF_MAX_CONNECTIONS;
     c->connection_timeout_s = JD_DEF_CONNECTION_TIMEOUT_S;
@@ -130,6 +135,8 @@ void jd_config_release(jd_config *c)
     free(c->journeys_dir);
     free(c->segments_dir);
     free(c->templates_dir);
+    free(c->links_secret);
+    free(c->links_base_url);
     free_list(c->write_keys, c->n_write_keys);
     free_list(c->identifiers, c->n_identifiers);
     free_list(c->admin_tokens, c->n_admin_tokens);
@@ -137,6 +144,7 @@ void jd_config_release(jd_config *c)
     free_list(c->consent.opt_out, c->consent.n_opt_out);
     prof_computed_defs_destroy(c->computed);
     dlv_channels_destroy(c->channels);
+    dlv_guards_destroy(c->guards);
     memset(c, 0, sizeof *c);
 }
 
@@ -268,6 +276,14 @@ static int load_map(jd_config *c, const char *path, const jd_yaml_node *map, con
             c->channels = chs;
             continue;
         }
+        if (!*prefix && strcmp(k->text, "guardrails") == 0) {   /* likewise */
+            dlv_guards *g = NULL;
+            int rc = dlv_guards_parse(v, path, &g, err);
+            if (rc != JD_OK) return rc;
+            dlv_guards_destroy(c->guards);
+            c->guards = g;
+            continue;
+        }
         const setting *s = find_setting(key);
         if (!s && v->kind == JD_YAML_MAP) {
             int rc = load_map(c, path, v, key, err);
@@ -362,4 +378,6 @@ void jd_config_describe(jd_buf *out)
                 "computed traits: NAME: { count|sum|min|max|last|first_seen|last_seen: Event, property:, window:, buckets: }");
     jd_buf_addf(out, "  %-28s %-9s %s\n", "channels", "map",
                 "delivery channels: NAME: { kind: email|sms|push|slack|webhook, url:, ... } (docs/delivery.md); none: sends are skipped");
+    jd_buf_addf(out, "  %-28s %-9s %s\n", "guardrails", "map",
+                "caps: [{channel, category, journey, max, per}], quiet_hours: [{channel, from, to, zone_trait, default_zone}]");
 }

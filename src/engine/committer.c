@@ -576,6 +576,7 @@ void eng_get_stats(const eng *e, eng_stats *s)
     s->dlv_sent = atomic_load_explicit(&m->st_dlv_outcomes[DLV_SENT], memory_order_relaxed);
     s->dlv_failed = atomic_load_explicit(&m->st_dlv_outcomes[DLV_FAILED], memory_order_relaxed);
     s->dlv_dead = atomic_load_explicit(&m->st_dlv_outcomes[DLV_DEAD], memory_order_relaxed);
+    s->tasks_dropped = atomic_load_explicit(&m->st_tasks_dropped, memory_order_relaxed);
     s->instances = s->timers = 0;
     for (uint32_t k = 0; m->sh_instances && k < e->nshards; k++) {
         s->instances += atomic_load_explicit(&m->sh_instances[k], memory_order_relaxed);

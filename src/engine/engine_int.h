@@ -99,6 +99,15 @@ void eng__outbox_encode(const eng_part *p, jd_buf *out);
 int  eng__outbox_decode(eng_part *p, const char *s, size_t n, jd_err *err);
 void eng__moves_release(eng_shard *sh);
 
+/* tasks.c: task intents, TASK records, the tasks in snapshots */
+void eng__tasks_init(eng_part *p);
+void eng__tasks_release(eng_part *p);
+void eng__tasks_intent(eng_part *p, const jrn_intent *it);
+void eng__tasks_forget(eng_part *p, const char *key);
+int  eng__apply_task(eng_shard *sh, const rec_hdr *h, jd_err *err);
+void eng__tasks_encode(const eng_part *p, jd_buf *out);
+int  eng__tasks_decode(eng_part *p, const char *s, size_t n, jd_err *err);
+
 /* Messages to a shard: a table in shard.c maps kind -> handler. */
 enum { SM_BATCH, SM_READ, SM_SNAPSHOT, SM_BARRIER, SM_CALL, SM_KIND_COUNT };
 
@@ -184,6 +193,8 @@ typedef struct eng_part {
     ob_entry   *dead[ENG_DEAD_LETTERS];   /* ring of failed and dead messages */
     uint64_t    ndead;
     uint32_t    unsubmitted;       /* outbox entries the delivery thread has not taken */
+    jd_map     *sends;             /* person key -> ob_hist: recent sends, for caps (outbox.c) */
+    struct eng_tasks *tasks;       /* the human task queue's tasks (tasks.c) */
 } eng_part;
 
 struct eng_shard {
@@ -229,7 +240,8 @@ struct eng {
     atomic_uint_fast64_t st_accepted, st_duplicate, st_refused_io, st_fsyncs, st_pending;
     atomic_uint_fast64_t st_durable_lsn, st_log_bytes, st_dedupe_entries, st_dedupe_evicted;
     atomic_uint_fast64_t st_merges, st_merges_refused, st_idn_links;
-    atomic_uint_fast64_t st_dlv_queued, st_dlv_skipped, st_dlv_outcomes[3], st_dlv_retried;
+    atomic_uint_fast64_t st_dlv_queued, st_dlv_skipped, st_dlv_outcomes[3], st_dlv_retried, st_dlv_capped, st_dlv_held;
+    atomic_uint_fast64_t st_tasks_dropped;
     atomic_uint_fast64_t st_snapshots, st_snapshot_lsn, st_ticks, st_intents, st_suppressed, st_deleted;
     atomic_bool          st_log_failed;
     atomic_uint_fast64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, fsync_sum_ns;

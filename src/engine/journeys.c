@@ -50,6 +50,7 @@ static void on_intent(void *self, const jrn_intent *it)
     prof_timeline_message(p->profiles, it->key.p, it->key.n, it->at_us, name, send ? n->u.send.channel : NULL,
                           send ? n->u.send.template_name : NULL);
     eng__outbox_intent(p, it);
+    eng__tasks_intent(p, it);
     if (!e->o.recent_intents) return;
     intent_rec *r = &p->intents[p->nintents++ % e->o.recent_intents];
     free(r->person);
@@ -113,6 +114,7 @@ void eng__journeys_init(eng *e)
         part->host = jrn_host_create(e->regs[eng__shard_of(e, p)], part->profiles, 0, &out);
         if (e->o.recent_intents) part->intents = jd_xcalloc(e->o.recent_intents, sizeof *part->intents);
         eng__outbox_init(part);
+        eng__tasks_init(part);
     }
 }
 
@@ -123,6 +125,7 @@ void eng__journeys_release(eng *e)
         eng_part *part = &e->parts[p];
         jrn_host_destroy(part->host);
         eng__outbox_release(part);
+        eng__tasks_release(part);
         for (uint32_t i = 0; part->intents && i < e->o.recent_intents; i++) free(part->intents[i].person);
         free(part->intents);
     }
@@ -509,6 +512,7 @@ int eng__apply_delete(eng_shard *sh, const rec_hdr *h, jd_err *err)
         atomic_fetch_add_explicit(&e->st_deleted, 1, memory_order_relaxed);
         jrn_host_forget(part->host, key, strlen(key), at, h->lsn);
         purge_intents(e, part, key);
+        eng__tasks_forget(part, key);
     }
     size_t nids = ids && json_object_is_type(ids, json_type_array) ? json_object_array_length(ids) : 0;
     for (uint32_t p = sh->id; id && p < e->nparts; p += e->nshards) {
@@ -524,6 +528,7 @@ int eng__apply_delete(eng_shard *sh, const rec_hdr *h, jd_err *err)
             if (prof_is_key(part->profiles, xs, xn) && prof_delete(part->profiles, xs, xn, at, k2, sizeof k2) == JD_OK) {
                 jrn_host_forget(part->host, k2, strlen(k2), at, h->lsn);
                 purge_intents(e, part, k2);
+                eng__tasks_forget(part, k2);
             }
             prof_suppress(part->profiles, xs, xn, at);
         }

@@ -79,6 +79,7 @@ static const struct { const char *name; size_t off; } msg_fields[] = {
 static json_object *msg_json(const dlv_msg *m)
 {
     json_object *o = json_object_new_object();
+    if (m->not_before_us) json_object_object_add(o, "not_before", json_object_new_int64((int64_t)m->not_before_us));
     json_object_object_add(o, "kind", json_object_new_string(dlv_kind_name(m->kind)));
     json_object_object_add(o, "channel", json_object_new_string(m->channel ? m->channel : ""));
     for (size_t i = 0; i < JD_ARRAY_LEN(msg_fields); i++) {
@@ -94,11 +95,105 @@ static dlv_msg *msg_from_json(uint64_t id, json_object *o)
     const char *k = eng__jstr(o, "kind"), *ch = eng__jstr(o, "channel");
     if (!k || !ch || dlv_kind_parse(k, &kind) != JD_OK) return NULL;
     dlv_msg *m = dlv_msg_create(id, kind, ch, NULL);
+    m->not_before_us = (uint64_t)eng__jint(o, "not_before");
     for (size_t i = 0; i < JD_ARRAY_LEN(msg_fields); i++) {
         const char *v = eng__jstr(o, msg_fields[i].name);
         if (v) *(char **)((char *)m + msg_fields[i].off) = jd_xstrdup(v);
     }
     return m;
+}
+
+/* ---- guardrails: caps and quiet hours (docs/delivery.md "Guardrails") ---------
+ * A person's recent sends, newest last, at most DLV_GUARD_MAX_SENDS: what the
+ * caps count. Names are kept as 32-bit hashes (a collision could only make a
+ * cap count a send it should not: stricter, never looser). */
+typedef struct ob_send { int64_t at_us; uint32_t channel, category, journey; } ob_send;
+typedef struct ob_hist { uint32_t n; char *key; ob_send s[DLV_GUARD_MAX_SENDS]; } ob_hist;
+
+static uint32_t h32(const char *s) { return (uint32_t)jd_hash64(s, strlen(s)); }
+
+/* "7d", "12h", "90m": the largest unit that divides it. */
+static void fmt_duration(uint64_t us, char *out, size_t cap)
+{
+    static const struct { uint64_t us; const char *u; } units[] = {
+        { JD_DAY, "d" }, { JD_HOUR, "h" }, { JD_MIN, "m" }, { JD_SEC, "s" }, { 1000, "ms" }, { 1, "us" },
+    };
+    for (size_t i = 0; i < JD_ARRAY_LEN(units); i++)
+        if (us % units[i].us == 0) { snprintf(out, cap, "%llu%s", (unsigned long long)(us / units[i].us), units[i].u); return; }
+}
+
+static bool hist_match(const char *rule, uint32_t h) { return strcmp(rule, "*") == 0 || h32(rule) == h; }
+
+static bool exempt(const eng *e, const char *category)
+{
+    const jd_consent_cfg *c = e->o.prof.consent;
+    for (uint32_t i = 0; c && i < c->n_exempt; i++)
+        if (strcmp(c->exempt[i], category) == 0) return true;
+    return false;
+}
+
+/* The first cap the send would pass, written into why; false when none. */
+static bool capped(eng_part *p, const char *key, size_t kn, const char *channel, const char *category,
+                   const char *journey, int64_t at, char *why, size_t cap)
+{
+    const dlv_guards *g = p->e->o.guards;
+    if (!g || !g->ncaps) return false;
+    ob_hist *h = jd_map_get(p->sends, key, kn);
+    for (size_t r = 0; r < g->ncaps; r++) {
+        const dlv_cap *c = &g->caps[r];
+        if (!dlv_guard_match(c->channel, channel) || !dlv_guard_match(c->category, category) ||
+            !dlv_guard_match(c->journey, journey))
+            continue;
+        uint32_t n = 0;
+        for (uint32_t i = 0; h && i < h->n; i++) {
+            const ob_send *s = &h->s[i];
+            if (s->at_us > at - (int64_t)c->per_us && hist_match(c->channel, s->channel) &&
+                hist_match(c->category, s->category) && hist_match(c->journey, s->journey))
+                n++;
+        }
+        if (n >= c->max) {
+            char per[32];
+            fmt_duration(c->per_us, per, sizeof per);
+            snprintf(why, cap, "frequency cap: at most %u %s/%s message(s)%s%s per %s (guardrails.caps[%zu])", c->max,
+                     c->channel, c->category, strcmp(c->journey, "*") ? " from journey " : "",
+                     strcmp(c->journey, "*") ? c->journey : "", per, r);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void remember_send(eng_part *p, const char *key, size_t kn, const char *channel, const char *category,
+                          const char *journey, int64_t at)
+{
+    if (!p->e->o.guards || !p->e->o.guards->ncaps) return;
+    ob_hist *h = jd_map_get(p->sends, key, kn);
+    if (!h) {
+        h = jd_xcalloc(1, sizeof *h);
+        h->key = jd_xstrndup(key, kn);
+        jd_map_put(p->sends, h->key, kn, h);
+    }
+    if (h->n == DLV_GUARD_MAX_SENDS) memmove(h->s, h->s + 1, (--h->n) * sizeof *h->s);
+    h->s[h->n++] = (ob_send){ at, h32(channel), h32(category), h32(journey) };
+}
+
+/* The latest end of a quiet window the send falls in (0: none). */
+static int64_t quiet_until(const eng *e, json_object *vars, const char *channel, int64_t at)
+{
+    const dlv_guards *g = e->o.guards;
+    int64_t until = 0;
+    for (size_t i = 0; g && i < g->nquiet; i++) {
+        const dlv_quiet *q = &g->quiet[i];
+        if (!dlv_guard_match(q->channel, channel)) continue;
+        json_object *prof, *traits, *z;
+        const char *zone = NULL;
+        if (json_object_object_get_ex(vars, "profile", &prof) && json_object_object_get_ex(prof, "traits", &traits) &&
+            json_object_object_get_ex(traits, q->zone_trait, &z) && json_object_is_type(z, json_type_string))
+            zone = json_object_get_string(z);
+        int64_t u = 0;
+        if (dlv_quiet_until(q, zone, at, &u) == JD_OK && u > until) until = u;
+    }
+    return until;
 }
 
 /* ---- entries ------------------------------------------------------------------ */
@@ -124,7 +219,11 @@ static void entry_free(ob_entry *x)
     free(x);
 }
 
-void eng__outbox_init(eng_part *p) { p->outbox = jd_map_create(0); }
+void eng__outbox_init(eng_part *p)
+{
+    p->outbox = jd_map_create(0);
+    p->sends = jd_map_create(0);
+}
 
 void eng__outbox_release(eng_part *p)
 {
@@ -133,6 +232,13 @@ void eng__outbox_release(eng_part *p)
     while (p->outbox && jd_map_next(p->outbox, &pos, NULL, NULL, &v)) entry_free(v);
     jd_map_destroy(p->outbox);
     p->outbox = NULL;
+    pos = 0;
+    while (p->sends && jd_map_next(p->sends, &pos, NULL, NULL, &v)) {
+        free(((ob_hist *)v)->key);
+        free(v);
+    }
+    jd_map_destroy(p->sends);
+    p->sends = NULL;
     for (size_t i = 0; i < ENG_DEAD_LETTERS; i++) entry_free(p->dead[i]);
     memset(p->dead, 0, sizeof p->dead);
 }
@@ -187,6 +293,13 @@ static json_object *vars_of(eng_part *p, const jrn_intent *it, const char *chann
     json_object_object_add(m, "id", json_object_new_string(hex));
     json_object_object_add(m, "channel", json_object_new_string(channel));
     json_object_object_add(m, "category", json_object_new_string(category ? category : "marketing"));
+    /* Tracking links: unsubscribe_url, open_pixel_url, click_url (links.c) */
+    const char *cat = category ? category : "marketing", *jid = it->journey->id, *nid = it->node->id;
+    dlv_link lk = { .intent_id = it->id, .at_us = it->at_us, .key = it->key,
+                    .key_is_user = prof && json_object_object_get_ex(prof, "userId", NULL),
+                    .journey = { jid, (uint32_t)strlen(jid) }, .node = { nid, (uint32_t)strlen(nid) },
+                    .channel = { channel, (uint32_t)strlen(channel) }, .category = { cat, (uint32_t)strlen(cat) } };
+    dlv_links_vars(p->e->o.links, &lk, m);
     json_object_object_add(v, "message", m);
     return v;
 }
@@ -195,7 +308,7 @@ void eng__outbox_intent(eng_part *p, const jrn_intent *it)
 {
     eng *e = p->e;
     const jrn_node *n = it->node;
-    if (n->kind != JRN_SEND) return;   /* tasks: issue 'Delivery', the task queue */
+    if (n->kind != JRN_SEND) return;   /* a task node's intent is a task (tasks.c) */
     const char *channel = n->u.send.channel, *category = n->u.send.category ? n->u.send.category : "marketing";
     char why[512];
     const dlv_template *t = e->o.templates ? dlv_templates_find(e->o.templates, n->u.send.template_name) : NULL;
@@ -222,10 +335,24 @@ void eng__outbox_intent(eng_part *p, const jrn_intent *it)
         skip(e, it, why);
         return;
     }
+    bool free_pass = exempt(e, category);   /* transactional: neither capped nor held */
+    if (!free_pass && capped(p, it->key.p, it->key.n, channel, category, it->journey->id, it->at_us, why, sizeof why)) {
+        atomic_fetch_add_explicit(&e->st_dlv_capped, 1, memory_order_relaxed);
+        skip(e, it, why);
+        return;
+    }
     json_object *vars = vars_of(p, it, channel, category);
     dlv_msg *m = dlv_msg_create(it->id, ch->kind, channel, NULL);
     jd_err err;
     int rc = dlv_render(t, vars, it->at_us, m, &err);
+    if (rc == JD_OK) dlv_links_apply(e->o.links, vars, m);   /* sealed click links, List-Unsubscribe (links.c) */
+    /* Quiet hours: held by the transport until the window ends, not dropped.
+     * The hold is part of the message, so a restart keeps it. */
+    int64_t until = free_pass ? 0 : quiet_until(e, vars, channel, it->at_us);
+    if (until > 0) {
+        m->not_before_us = (uint64_t)until;
+        atomic_fetch_add_explicit(&e->st_dlv_held, 1, memory_order_relaxed);
+    }
     json_object_put(vars);
     if (rc != JD_OK) {
         snprintf(why, sizeof why, "render: %s%s%s", err.msg, err.where[0] ? " at " : "", err.where);
@@ -233,6 +360,7 @@ void eng__outbox_intent(eng_part *p, const jrn_intent *it)
         skip(e, it, why);
         return;
     }
+    if (!free_pass) remember_send(p, it->key.p, it->key.n, channel, category, it->journey->id, it->at_us);
     ob_entry *x = jd_xcalloc(1, sizeof *x);
     x->id = it->id;
     x->key = jd_xstrndup(it->key.p, it->key.n);
@@ -388,6 +516,22 @@ void eng__outbox_encode(const eng_part *p, jd_buf *out)
         json_object_array_add(dead, entry_json(p->dead[i % ENG_DEAD_LETTERS]));
     json_object_object_add(o, "pending", pend);
     json_object_object_add(o, "dead", dead);
+    json_object *sends = json_object_new_object();
+    pos = 0;
+    while (jd_map_next(p->sends, &pos, NULL, NULL, &v)) {
+        const ob_hist *h = v;
+        json_object *a = json_object_new_array();
+        for (uint32_t i = 0; i < h->n; i++) {
+            json_object *e4 = json_object_new_array();
+            json_object_array_add(e4, json_object_new_int64(h->s[i].at_us));
+            json_object_array_add(e4, json_object_new_int64(h->s[i].channel));
+            json_object_array_add(e4, json_object_new_int64(h->s[i].category));
+            json_object_array_add(e4, json_object_new_int64(h->s[i].journey));
+            json_object_array_add(a, e4);
+        }
+        json_object_object_add(sends, h->key, a);
+    }
+    json_object_object_add(o, "sends", sends);
     jd_buf_adds(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
 }
@@ -417,6 +561,24 @@ int eng__outbox_decode(eng_part *p, const char *s, size_t n, jd_err *err)
         if (!x) continue;
         entry_free(p->dead[p->ndead % ENG_DEAD_LETTERS]);
         p->dead[p->ndead++ % ENG_DEAD_LETTERS] = x;
+    }
+    json_object *sends;
+    if (json_object_object_get_ex(o, "sends", &sends) && json_object_is_type(sends, json_type_object)) {
+        json_object_object_foreach(sends, key, arr) {
+            if (!json_object_is_type(arr, json_type_array)) continue;
+            ob_hist *h = jd_xcalloc(1, sizeof *h);
+            h->key = jd_xstrdup(key);
+            for (size_t i = 0; i < json_object_array_length(arr) && h->n < DLV_GUARD_MAX_SENDS; i++) {
+                json_object *e4 = json_object_array_get_idx(arr, i);
+                if (!json_object_is_type(e4, json_type_array) || json_object_array_length(e4) != 4) continue;
+                h->s[h->n++] = (ob_send){ json_object_get_int64(json_object_array_get_idx(e4, 0)),
+                                          (uint32_t)json_object_get_int64(json_object_array_get_idx(e4, 1)),
+                                          (uint32_t)json_object_get_int64(json_object_array_get_idx(e4, 2)),
+                                          (uint32_t)json_object_get_int64(json_object_array_get_idx(e4, 3)) };
+            }
+            ob_hist *old = jd_map_put(p->sends, h->key, strlen(h->key), h);
+            if (old) { free(old->key); free(old); }
+        }
     }
 out:
     json_object_put(o);

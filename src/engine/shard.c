@@ -86,6 +86,7 @@ static const struct { uint16_t type; apply_fn apply; } appliers[] = {
     { ENG_REC_REFUSED, eng__apply_refused },
     { ENG_REC_RESULT, eng__apply_result },
     { ENG_REC_RETRY, eng__apply_retry },
+    { ENG_REC_TASK, eng__apply_task },
 };
 
 static void on_batch(eng_shard *sh, shard_msg *m)

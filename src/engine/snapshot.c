@@ -30,11 +30,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Format 3 added the outbox: partition files hold u64 profile bytes |
- * profiles | u64 journey-state bytes | journey state | the outbox (JSON,
- * outbox.c). Format 2 (u64 profile bytes | profiles | journey state; a
- * "journeys" file holds the registry) and format 1 (profiles only) still load. */
-#define SNAP_MAGIC "JDSNAP03"
+/* Format 4 added the tasks: partition files hold u64 profile bytes |
+ * profiles | u64 journey-state bytes | journey state | u64 outbox bytes |
+ * the outbox (JSON, outbox.c) | the tasks (JSON, tasks.c). Format 3 (the
+ * same up to the journey state, then the outbox as the rest), format 2 (u64
+ * profile bytes | profiles | journey state; a "journeys" file holds the
+ * registry) and format 1 (profiles only) still load. */
+#define SNAP_MAGIC "JDSNAP04"
+#define SNAP_MAGIC_V3 "JDSNAP03"
 #define SNAP_MAGIC_V2 "JDSNAP02"
 #define SNAP_MAGIC_V1 "JDSNAP01"
 
@@ -74,7 +77,8 @@ static int read_snap_file(const char *path, uint64_t lsn, uint32_t partition, ch
     snap_hdr h;
     if (n < sizeof h) return jd_err_set(err, JD_ECORRUPT, path, "snapshot file is truncated");
     memcpy(&h, *data, sizeof h);
-    if (memcmp(h.magic, SNAP_MAGIC, 8) == 0) *format = 3;
+    if (memcmp(h.magic, SNAP_MAGIC, 8) == 0) *format = 4;
+    else if (memcmp(h.magic, SNAP_MAGIC_V3, 8) == 0) *format = 3;
     else if (memcmp(h.magic, SNAP_MAGIC_V2, 8) == 0) *format = 2;
     else if (memcmp(h.magic, SNAP_MAGIC_V1, 8) == 0) *format = 1;
     else return jd_err_set(err, JD_ECORRUPT, path, "not a snapshot file");
@@ -138,7 +142,12 @@ void eng__snapshot_write_parts(eng *e, uint32_t shard, snap_job *job)
         jrn_host_encode(e->parts[p].host, &buf);
         uint64_t hlen = buf.len - hat - sizeof zero;
         memcpy(buf.data + hat, &hlen, sizeof hlen);
+        size_t oat = buf.len;
+        jd_buf_add(&buf, &zero, sizeof zero);
         eng__outbox_encode(&e->parts[p], &buf);
+        uint64_t olen = buf.len - oat - sizeof zero;
+        memcpy(buf.data + oat, &olen, sizeof olen);
+        eng__tasks_encode(&e->parts[p], &buf);
         char *path = jd_strfmt("%s/p-%04u", job->tmp_dir, p);
         rc = write_snap_file(path, job->lsn, p, &buf, &err);
         free(path);
@@ -335,7 +344,21 @@ int eng__snapshot_load(eng *e, uint64_t *lsn_out, jd_err *err)
                 hlen = (size_t)h64;
             }
             if (rc == JD_OK) rc = jrn_host_decode(e->parts[p].host, rest, hlen, err);
-            if (rc == JD_OK && format >= 3) rc = eng__outbox_decode(&e->parts[p], rest + hlen, rlen - hlen, err);
+            const char *ob = rest + hlen;
+            size_t olen = rlen - hlen, tlen = 0;
+            if (rc == JD_OK && format >= 4) {   /* u64 outbox bytes | outbox | tasks */
+                uint64_t o64 = 0;
+                if (olen >= sizeof o64) memcpy(&o64, ob, sizeof o64);
+                if (olen < sizeof o64 || o64 > olen - sizeof o64)
+                    rc = jd_err_set(err, JD_ECORRUPT, "", "outbox length %llu past the file", (unsigned long long)o64);
+                else {
+                    ob += sizeof o64;
+                    tlen = olen - sizeof o64 - (size_t)o64;
+                    olen = (size_t)o64;
+                }
+            }
+            if (rc == JD_OK && format >= 3) rc = eng__outbox_decode(&e->parts[p], ob, olen, err);
+            if (rc == JD_OK && format >= 4) rc = eng__tasks_decode(&e->parts[p], ob + olen, tlen, err);
         }
         if (rc != JD_OK && !err->where[0]) snprintf(err->where, sizeof err->where, "%s", path);
         free(path);

@@ -50,7 +50,7 @@ async function receiver(t, { failFirst = 0, delayMs = 0, respond = null } = {}) 
 }
 
 /** A config with one webhook channel, a template, and empty journey/segment folders. */
-function setup(t, hookUrl) {
+function setup(t, hookUrl, extra = '') {
   const dir = mkdtempSync(join(tmpdir(), 'journeyd-e2e-dlv-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   for (const d of ['j', 's', 'templates']) mkdirSync(join(dir, d));
@@ -60,7 +60,7 @@ function setup(t, hookUrl) {
 journeys: { dir: ${join(dir, 'j')} }
 segments: { dir: ${join(dir, 's')} }
 templates: { dir: ${join(dir, 'templates')} }
-consent: { exempt: [transactional] }
+${extra.includes('consent:') ? '' : 'consent: { exempt: [transactional] }'}
 channels:
   hook:
     kind: webhook
@@ -68,12 +68,13 @@ channels:
     secret: "${SECRET}"
     timeout: 5s
     retry: { max_attempts: 6, backoff: 20ms, max_backoff: 200ms }
-`);
+${extra}`);
   return join(dir, 'journeyd.yaml');
 }
 
 const JOURNEY = `id: order-hook
 entry: { event: Order Completed }
+reentry: always
 nodes:
   notify: { send: { channel: hook, template: order_hook, category: transactional } }
 `;
@@ -175,4 +176,72 @@ test('a permanent failure becomes a dead letter, visible and retried through the
   assert.deepEqual(r.json, []);
   r = await api(s, 'GET', '/v1/deliveries?status=later');
   assert.equal(r.status, 400, r.text);
+});
+
+const VIEWED = `id: viewed-nudge
+entry: { event: Product Viewed }
+reentry: always
+nodes:
+  nudge: { send: { channel: hook, template: order_hook, category: marketing } }
+`;
+
+test('guardrails: a frequency cap skips the third marketing message of the day, transactional ones are exempt', async (t) => {
+  const rx = await receiver(t);
+  const extra = `consent: { exempt: [transactional], opt_out: [hook] }
+guardrails:
+  caps:
+    - { channel: hook, category: marketing, max: 2, per: 1d }
+`;
+  const s = await start({ t, args: ['--config', setup(t, rx.url, extra)] });
+  await publish(s);
+  let r = await api(s, 'POST', '/v1/journeys', VIEWED);
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await api(s, 'POST', '/v1/journeys/viewed-nudge/publish')).status, 200);
+  const a = sdk(s);
+  const who = uid('capped');
+  for (let i = 0; i < 3; i++) await a.send('track', { userId: who, event: 'Product Viewed', properties: { order_id: `v-${i}` } });
+  for (let i = 0; i < 3; i++) await a.send('track', { userId: who, event: 'Order Completed', properties: { order_id: `o-${i}` } });
+  await a.close();
+  await until(() => rx.delivered().length >= 5, 'two marketing and three transactional webhooks').catch(async (e) => {
+    const met = (await request(s.url, '/metrics', {})).text.split('\n').filter((l) => l.includes('deliveries_total')).join(' | ');
+    console.log('DELIVERED', JSON.stringify(rx.delivered().map((v) => v.body.order)), met);
+    throw e;
+  });
+  const orders = rx.delivered().map((v) => v.body.order).sort();
+  assert.deepEqual(orders, ['o-0', 'o-1', 'o-2', 'v-0', 'v-1']);
+  const m = (await request(s.url, '/metrics', {})).text;
+  assert.match(m, /journeyd_deliveries_total\{outcome="skipped"\} 1\b/);
+});
+
+test('guardrails: a message in quiet hours is held until the window ends, not dropped', async (t) => {
+  const rx = await receiver(t);
+  const now = new Date();
+  const hhmm = (d) => `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
+  const from = new Date(now.getTime() - 3600_000), to = new Date(now.getTime() + 2 * 3600_000);
+  const extra = `consent: { exempt: [transactional], opt_out: [hook] }
+guardrails:
+  quiet_hours:
+    - { channel: hook, from: "${hhmm(from)}", to: "${hhmm(to)}" }
+`;
+  const s = await start({ t, args: ['--config', setup(t, rx.url, extra)] });
+  await publish(s);
+  let r = await api(s, 'POST', '/v1/journeys', VIEWED);
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await api(s, 'POST', '/v1/journeys/viewed-nudge/publish')).status, 200);
+  const a = sdk(s);
+  const who = uid('night');
+  await a.send('track', { userId: who, event: 'Product Viewed', properties: { order_id: 'q-1' } });   // marketing: held
+  await a.send('track', { userId: who, event: 'Order Completed', properties: { order_id: 'q-2' } });  // transactional: exempt
+  await a.close();
+  let held;
+  await until(async () => {
+    r = await api(s, 'GET', '/v1/deliveries');
+    held = r.json.find((x) => x.key === who);
+    return held;
+  }, 'the held message in the outbox');
+  const end = new Date(Date.UTC(to.getUTCFullYear(), to.getUTCMonth(), to.getUTCDate(), to.getUTCHours(), to.getUTCMinutes()));
+  assert.equal(held.message.not_before, end.getTime() * 1000, `held until ${end.toISOString()}`);
+  await until(() => rx.delivered().length === 1, 'the transactional message');
+  await new Promise((res) => setTimeout(res, 500));
+  assert.deepEqual(rx.delivered().map((v) => v.body.order), ['q-2'], 'the marketing one waits for the window to end');
 });
