@@ -119,7 +119,7 @@ test('kill -9 with sends in flight: after the restart every person got the webho
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   let s = await start({ t, args: ['--config', cfg], dataDir });
   await publish(s);
-  const N = 300;
+  const N = 1000;
   const batch = Array.from({ length: N }, (_, i) => ({ type: 'track', userId: `kill-${i}`, event: 'Order Completed', properties: { order_id: `k-${i}` }, messageId: `kill-msg-${i}` }));
   for (let i = 0; i < N; i += 100) {
     const r = await post(s, '/v1/batch', { batch: batch.slice(i, i + 100) });
