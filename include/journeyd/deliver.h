@@ -292,6 +292,33 @@ void dlv_templates_destroy(dlv_templates *s);                  /* NULL is fine *
  * tpl_scratch (one per call, reused across the message's fields). */
 int dlv_render(const dlv_template *t, struct json_object *vars, int64_t now_us, dlv_msg *m, jd_err *err);
 
+/* ==== Webhook signatures (src/deliver/sign.c) ==============================
+ *
+ * One scheme, both ways: journeyd's signed webhooks carry it (channels.c) and
+ * provider receipts (POST /v1/webhooks/CH, src/api/track.c) must carry it.
+ *   X-Journeyd-Timestamp: <unix seconds>
+ *   X-Journeyd-Signature: sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>
+ * (the Stripe scheme: the receiver refuses stale timestamps, so a captured
+ * request cannot be replayed later). Pure; any thread.
+ */
+
+#define DLV_SIGNATURE_SIZE 72   /* "sha256=" + 64 hex digits + NUL */
+
+/* A secret's two keyed SHA-256 states (RFC 2104), computed once: signing then
+ * costs two context copies and the hashing of the body, where OpenSSL 3's
+ * HMAC() fetches and sets up per call. Returns owned (dlv_signer_destroy);
+ * secret is borrowed. */
+typedef struct dlv_signer dlv_signer;
+dlv_signer *dlv_signer_create(const char *secret);
+void        dlv_signer_destroy(dlv_signer *s);   /* NULL is fine */
+/* Writes the X-Journeyd-Signature value for timestamp ts and body (n bytes). */
+void dlv_signer_sign(const dlv_signer *s, const char *ts, const void *body, size_t n, char out[DLV_SIGNATURE_SIZE]);
+/* As dlv_signer_sign, for one secret once. */
+void dlv_webhook_signature(const char *secret, const char *ts, const void *body, size_t n, char out[DLV_SIGNATURE_SIZE]);
+/* Is sig (a header value, NULL: no) the signature of ts and body under
+ * secret? Compares in constant time. */
+bool dlv_webhook_signature_ok(const char *secret, const char *ts, const void *body, size_t n, const char *sig);
+
 /* ==== Signed tracking links (src/deliver/links.c) ==========================
  *
  * The feedback loop's links (docs/delivery.md "Feedback loop"): an open

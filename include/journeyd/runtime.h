@@ -151,8 +151,11 @@ typedef struct jrn_intent {
     jd_str         key;           /* the person */
     int64_t        at_us;         /* the time of the record that caused it */
     uint64_t       lsn;           /* that record */
-    jd_str         event_json;    /* the event of the turn, else the kept entry event; empty when
-                                     neither (a wait that fired): what a message template's `event` is */
+    /* The turn's own views, borrowed for the callback (json_object_get to keep
+     * one): the event of the turn, else the kept entry event, else NULL (a
+     * wait that fired); and the person as expressions see them at at_us. A
+     * message template's `event` and `profile` are these, built once a turn. */
+    struct json_object *event, *profile;
 } jrn_intent;
 
 typedef struct jrn_host_out {

@@ -40,7 +40,13 @@ bool api__doc_type_ok(http_req *r);                                 /* else answ
 void api__reply_diags(http_req *r, const struct jrn_diags *d);      /* 400 with every error */
 char *api__split_tail(http_req *r, const char **action);            /* "id[/action]"; NULL: answered 404 */
 void api__no_route(http_req *r);
-bool api__parse_limit(const char *s, uint32_t *out);                /* 1..1000, default 100 */
+/* ?limit=: 1..1000, default 100; false when bad (r was answered 400 naming limit). */
+bool api__limit(http_req *r, uint32_t *out);
+/* Takes b: its messages become one transaction, r deferred until done(ctx)
+ * runs (after the log made it durable, or refused it). false when stopping:
+ * r was answered 503 and done will not run (the caller frees ctx). */
+bool api__submit_batch(api_ctx *a, http_req *r, ingest_batch *b, eng_done_fn done, void *ctx);
+bool api__intent_id_ok(const char *id);   /* an intent id as the API writes it: 16 lowercase hex digits (deliveries.c) */
 
 /* Handlers, one file per family. */
 void api__segments_list(http_req *r, void *ctx);

@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An intent id as the API writes it: 16 hex digits. */
-static bool id_ok(const char *id)
+bool api__intent_id_ok(const char *id)
 {
     if (strlen(id) != 16) return false;
     for (const char *c = id; *c; c++)
@@ -23,10 +22,7 @@ void api__deliveries_list(http_req *r, void *ctx)
     api_ctx *a = ctx;
     if (!api__admitted(a, r)) return;
     uint32_t limit;
-    if (!api__parse_limit(http_req_query(r, "limit"), &limit)) {
-        http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
-        return;
-    }
+    if (!api__limit(r, &limit)) return;
     const char *status = http_req_query(r, "status");
     if (status && strcmp(status, "pending") != 0 && strcmp(status, "dead") != 0) {
         http_reply_error(r, 400, "status must be pending or dead", "status");
@@ -41,7 +37,7 @@ void api__deliveries_list(http_req *r, void *ctx)
 static char *take_id(http_req *r, const char **action)
 {
     char *id = api__split_tail(r, action);
-    if (id && !id_ok(id)) {
+    if (id && !api__intent_id_ok(id)) {
         http_reply_error(r, 400, "a message id is the intent id: 16 lowercase hex digits", "id");
         free(id);
         return NULL;

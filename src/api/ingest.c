@@ -43,23 +43,28 @@ static void on_committed(void *ctx, int status, const jd_err *err, uint64_t lsn)
     free(p);
 }
 
-/* Takes b: its messages become one transaction; r is answered when the log
- * made it durable (on_committed), or at once with 503 when stopping. */
-static void submit(api_ctx *a, http_req *r, ingest_batch *b)
+bool api__submit_batch(api_ctx *a, http_req *r, ingest_batch *b, eng_done_fn done, void *ctx)
 {
     if (!api__enter(a)) {
         ingest_batch_destroy(b);
         api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
-        return;
+        return false;
     }
     eng_txn *t = eng_txn_create();
     for (size_t i = 0; i < b->n; i++) eng_txn_add_event(t, a->e, &b->msgs[i]);
-    pending *p = jd_xmalloc(sizeof *p);
-    *p = (pending){ r, a, b->n };
     ingest_batch_destroy(b);
     http_defer(r);                       /* before submit: the reply may come at once */
-    eng_submit(a->e, t, on_committed, p);
+    eng_submit(a->e, t, done, ctx);
     api__leave(a);
+    return true;
+}
+
+/* Takes b: answered when the log made it durable (on_committed). */
+static void submit(api_ctx *a, http_req *r, ingest_batch *b)
+{
+    pending *p = jd_xmalloc(sizeof *p);
+    *p = (pending){ r, a, b->n };
+    if (!api__submit_batch(a, r, b, on_committed, p)) free(p);
 }
 
 void api__ingest(http_req *r, void *ctx)

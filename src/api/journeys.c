@@ -453,7 +453,7 @@ void api__journey_post(http_req *r, void *ctx)
 /* ---- /v1/intents ----------------------------------------------------------- */
 
 /* limit: digits only, 1..INTENTS_LIMIT_MAX; false when out of range or not a number. */
-bool api__parse_limit(const char *s, uint32_t *out)
+static bool parse_limit(const char *s, uint32_t *out)
 {
     if (!s) {
         *out = INTENTS_LIMIT_DEFAULT;
@@ -470,15 +470,19 @@ bool api__parse_limit(const char *s, uint32_t *out)
     return v >= 1;
 }
 
+bool api__limit(http_req *r, uint32_t *out)
+{
+    if (parse_limit(http_req_query(r, "limit"), out)) return true;
+    http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
+    return false;
+}
+
 void api__intents_get(http_req *r, void *ctx)
 {
     api_ctx *a = ctx;
     if (!api__admitted(a, r)) return;
     uint32_t limit;
-    if (!api__parse_limit(http_req_query(r, "limit"), &limit)) {
-        http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
-        return;
-    }
+    if (!api__limit(r, &limit)) return;
     const char *person = http_req_query(r, "userId");
     if (!person || !*person) person = http_req_query(r, "anonymousId");
     if (person && !*person) person = NULL;

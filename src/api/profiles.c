@@ -85,10 +85,7 @@ void api__profiles_find(http_req *r, void *ctx)
         http_reply_error(r, 400, "trait and value are required (GET /v1/profiles?trait=email&value=...)", trait && *trait ? "value" : "trait");
         return;
     }
-    if (!api__parse_limit(http_req_query(r, "limit"), &limit)) {
-        http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
-        return;
-    }
+    if (!api__limit(r, &limit)) return;
     api_pending *p = api__begin(a, r, 200, "no profiles");
     if (!p) return;
     eng_profiles_find(a->e, trait, value, limit, api__on_json, p);

@@ -133,8 +133,7 @@ void api__segment_get(http_req *r, void *ctx)
     int64_t from = 0, to = 0;
     if (*action && !members && !history) {
         api__no_route(r);
-    } else if (members && !api__parse_limit(http_req_query(r, "limit"), &limit)) {
-        http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
+    } else if (members && !api__limit(r, &limit)) {   /* answered 400 */
     } else if (!history || history_query(r, &daily, &from, &to)) {
         char *missing = jd_strfmt("no segment '%s'", id);
         api_pending *p = api__begin(a, r, 200, missing);

@@ -48,10 +48,7 @@ void api__tasks_list(http_req *r, void *ctx)
         http_reply_error(r, 400, "status must be open, claimed or done", "status");
         return;
     }
-    if (!api__parse_limit(http_req_query(r, "limit"), &limit)) {
-        http_reply_error(r, 400, "limit must be a whole number from 1 to 1000", "limit");
-        return;
-    }
+    if (!api__limit(r, &limit)) return;
     api_pending *p = api__begin(a, r, 200, "no tasks");
     if (!p) return;
     eng_tasks_list(a->e, queue, status, limit, api__on_json, p);

@@ -22,9 +22,6 @@
 #include "api_int.h"
 
 #include <json-c/json.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,19 +103,12 @@ static void record(api_ctx *a, http_req *r, json_object *batch, done_kind kind, 
         http_reply_error(r, rc == JD_ELIMIT ? 413 : 400, err.msg, err.where);
         return;
     }
-    if (!api__enter(a)) {
-        ingest_batch_destroy(b);
-        api__refuse(a, r, R_UNAVAILABLE, 503, "journeyd is shutting down", NULL);
-        return;
-    }
-    eng_txn *t = eng_txn_create();
-    for (size_t i = 0; i < b->n; i++) eng_txn_add_event(t, a->e, &b->msgs[i]);
-    ingest_batch_destroy(b);
     tpend *p = jd_xcalloc(1, sizeof *p);
     *p = (tpend){ r, a, kind, location ? jd_xstrdup(location) : NULL };
-    http_defer(r);
-    eng_submit(a->e, t, on_recorded, p);
-    api__leave(a);
+    if (!api__submit_batch(a, r, b, on_recorded, p)) {
+        free(p->location);
+        free(p);
+    }
 }
 
 static json_object *jstr(jd_str s) { return json_object_new_string_len(s.p, (int)s.n); }
@@ -261,34 +251,18 @@ void api__track_unsub(http_req *r, void *ctx)
 
 /* ---- provider receipts ------------------------------------------------------------ */
 
-/* X-Journeyd-Signature: sha256=hex(HMAC(secret, "<X-Journeyd-Timestamp>.<body>")),
- * the scheme journeyd's own webhooks use. */
+/* X-Journeyd-Signature over X-Journeyd-Timestamp and the body, the scheme
+ * journeyd's own webhooks use (dlv_webhook_signature), with a fresh timestamp. */
 static bool receipt_signed(api_ctx *a, http_req *r, const char *secret, const char *body, size_t n)
 {
     const char *ts = http_req_header(r, "X-Journeyd-Timestamp"), *sig = http_req_header(r, "X-Journeyd-Signature");
-    if (!ts || !sig || strncmp(sig, "sha256=", 7) != 0 || strlen(sig) != 7 + 64) return false;
+    if (!ts || !sig) return false;
     char *end;
     long long t = strtoll(ts, &end, 10);
     if (!*ts || *end || t <= 0) return false;
     int64_t now_s = (int64_t)(jd_clock_now(eng_clock(a->e)) / JD_SEC);
     if (t > now_s + RECEIPT_SKEW_S || t < now_s - RECEIPT_SKEW_S) return false;   /* no replays */
-    size_t tl = strlen(ts);
-    char *msg = jd_xmalloc(tl + 1 + n);
-    memcpy(msg, ts, tl);
-    msg[tl] = '.';
-    memcpy(msg + tl + 1, body, n);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int ml = 0;
-    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg, tl + 1 + n, mac, &ml)) abort();
-    free(msg);
-    static const char digits[] = "0123456789abcdef";
-    char hex[65];
-    for (unsigned i = 0; i < 32; i++) {
-        hex[2 * i] = digits[mac[i] >> 4];
-        hex[2 * i + 1] = digits[mac[i] & 15];
-    }
-    hex[64] = 0;
-    return CRYPTO_memcmp(hex, sig + 7, 64) == 0;
+    return dlv_webhook_signature_ok(secret, ts, body, n, sig);
 }
 
 static const struct { const char *event, *name, *source; } receipts[] = {
@@ -335,11 +309,8 @@ void api__provider_webhook(http_req *r, void *ctx)
     size_t which = JD_ARRAY_LEN(receipts);
     for (size_t i = 0; ev && i < JD_ARRAY_LEN(receipts); i++)
         if (strcmp(ev, receipts[i].event) == 0) which = i;
-    size_t idn = id ? strlen(id) : 0;
-    bool hex = idn == 16;
-    for (size_t i = 0; hex && i < idn; i++) hex = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
     if (!parsed) bad = "the body is not a JSON object";
-    else if (!hex) bad = "message_id must be the message's id: 16 lowercase hex digits", at = "message_id";
+    else if (!id || !api__intent_id_ok(id)) bad = "message_id must be the message's id: 16 lowercase hex digits", at = "message_id";
     else if (which == JD_ARRAY_LEN(receipts)) bad = "event must be delivered, bounced or complained", at = "event";
     else if (!uid && !aid) bad = "userId or anonymousId (the person the message was for) is required", at = "userId";
     else if (btype && strcmp(btype, "hard") != 0 && strcmp(btype, "soft") != 0) bad = "bounce_type must be hard or soft", at = "bounce_type";

@@ -29,7 +29,6 @@
 #include <time.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "deliver_int.h"
 
@@ -321,35 +320,12 @@ static void push_id(dlv__xfer *x) { json_id(x, "name"); }
 
 /* ---- Slack incoming webhook ---------------------------------------------- */
 
-/* HMAC (RFC 2104) with its two keyed SHA-256 states computed once per
- * channel: a signature then costs two context copies and the hashing of the
- * body, where OpenSSL 3's HMAC()/EVP_MAC set up (fetch) per call. */
-static void hmac_keys(dlv__chan *c)
-{
-    unsigned char k[64] = { 0 }, pad[64];
-    size_t kl = strlen(c->cfg.secret);
-    if (kl > 64) {
-        unsigned int dl = 0;
-        EVP_Digest(c->cfg.secret, kl, k, &dl, EVP_sha256(), NULL);
-    } else {
-        memcpy(k, c->cfg.secret, kl);
-    }
-    EVP_MD_CTX *in = EVP_MD_CTX_new(), *out = EVP_MD_CTX_new();
-    if (!in || !out) abort();
-    for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x36;
-    if (EVP_DigestInit_ex(in, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(in, pad, 64) != 1) abort();
-    for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x5c;
-    if (EVP_DigestInit_ex(out, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(out, pad, 64) != 1) abort();
-    c->hmac_in = in;
-    c->hmac_out = out;
-}
-
 static int url_cfg(dlv__chan *c, jd_err *err)
 {
     if (c->cfg.url && !is_http_url(c->cfg.url)) return cfg_err(err, c, "url", "expected an http(s) URL");
     if (c->cfg.kind == DLV_WEBHOOK) {
         if (!c->cfg.secret || !*c->cfg.secret) return cfg_err(err, c, "secret", "a signing secret is required");
-        hmac_keys(c);
+        c->signer = dlv_signer_create(c->cfg.secret);
     }
     return JD_OK;
 }
@@ -408,27 +384,12 @@ static int webhook_build(dlv__xfer *x, const dlv__chan *c, const dlv_msg *m, uin
     /* signature over "<timestamp>.<body>" (the Stripe scheme): a receiver
      * checks it and refuses stale timestamps, so a captured request cannot
      * be replayed later */
-    char ts[24];
-    int tl = snprintf(ts, sizeof ts, "%" PRIu64, now_us / JD_SEC);
-    unsigned char inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
-    unsigned int il = 0, ml = 0;
-    EVP_MD_CTX *h = EVP_MD_CTX_new();
-    if (!h || EVP_MD_CTX_copy_ex(h, c->hmac_in) != 1 || EVP_DigestUpdate(h, ts, (size_t)tl) != 1 ||
-        EVP_DigestUpdate(h, ".", 1) != 1 || EVP_DigestUpdate(h, x->body.data, x->body.len) != 1 ||
-        EVP_DigestFinal_ex(h, inner, &il) != 1 || EVP_MD_CTX_copy_ex(h, c->hmac_out) != 1 ||
-        EVP_DigestUpdate(h, inner, il) != 1 || EVP_DigestFinal_ex(h, mac, &ml) != 1)
-        abort();   /* OpenSSL failing on SHA-256 is not an input error */
-    EVP_MD_CTX_free(h);
-    static const char digits[] = "0123456789abcdef";
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < ml; i++) {
-        hex[2 * i] = digits[mac[i] >> 4];
-        hex[2 * i + 1] = digits[mac[i] & 15];
-    }
-    hex[2 * ml] = '\0';
+    char ts[24], sig[DLV_SIGNATURE_SIZE];
+    snprintf(ts, sizeof ts, "%" PRIu64, now_us / JD_SEC);
+    dlv_signer_sign(c->signer, ts, x->body.data, x->body.len, sig);
     http_common(x, m->to ? m->to : c->cfg.url, "application/json", m->intent_id);
     add_header(x, "X-Journeyd-Timestamp: %s", ts);
-    add_header(x, "X-Journeyd-Signature: sha256=%s", hex);
+    add_header(x, "X-Journeyd-Signature: %s", sig);
     return JD_OK;
 }
 
@@ -503,8 +464,7 @@ void dlv__chan_release(dlv__chan *c)
     for (size_t i = 0; i < JD_ARRAY_LEN(s); i++) free((char *)s[i]);
     free(c->api_url);
     free(c->auth_header);
-    EVP_MD_CTX_free(c->hmac_in);
-    EVP_MD_CTX_free(c->hmac_out);
+    dlv_signer_destroy(c->signer);
 }
 
 int dlv__msg_check(const dlv__chan *c, const dlv_msg *m, char *why, size_t n)

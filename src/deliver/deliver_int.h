@@ -6,6 +6,7 @@
  *               curl transfer per kind, classifying its outcome
  *   mime.c      the email: RFC 5322 headers, RFC 2047 words, quoted-printable,
  *               multipart/alternative
+ *   sign.c      the webhook signature scheme (public: track.c checks receipts with it)
  */
 #ifndef JOURNEYD_DELIVER_INT_H
 #define JOURNEYD_DELIVER_INT_H
@@ -24,7 +25,7 @@ typedef struct dlv__chan {
     char *api_url;                  /* sms/push: the full endpoint; else cfg.url */
     char *auth_header;              /* push: "Authorization: Bearer ..." */
     char  from_addr[256];           /* email: the address inside cfg.from */
-    void *hmac_in, *hmac_out;       /* webhook: EVP_MD_CTX with (key ^ ipad), (key ^ opad) absorbed */
+    dlv_signer *signer;             /* webhook: the secret's keyed states (sign.c) */
     /* delivery thread only */
     struct dlv__job *ready_head, *ready_tail;   /* due, waiting for a token or a slot */
     uint32_t in_flight;

@@ -33,6 +33,7 @@
 #include "journeyd/deliver.h"
 
 #include <json-c/json.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -54,53 +55,47 @@ struct dlv_links {
 
 /* ---- base64url ------------------------------------------------------------- */
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
+/* OpenSSL's base64 (the standard alphabet, padded) with '+/' spelled '-_' and
+ * the padding dropped. */
 static void b64_encode(jd_buf *out, const uint8_t *p, size_t n)
 {
-    char q[4];
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        q[0] = b64[v >> 18 & 63];
-        q[1] = b64[v >> 12 & 63];
-        q[2] = b64[v >> 6 & 63];
-        q[3] = b64[v & 63];
-        jd_buf_add(out, q, n - i >= 3 ? 4 : n - i + 1);
-    }
+    char *s = jd_xmalloc(4 * ((n + 2) / 3) + 1);
+    int k = EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+    while (k > 0 && s[k - 1] == '=') k--;
+    for (int i = 0; i < k; i++) s[i] = s[i] == '+' ? '-' : s[i] == '/' ? '_' : s[i];
+    jd_buf_add(out, s, (size_t)k);
+    free(s);
 }
 
-static int b64_val(char c)
+static bool b64_char(char c)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
 /* Decodes n chars into out (cap bytes); the decoded length, or -1 when a
  * char is outside the alphabet, the length is impossible, unused bits are set
- * (one token, one spelling: invariant (1)) or it does not fit. */
+ * (one token, one spelling: invariant (1)) or it does not fit. OpenSSL's
+ * decoder is lenient (it trims whitespace and ignores unused bits), so the
+ * result must encode back to exactly s. */
 static long b64_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 {
-    if (n % 4 == 1) return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val(s[i]);
-        if (v < 0) return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= cap) return -1;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    if (acc & ((1u << bits) - 1)) return -1;
-    return (long)o;
+    size_t pad = (4 - n % 4) % 4;
+    if (pad == 3 || n > (size_t)INT_MAX - 3) return -1;
+    char *t = jd_xmalloc(n + pad);
+    uint8_t *d = jd_xmalloc(3 * ((n + pad) / 4) + 1);
+    for (size_t i = 0; i < n; i++) t[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+    memset(t + n, '=', pad);
+    long k = EVP_DecodeBlock(d, (const unsigned char *)t, (int)(n + pad));
+    k = k < 0 ? -1 : k - (long)pad;   /* OpenSSL counts the padding as zero bytes */
+    jd_buf back;
+    jd_buf_init(&back, n + 4);
+    if (k >= 0) b64_encode(&back, d, (size_t)k);
+    if (k < 0 || (size_t)k > cap || back.len != n || memcmp(back.data, s, n) != 0) k = -1;
+    else memcpy(out, d, (size_t)k);
+    jd_buf_release(&back);
+    free(t);
+    free(d);
+    return k;
 }
 
 /* ---- the MAC --------------------------------------------------------------- */
@@ -294,7 +289,7 @@ static char *seal_body(const dlv_links *l, uint64_t id, const char *s)
     char *target = jd_xmalloc(9 * DLV_LINK_MAX_TARGET + 1);   /* each of 3x chars may become 3 */
     while ((hit = strstr(at, prefix)) != NULL) {
         const char *tok = hit + pl, *te = tok;
-        while (b64_val(*te) >= 0) te++;
+        while (b64_char(*te)) te++;
         jd_buf_add(&out, at, (size_t)(hit - at));
         at = hit;
         const char *q = te;

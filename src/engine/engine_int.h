@@ -267,6 +267,15 @@ void eng__batch_add(shard_batch *b, uint64_t lsn, uint16_t type, uint16_t partit
 void eng__shards_barrier(eng *e);
 /* Runs fn(shard, arg) on shard s's thread after what is queued there. */
 void eng__call(eng *e, uint32_t s, void (*fn)(eng_shard *sh, void *arg), void *arg);
+/* journeys_read.c: a read answered by every shard. part(sh, arg, mine) runs
+ * on each shard's thread and appends its share to mine (borrowed); the shares
+ * are merged, in the order the shards finish, into one array, and the last
+ * shard calls finish(arg, all) with it (borrowed: freed after finish returns;
+ * finish owns arg). What a part writes into arg before it returns is visible
+ * to finish: the merge's mutex orders it. */
+struct json_object;
+void eng__fanout(eng *e, void (*part)(eng_shard *sh, void *arg, struct json_object *mine),
+                 void (*finish)(void *arg, struct json_object *all), void *arg);
 uint32_t eng__partition_of(const eng *e, const char *key, size_t n);
 
 /* journeys.c: the runtime's side of the shards */
@@ -281,6 +290,14 @@ void eng__journeys_publish(eng_shard *sh);
 /* Small JSON helpers shared with journeys_read.c: a string or integer member
  * (NULL / 0 when absent), and an error reply {"error","at"?,"errors"?[...]}. */
 struct json_object;
+/* A JSON object from n bytes (record bodies are not NUL-terminated), NULL if
+ * they are not one; a record's body the same way, with err naming its lsn. */
+struct json_object *eng__json_n(const void *p, size_t n);
+struct json_object *eng__body_json(const rec_hdr *h, jd_err *err);
+/* What a message template or a task title sees of an intent: {"profile",
+ * "event", "journey":{id,version,node}}, from the turn's own views (owned:
+ * json_object_put; the caller adds "message" or "task"). */
+struct json_object *eng__intent_vars(const jrn_intent *it);
 const char *eng__jstr(struct json_object *o, const char *k);
 int64_t eng__jint(struct json_object *o, const char *k);
 void eng__reply_err(eng_json_fn done, void *ctx, int rc, const jd_err *err, const jrn_diags *d);

@@ -96,6 +96,18 @@ void eng_env_release(eng_env *x) { free(x->names); }
 
 const jrn_env *eng_journey_env(const eng *e) { return &e->env.env; }
 
+json_object *eng__intent_vars(const jrn_intent *it)
+{
+    json_object *v = json_object_new_object(), *j = json_object_new_object();
+    json_object_object_add(v, "profile", json_object_get(it->profile));
+    json_object_object_add(v, "event", json_object_get(it->event));
+    json_object_object_add(j, "id", json_object_new_string(it->journey->id));
+    json_object_object_add(j, "version", json_object_new_int64(it->version));
+    json_object_object_add(j, "node", json_object_new_string(it->node->id));
+    json_object_object_add(v, "journey", j);
+    return v;
+}
+
 void eng__journeys_init(eng *e)
 {
     eng_env_init(&e->env, e->o.channels, e->o.nchannels, e->o.templates);
@@ -175,16 +187,23 @@ int eng__apply_tick(eng_shard *sh, const rec_hdr *h, jd_err *err)
 }
 
 /* A record body as JSON: journey and entry records are rare and small. */
-static json_object *body_json(const rec_hdr *h, jd_err *err)
+json_object *eng__json_n(const void *p, size_t n)
 {
     json_tokener *tok = json_tokener_new();
-    json_object *o = json_tokener_parse_ex(tok, (const char *)(h + 1), (int)h->len);
+    json_object *o = json_tokener_parse_ex(tok, p, (int)n);
+    bool ok = o && json_tokener_get_error(tok) == json_tokener_success && json_object_is_type(o, json_type_object);
     json_tokener_free(tok);
-    if (!o || !json_object_is_type(o, json_type_object)) {
+    if (!ok) {
         json_object_put(o);
-        jd_err_set(err, JD_ECORRUPT, "", "record %llu is not a JSON object", (unsigned long long)h->lsn);
         return NULL;
     }
+    return o;
+}
+
+json_object *eng__body_json(const rec_hdr *h, jd_err *err)
+{
+    json_object *o = eng__json_n(h + 1, h->len);
+    if (!o) jd_err_set(err, JD_ECORRUPT, "", "record %llu is not a JSON object", (unsigned long long)h->lsn);
     return o;
 }
 
@@ -203,7 +222,7 @@ int64_t eng__jint(json_object *o, const char *k)
 int eng__apply_journey(eng_shard *sh, const rec_hdr *h, jd_err *err)
 {
     eng *e = sh->e;
-    json_object *o = body_json(h, err);
+    json_object *o = eng__body_json(h, err);
     if (!o) return JD_ECORRUPT;
     int rc;
     jrn_ctl c = { 0 };
@@ -236,7 +255,7 @@ out:
 int eng__apply_enter(eng_shard *sh, const rec_hdr *h, jd_err *err)
 {
     eng_part *p = &sh->e->parts[h->partition];
-    json_object *o = body_json(h, err);
+    json_object *o = eng__body_json(h, err);
     if (!o) return JD_ECORRUPT;
     const char *journey = eng__jstr(o, "journey"), *key = eng__jstr(o, "key");
     enter_result *res = &p->enters[h->lsn % ENTER_RESULTS];
@@ -494,7 +513,7 @@ static void purge_intents(eng *e, eng_part *part, const char *key)
 int eng__apply_delete(eng_shard *sh, const rec_hdr *h, jd_err *err)
 {
     eng *e = sh->e;
-    json_object *o = body_json(h, err);
+    json_object *o = eng__body_json(h, err);
     if (!o) return JD_ECORRUPT;
     const char *id = eng__jstr(o, "id");
     int64_t at = eng__jint(o, "at");

@@ -7,7 +7,10 @@
 **
 ** Invariants:
 **  (1) A fan-out read's job is shared by the shards it went to under its
-**      mutex; the last one to finish answers and frees it.
+**      mutex; the last one to finish answers and frees it. eng__fanout is
+**      that job for reads whose shares are JSON arrays to concatenate; the
+**      segment sizes and histories keep their own (their shares are counts
+**      and per-partition slots, not arrays).
 **  (2) json-c objects built on one shard are handed to the finisher through
 **      that mutex; none is touched by two threads at once.
 */
@@ -19,6 +22,46 @@
 #include <json-c/json.h>
 
 /* ---- fan-out reads ----------------------------------------------------------- */
+
+typedef struct fanout {
+    pthread_mutex_t mu;
+    uint32_t        pending;
+    json_object    *all;
+    void          (*part)(eng_shard *sh, void *arg, json_object *mine);
+    void          (*finish)(void *arg, json_object *all);
+    void           *arg;
+} fanout;
+
+static void fanout_shard(eng_shard *sh, void *arg)
+{
+    fanout *f = arg;
+    json_object *mine = json_object_new_array();
+    f->part(sh, f->arg, mine);
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < json_object_array_length(mine); i++)
+        json_object_array_add(f->all, json_object_get(json_object_array_get_idx(mine, i)));
+    bool last = --f->pending == 0;
+    pthread_mutex_unlock(&f->mu);
+    json_object_put(mine);
+    if (!last) return;
+    f->finish(f->arg, f->all);
+    json_object_put(f->all);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+void eng__fanout(eng *e, void (*part)(eng_shard *sh, void *arg, json_object *mine),
+                 void (*finish)(void *arg, json_object *all), void *arg)
+{
+    fanout *f = jd_xcalloc(1, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    f->pending = e->nshards;
+    f->all = json_object_new_array();
+    f->part = part;
+    f->finish = finish;
+    f->arg = arg;
+    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, fanout_shard, f);
+}
 
 /* Adds src's numbers into dst, recursively; strings fill in where dst has none. */
 static void sum_into(json_object *dst, json_object *src)
@@ -56,12 +99,9 @@ static json_object *vstats_json(const jrn_vstats *st, const jrn_doc *doc)
 }
 
 typedef struct jget_job {
-    pthread_mutex_t mu;
-    uint32_t        pending;
     char           *id;
     bool            with_docs;
     json_object    *def;           /* shard 0: the definitions */
-    json_object    *stats;         /* {"<id>": {"<version>": {...}}} summed */
     eng_json_fn     done;
     void           *ctx;
 } jget_job;
@@ -107,8 +147,12 @@ static void attach_stats(json_object *jo, json_object *all)
     json_object_object_add(jo, "stats", total);
 }
 
-static void jget_finish(jget_job *j)
+/* all: each shard's {"<id>": {"<version>": {...}}}, summed here in the order they came. */
+static void jget_finish(void *arg, json_object *all)
 {
+    jget_job *j = arg;
+    json_object *stats = json_object_new_object();
+    for (size_t i = 0; i < json_object_array_length(all); i++) sum_into(stats, json_object_array_get_idx(all, i));
     if (!j->def) {
         jd_err err;
         jd_err_set(&err, JD_ENOTFOUND, "id", "no journey '%s'", j->id ? j->id : "");
@@ -116,20 +160,19 @@ static void jget_finish(jget_job *j)
     } else {
         if (json_object_is_type(j->def, json_type_array))
             for (size_t i = 0; i < json_object_array_length(j->def); i++)
-                attach_stats(json_object_array_get_idx(j->def, i), j->stats);
+                attach_stats(json_object_array_get_idx(j->def, i), stats);
         else
-            attach_stats(j->def, j->stats);
+            attach_stats(j->def, stats);
         const char *s = json_object_to_json_string_ext(j->def, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         j->done(j->ctx, JD_OK, NULL, s, strlen(s));
     }
     json_object_put(j->def);
-    json_object_put(j->stats);
-    pthread_mutex_destroy(&j->mu);
+    json_object_put(stats);
     free(j->id);
     free(j);
 }
 
-static void jget_shard(eng_shard *sh, void *arg)
+static void jget_shard(eng_shard *sh, void *arg, json_object *mine)
 {
     jget_job *j = arg;
     eng *e = sh->e;
@@ -155,28 +198,18 @@ static void jget_shard(eng_shard *sh, void *arg)
         }
         json_object_object_add(st, jr->id, per);
     }
-    json_object *def = NULL;
-    if (sh->id == 0 && (!j->id || one)) def = jrn_reg_json(reg, one, j->with_docs);
-    pthread_mutex_lock(&j->mu);
-    if (def) j->def = def;
-    sum_into(j->stats, st);
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    json_object_put(st);
-    if (last) jget_finish(j);
+    if (sh->id == 0 && (!j->id || one)) j->def = jrn_reg_json(reg, one, j->with_docs);
+    json_object_array_add(mine, st);
 }
 
 void eng_journeys_get(eng *e, const char *id, bool with_docs, eng_json_fn done, void *ctx)
 {
     jget_job *j = jd_xcalloc(1, sizeof *j);
-    pthread_mutex_init(&j->mu, NULL);
-    j->pending = e->nshards;
     j->id = id ? jd_xstrdup(id) : NULL;
     j->with_docs = with_docs;
-    j->stats = json_object_new_object();
     j->done = done;
     j->ctx = ctx;
-    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, jget_shard, j);
+    eng__fanout(e, jget_shard, jget_finish, j);
 }
 
 /* ---- a person's journeys, and intents ----------------------------------------- */
@@ -187,10 +220,6 @@ typedef struct person_job {
     void      (*then)(eng_shard *sh, void *arg);   /* after the key is resolved */
     eng_json_fn done;
     void       *ctx;
-    /* intents of everyone: one array per shard, merged by the last */
-    pthread_mutex_t mu;
-    uint32_t    pending;
-    json_object *all;
 } person_job;
 
 /* The person's key as the identity directory has it (route.c), then the read
@@ -291,58 +320,55 @@ static void collect(const eng *e, const eng_part *p, const char *key, uint32_t l
     }
 }
 
-static void intents_finish(person_job *j)
+/* all: the intents collected (borrowed); answers and frees the job. */
+static void intents_finish(void *arg, json_object *all)
 {
-    size_t n = json_object_array_length(j->all);
-    json_object_array_sort(j->all, cmp_intent_json);
+    person_job *j = arg;
+    size_t n = json_object_array_length(all);
+    json_object_array_sort(all, cmp_intent_json);
     json_object *out = json_object_new_array();
     for (size_t i = 0; i < n && i < j->limit; i++) {
-        json_object *o = json_object_array_get_idx(j->all, i);
+        json_object *o = json_object_array_get_idx(all, i);
         json_object_object_del(o, "_seq");
         json_object_array_add(out, json_object_get(o));
     }
     const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     j->done(j->ctx, JD_OK, NULL, s, strlen(s));
     json_object_put(out);
-    json_object_put(j->all);
-    pthread_mutex_destroy(&j->mu);
     free(j->key);
     free(j);
 }
 
-static void intents_shard(eng_shard *sh, void *arg)
+/* One person's intents: their partition alone, on its shard. */
+static void intents_person(eng_shard *sh, void *arg)
+{
+    person_job *j = arg;
+    json_object *mine = json_object_new_array();
+    collect(sh->e, &sh->e->parts[j->partition], j->key, j->limit, mine);
+    intents_finish(j, mine);
+    json_object_put(mine);
+}
+
+/* Everyone's intents: this shard's share. */
+static void intents_shard(eng_shard *sh, void *arg, json_object *mine)
 {
     person_job *j = arg;
     eng *e = sh->e;
-    json_object *mine = json_object_new_array();
-    if (j->key) collect(e, &e->parts[j->partition], j->key, j->limit, mine);
-    else
-        for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) collect(e, &e->parts[p], NULL, j->limit, mine);
-    pthread_mutex_lock(&j->mu);
-    for (size_t i = 0; i < json_object_array_length(mine); i++)
-        json_object_array_add(j->all, json_object_get(json_object_array_get_idx(mine, i)));
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    json_object_put(mine);
-    if (last) intents_finish(j);
+    for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) collect(e, &e->parts[p], NULL, j->limit, mine);
 }
 
 void eng_intents_get(eng *e, const char *profile_id, uint32_t limit, eng_json_fn done, void *ctx)
 {
     person_job *j = jd_xcalloc(1, sizeof *j);
-    pthread_mutex_init(&j->mu, NULL);
     j->key = profile_id ? jd_xstrdup(profile_id) : NULL;
     j->limit = limit ? limit : 100;
     j->done = done;
     j->ctx = ctx;
-    j->all = json_object_new_array();
     if (j->key) {
-        j->pending = 1;
-        j->then = intents_shard;
+        j->then = intents_person;
         eng__resolve(e, profile_id, person_resolved, j);
     } else {
-        j->pending = e->nshards;
-        for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, intents_shard, j);
+        eng__fanout(e, intents_shard, intents_finish, j);
     }
 }
 
@@ -355,7 +381,6 @@ typedef struct seg_job {
     uint32_t        limit;
     json_object    *def;            /* shard 0: definitions */
     uint64_t        size[JRN_MAX_SEGMENTS];
-    json_object    *members;        /* members: keys gathered from every shard */
     eng_json_fn     done;
     void           *ctx;
 } seg_job;
@@ -377,7 +402,6 @@ static json_object *segment_json(const jrn_segment *s)
 static void seg_job_free(seg_job *j)
 {
     json_object_put(j->def);
-    json_object_put(j->members);
     pthread_mutex_destroy(&j->mu);
     free(j->id);
     free(j->after);
@@ -480,18 +504,20 @@ static int cmp_key(const void *a, const void *b)
     return c ? c : (xn > yn) - (xn < yn);
 }
 
-static void members_finish(seg_job *j)
+/* all: the keys gathered from every shard (borrowed). */
+static void members_finish(void *arg, json_object *all)
 {
+    seg_job *j = arg;
     if (!j->def) {
         seg_reply_missing(j);
         seg_job_free(j);
         return;
     }
-    json_object_array_sort(j->members, cmp_key);
+    json_object_array_sort(all, cmp_key);
     json_object *out = json_object_new_object(), *arr = json_object_new_array();
-    size_t n = json_object_array_length(j->members);
+    size_t n = json_object_array_length(all);
     for (size_t i = 0; i < n && i < j->limit; i++)
-        json_object_array_add(arr, json_object_get(json_object_array_get_idx(j->members, i)));
+        json_object_array_add(arr, json_object_get(json_object_array_get_idx(all, i)));
     json_object_object_add(out, "members", arr);
     json_object_object_add(out, "next", n > j->limit ? json_object_get(json_object_array_get_idx(arr, j->limit - 1)) : NULL);
     const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -500,12 +526,11 @@ static void members_finish(seg_job *j)
     seg_job_free(j);
 }
 
-static void members_shard(eng_shard *sh, void *arg)
+static void members_shard(eng_shard *sh, void *arg, json_object *mine)
 {
     seg_job *j = arg;
     eng *e = sh->e;
     const jrn_segment *s = jrn_reg_segment_find(e->regs[sh->id], j->id);
-    json_object *mine = json_object_new_array();
     if (s) {
         member_acc m = { mine, j->after };
         for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) jrn_host_segment_members(e->parts[p].host, s->bit, add_member, &m);
@@ -514,14 +539,7 @@ static void members_shard(eng_shard *sh, void *arg)
         while (json_object_array_length(mine) > j->limit + 1)
             json_object_array_del_idx(mine, json_object_array_length(mine) - 1, 1);
     }
-    pthread_mutex_lock(&j->mu);
     if (sh->id == 0 && s) j->def = json_object_new_boolean(1);
-    for (size_t i = 0; i < json_object_array_length(mine); i++)
-        json_object_array_add(j->members, json_object_get(json_object_array_get_idx(mine, i)));
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    json_object_put(mine);
-    if (last) members_finish(j);
 }
 
 void eng_segment_members(eng *e, const char *id, const char *after, uint32_t limit, eng_json_fn done, void *ctx)
@@ -529,8 +547,7 @@ void eng_segment_members(eng *e, const char *id, const char *after, uint32_t lim
     seg_job *j = seg_job_new(e, id, done, ctx);
     j->after = after && after[0] ? jd_xstrdup(after) : NULL;
     j->limit = limit ? limit : 100;
-    j->members = json_object_new_array();
-    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, members_shard, j);
+    eng__fanout(e, members_shard, members_finish, j);
 }
 
 /* Size over time: every shard copies its partitions' points into the job (a
@@ -683,10 +700,8 @@ void eng_profile_segments(eng *e, const char *profile_id, eng_json_fn done, void
 /* ---- search by trait ---------------------------------------------------------- */
 
 typedef struct find_job {
-    pthread_mutex_t mu;
-    uint32_t        pending, limit;
+    uint32_t        limit;
     char           *trait, *value;
-    json_object    *keys;
     eng_json_fn     done;
     void           *ctx;
 } find_job;
@@ -700,25 +715,25 @@ static bool found_key(void *ctx, const char *key, size_t kn)
     return json_object_array_length(a->arr) < a->limit;
 }
 
-static void find_shard(eng_shard *sh, void *arg)
+static void find_shard(eng_shard *sh, void *arg, json_object *mine)
 {
     find_job *j = arg;
     eng *e = sh->e;
-    find_acc a = { json_object_new_array(), j->limit };
+    find_acc a = { mine, j->limit };
     for (uint32_t p = sh->id; p < e->nparts && json_object_array_length(a.arr) < j->limit; p += e->nshards)
         prof_store_find_trait(e->parts[p].profiles, j->trait, j->value, found_key, &a);
-    pthread_mutex_lock(&j->mu);
-    for (size_t i = 0; i < json_object_array_length(a.arr) && json_object_array_length(j->keys) < j->limit; i++)
-        json_object_array_add(j->keys, json_object_get(json_object_array_get_idx(a.arr, i)));
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    json_object_put(a.arr);
-    if (!last) return;
-    json_object_array_sort(j->keys, cmp_key);   /* a stable answer */
-    const char *s = json_object_to_json_string_ext(j->keys, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* all: every shard's keys, in the order the shards finished; the first
+ * `limit` of them are the answer. */
+static void find_finish(void *arg, json_object *all)
+{
+    find_job *j = arg;
+    size_t n = json_object_array_length(all);
+    if (n > j->limit) json_object_array_del_idx(all, j->limit, n - j->limit);
+    json_object_array_sort(all, cmp_key);   /* a stable answer */
+    const char *s = json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     j->done(j->ctx, JD_OK, NULL, s, strlen(s));
-    json_object_put(j->keys);
-    pthread_mutex_destroy(&j->mu);
     free(j->trait);
     free(j->value);
     free(j);
@@ -727,13 +742,10 @@ static void find_shard(eng_shard *sh, void *arg)
 void eng_profiles_find(eng *e, const char *trait, const char *value, uint32_t limit, eng_json_fn done, void *ctx)
 {
     find_job *j = jd_xcalloc(1, sizeof *j);
-    pthread_mutex_init(&j->mu, NULL);
-    j->pending = e->nshards;
     j->limit = limit ? limit : 100;
     j->trait = jd_xstrdup(trait);
     j->value = jd_xstrdup(value);
-    j->keys = json_object_new_array();
     j->done = done;
     j->ctx = ctx;
-    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, find_shard, j);
+    eng__fanout(e, find_shard, find_finish, j);
 }

@@ -161,9 +161,7 @@ void eng__moves_release(eng_shard *sh)
 int eng__apply_refused(eng_shard *sh, const rec_hdr *h, jd_err *err)
 {
     eng_part *p = &sh->e->parts[h->partition];
-    json_tokener *tok = json_tokener_new();
-    json_object *o = json_tokener_parse_ex(tok, (const char *)(h + 1), (int)h->len);
-    json_tokener_free(tok);
+    json_object *o = eng__json_n(h + 1, h->len);
     const char *key = o ? eng__jstr(o, "key") : NULL, *other = o ? eng__jstr(o, "other") : NULL;
     const char *reason = o ? eng__jstr(o, "reason") : NULL;
     int rc = JD_OK;

@@ -272,22 +272,9 @@ static void skip(eng *e, const jrn_intent *it, const char *why)
 }
 
 /* The variables a template sees: profile, event, journey, message. */
-static json_object *vars_of(eng_part *p, const jrn_intent *it, const char *channel, const char *category)
+static json_object *vars_of(const eng *e, const jrn_intent *it, const char *channel, const char *category)
 {
-    json_object *v = json_object_new_object(), *j = json_object_new_object(), *m = json_object_new_object();
-    json_object *prof = prof_view_at(p->profiles, it->key.p, it->key.n, it->at_us);
-    json_object_object_add(v, "profile", prof ? prof : json_object_new_object());
-    json_object *ev = NULL;
-    if (it->event_json.n) {
-        json_tokener *tok = json_tokener_new();
-        ev = json_tokener_parse_ex(tok, it->event_json.p, (int)it->event_json.n);
-        json_tokener_free(tok);
-    }
-    json_object_object_add(v, "event", ev);
-    json_object_object_add(j, "id", json_object_new_string(it->journey->id));
-    json_object_object_add(j, "version", json_object_new_int64(it->version));
-    json_object_object_add(j, "node", json_object_new_string(it->node->id));
-    json_object_object_add(v, "journey", j);
+    json_object *v = eng__intent_vars(it), *m = json_object_new_object();
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)it->id);
     json_object_object_add(m, "id", json_object_new_string(hex));
@@ -296,10 +283,10 @@ static json_object *vars_of(eng_part *p, const jrn_intent *it, const char *chann
     /* Tracking links: unsubscribe_url, open_pixel_url, click_url (links.c) */
     const char *cat = category ? category : "marketing", *jid = it->journey->id, *nid = it->node->id;
     dlv_link lk = { .intent_id = it->id, .at_us = it->at_us, .key = it->key,
-                    .key_is_user = prof && json_object_object_get_ex(prof, "userId", NULL),
+                    .key_is_user = json_object_object_get_ex(it->profile, "userId", NULL),
                     .journey = { jid, (uint32_t)strlen(jid) }, .node = { nid, (uint32_t)strlen(nid) },
                     .channel = { channel, (uint32_t)strlen(channel) }, .category = { cat, (uint32_t)strlen(cat) } };
-    dlv_links_vars(p->e->o.links, &lk, m);
+    dlv_links_vars(e->o.links, &lk, m);
     json_object_object_add(v, "message", m);
     return v;
 }
@@ -341,7 +328,7 @@ void eng__outbox_intent(eng_part *p, const jrn_intent *it)
         skip(e, it, why);
         return;
     }
-    json_object *vars = vars_of(p, it, channel, category);
+    json_object *vars = vars_of(e, it, channel, category);
     dlv_msg *m = dlv_msg_create(it->id, ch->kind, channel, NULL);
     jd_err err;
     int rc = dlv_render(t, vars, it->at_us, m, &err);
@@ -629,11 +616,9 @@ void eng_dlv_callbacks(eng *e, dlv_opts *o)
 /* ---- reading the outbox and the dead letters (GET /v1/deliveries) ---------------- */
 
 typedef struct dl_job {
-    pthread_mutex_t mu;
-    uint32_t        pending, limit;
+    uint32_t        limit;
     bool            dead;            /* dead letters, else the outbox */
     char           *id;              /* one message (hex), or NULL: a list */
-    json_object    *all;
     eng_json_fn     done;
     void           *ctx;
 } dl_job;
@@ -652,38 +637,37 @@ static int by_at_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-static void dl_finish(dl_job *j)
+/* all: the entries from every shard (borrowed). */
+static void dl_finish(void *arg, json_object *all)
 {
-    size_t n = json_object_array_length(j->all);
+    dl_job *j = arg;
+    size_t n = json_object_array_length(all);
     if (j->id && n == 0) {
         jd_err err;
         jd_err_set(&err, JD_ENOTFOUND, "id", "no message %s in the outbox or the dead letters", j->id);
         eng__reply_err(j->done, j->ctx, JD_ENOTFOUND, &err, NULL);
     } else {
-        json_object_array_sort(j->all, by_at_desc);
+        json_object_array_sort(all, by_at_desc);
         json_object *out;
-        if (j->id) out = json_object_get(json_object_array_get_idx(j->all, 0));
+        if (j->id) out = json_object_get(json_object_array_get_idx(all, 0));
         else {
             out = json_object_new_array();
             for (size_t i = 0; i < n && i < j->limit; i++)
-                json_object_array_add(out, json_object_get(json_object_array_get_idx(j->all, i)));
+                json_object_array_add(out, json_object_get(json_object_array_get_idx(all, i)));
         }
         const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         j->done(j->ctx, JD_OK, NULL, s, strlen(s));
         json_object_put(out);
     }
-    json_object_put(j->all);
-    pthread_mutex_destroy(&j->mu);
     free(j->id);
     free(j);
 }
 
-static void dl_shard(eng_shard *sh, void *arg)
+static void dl_shard(eng_shard *sh, void *arg, json_object *mine)
 {
     dl_job *j = arg;
     eng *e = sh->e;
     uint64_t want = j->id ? strtoull(j->id, NULL, 16) : 0;
-    json_object *mine = json_object_new_array();
     for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) {
         eng_part *part = &e->parts[p];
         if (j->id || !j->dead) {
@@ -699,27 +683,17 @@ static void dl_shard(eng_shard *sh, void *arg)
                 if (x && (!j->id || x->id == want)) json_object_array_add(mine, public_json(x, p, true));
             }
     }
-    pthread_mutex_lock(&j->mu);
-    for (size_t i = 0; i < json_object_array_length(mine); i++)
-        json_object_array_add(j->all, json_object_get(json_object_array_get_idx(mine, i)));
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    json_object_put(mine);
-    if (last) dl_finish(j);
 }
 
 void eng_deliveries_get(eng *e, const char *id, bool dead, uint32_t limit, eng_json_fn done, void *ctx)
 {
     dl_job *j = jd_xcalloc(1, sizeof *j);
-    pthread_mutex_init(&j->mu, NULL);
-    j->pending = e->nshards;
     j->limit = limit ? limit : 100;
     j->dead = dead;
     j->id = id ? jd_xstrdup(id) : NULL;
-    j->all = json_object_new_array();
     j->done = done;
     j->ctx = ctx;
-    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, dl_shard, j);
+    eng__fanout(e, dl_shard, dl_finish, j);
 }
 
 /* ---- retrying a dead letter: a RETRY record through the log ------------------------- */

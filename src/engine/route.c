@@ -38,19 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A JSON object from n bytes (records are not NUL-terminated); NULL if not one. */
-static json_object *parse_n(const void *p, size_t n)
-{
-    json_tokener *tok = json_tokener_new();
-    json_object *o = json_tokener_parse_ex(tok, p, (int)n);
-    if (o && (json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object))) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
-    return o;
-}
-
 /* ---- the routed event record --------------------------------------------------
  * u16 prefix_len (a multiple of 8, counting itself) | u8 flags | u8 nattach |
  * u16 key_len | key | nattach x (u8 kind_len | kind | u8 len | id) | zeros |
@@ -228,7 +215,7 @@ static void route_event(eng *e, const rec_hdr *h, jd_buf *out, uint32_t *n, jd_b
 /* An ENTER names a person as the API found them; route it to where they are now. */
 static void route_enter(eng *e, const rec_hdr *h, jd_buf *out, uint32_t *n, jd_buf *body)
 {
-    json_object *o = parse_n(h + 1, h->len);
+    json_object *o = eng__json_n(h + 1, h->len);
     const char *key = o ? eng__jstr(o, "key") : NULL;
     if (!key) {
         jd_buf_reset(body);
@@ -277,7 +264,7 @@ void eng__route_txn(eng *e, eng_txn *t)
 
 static void forget_ids(eng *e, const void *body, uint32_t len)
 {
-    json_object *o = parse_n(body, len), *ids;
+    json_object *o = eng__json_n(body, len), *ids;
     const char *id = o ? eng__jstr(o, "id") : NULL;
     if (id) idn_forget(e->dir, id, strlen(id));
     if (o && json_object_object_get_ex(o, "ids", &ids) && json_object_is_type(ids, json_type_array))

@@ -145,7 +145,7 @@ static bool parse_id(const eng *e, const char *s, uint32_t *partition, uint64_t 
 /* The title is a Liquid template over profile, event, journey and task. A
  * title that does not compile or render stays the node's text (journeys are
  * checked at publish; a render error is about this person's data). */
-static char *render_title(const jrn_intent *it, json_object *prof, const char *api_id)
+static char *render_title(const jrn_intent *it, const char *api_id)
 {
     const char *src = it->node->u.task.title ? it->node->u.task.title : "";
     if (!strstr(src, "{{") && !strstr(src, "{%")) return jd_xstrdup(src);
@@ -153,19 +153,7 @@ static char *render_title(const jrn_intent *it, json_object *prof, const char *a
     jd_err err;
     char *out = NULL;
     if (tpl_compile(it->node->id, src, strlen(src), NULL, &t, &err) != JD_OK) goto out;
-    json_object *v = json_object_new_object(), *j = json_object_new_object(), *tk = json_object_new_object();
-    json_object_object_add(v, "profile", prof ? json_object_get(prof) : json_object_new_object());
-    json_object *ev = NULL;
-    if (it->event_json.n) {
-        json_tokener *tok = json_tokener_new();
-        ev = json_tokener_parse_ex(tok, it->event_json.p, (int)it->event_json.n);
-        json_tokener_free(tok);
-    }
-    json_object_object_add(v, "event", ev);
-    json_object_object_add(j, "id", json_object_new_string(it->journey->id));
-    json_object_object_add(j, "version", json_object_new_int64(it->version));
-    json_object_object_add(j, "node", json_object_new_string(it->node->id));
-    json_object_object_add(v, "journey", j);
+    json_object *v = eng__intent_vars(it), *tk = json_object_new_object();
     json_object_object_add(tk, "id", json_object_new_string(api_id));
     json_object_object_add(tk, "queue", json_object_new_string(it->node->u.task.queue ? it->node->u.task.queue : ""));
     json_object_object_add(v, "task", tk);
@@ -197,13 +185,13 @@ void eng__tasks_intent(eng_part *p, const jrn_intent *it)
                     it->node->id, (unsigned long long)ts->dropped);
         return;
     }
-    json_object *prof = prof_view_at(p->profiles, it->key.p, it->key.n, it->at_us), *u = NULL;
+    json_object *u = NULL;
     task *t = jd_xcalloc(1, sizeof *t);
     t->id = it->id;
     t->lsn = it->lsn;
     t->seq = ++ts->seq;
     t->queue = jd_xstrdup(it->node->u.task.queue ? it->node->u.task.queue : "");
-    t->title = render_title(it, prof, api_id);
+    t->title = render_title(it, api_id);
     t->key = jd_xstrndup(it->key.p, it->key.n);
     t->journey = jd_xstrdup(it->journey->id);
     t->node = jd_xstrdup(it->node->id);
@@ -211,9 +199,8 @@ void eng__tasks_intent(eng_part *p, const jrn_intent *it)
     t->status = T_OPEN;
     /* A profile without a userId is keyed by its anonymousId; no profile at
      * all (an API entry of someone never seen) is a userId. */
-    t->key_is_user = !prof || json_object_object_get_ex(prof, "userId", &u);
+    t->key_is_user = !prof_is_key(p->profiles, it->key.p, it->key.n) || json_object_object_get_ex(it->profile, "userId", &u);
     t->created_us = it->at_us;
-    json_object_put(prof);
     jd_map_put(ts->by_id, (const char *)&t->id, sizeof t->id, t);
     ts->open++;
 }
@@ -572,11 +559,9 @@ void eng_task_get(eng *e, const char *id, eng_json_fn done, void *ctx)
 }
 
 typedef struct list_job {
-    pthread_mutex_t mu;
-    uint32_t        pending, limit;
+    uint32_t        limit;
     char           *queue;
     int             status;               /* -1: any */
-    json_object    *all;                  /* {"_lsn","_part","_seq", task} from every shard */
     eng_json_fn     done;
     void           *ctx;
 } list_job;
@@ -593,12 +578,14 @@ static int cmp_newest(const void *a, const void *b)
     return 0;
 }
 
-static void list_finish(list_job *j)
+/* all: {"_lsn","_part","_seq", task} from every shard (borrowed). */
+static void list_finish(void *arg, json_object *all)
 {
-    json_object_array_sort(j->all, cmp_newest);
+    list_job *j = arg;
+    json_object_array_sort(all, cmp_newest);
     json_object *out = json_object_new_object(), *arr = json_object_new_array();
-    for (size_t i = 0; i < json_object_array_length(j->all) && i < j->limit; i++) {
-        json_object *o = json_object_array_get_idx(j->all, i);
+    for (size_t i = 0; i < json_object_array_length(all) && i < j->limit; i++) {
+        json_object *o = json_object_array_get_idx(all, i);
         json_object_object_del(o, "_lsn");
         json_object_object_del(o, "_part");
         json_object_object_del(o, "_seq");
@@ -608,17 +595,14 @@ static void list_finish(list_job *j)
     json_object_object_add(out, "tasks", arr);
     reply_json(j->done, j->ctx, out);
     json_object_put(out);
-    json_object_put(j->all);
-    pthread_mutex_destroy(&j->mu);
     free(j->queue);
     free(j);
 }
 
-static void list_shard(eng_shard *sh, void *arg)
+static void list_shard(eng_shard *sh, void *arg, json_object *mine)
 {
     list_job *j = arg;
     eng *e = sh->e;
-    json_object *mine = json_object_new_array();
     for (uint32_t p = sh->id; p < e->nparts; p += e->nshards) {
         size_t pos = 0;
         void *v;
@@ -634,13 +618,8 @@ static void list_shard(eng_shard *sh, void *arg)
     }
     /* Only this shard's newest `limit` can make the answer. */
     json_object_array_sort(mine, cmp_newest);
-    pthread_mutex_lock(&j->mu);
-    for (size_t i = 0; i < json_object_array_length(mine) && i < j->limit; i++)
-        json_object_array_add(j->all, json_object_get(json_object_array_get_idx(mine, i)));
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    json_object_put(mine);
-    if (last) list_finish(j);
+    size_t n = json_object_array_length(mine);
+    if (n > j->limit) json_object_array_del_idx(mine, j->limit, n - j->limit);
 }
 
 void eng_tasks_list(eng *e, const char *queue, const char *status, uint32_t limit, eng_json_fn done, void *ctx)
@@ -655,15 +634,12 @@ void eng_tasks_list(eng *e, const char *queue, const char *status, uint32_t limi
         return;
     }
     list_job *j = jd_xcalloc(1, sizeof *j);
-    pthread_mutex_init(&j->mu, NULL);
     j->queue = jd_xstrdup(queue);
     j->status = st;
     j->limit = limit ? limit : 100;
-    j->all = json_object_new_array();
     j->done = done;
     j->ctx = ctx;
-    j->pending = e->nshards;
-    for (uint32_t s = 0; s < e->nshards; s++) eng__call(e, s, list_shard, j);
+    eng__fanout(e, list_shard, list_finish, j);
 }
 
 /* ---- changes: claim and complete ------------------------------------------------- */

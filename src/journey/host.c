@@ -438,12 +438,17 @@ static void h_intent(void *self, const jrn_instance *in, const jrn_node *node, u
     jrn_host *h = self;
     jh_inst *x = inst_of((jrn_instance *)in);
     if (!h->out.intent) return;
+    h->t.now = now;   /* as h_eval: the views are of the turn's time */
     jrn_intent it = { id, in->id, jrn_reg_at(h->reg, x->journey), in->version, node,
-                      { x->p->key, x->p->key_len }, now, h->lsn, { NULL, 0 } };
-    const char *entry;
-    if (h->t.ev && h->t.ev->json.n) it.event_json = h->t.ev->json;
-    else if ((entry = jh__entry(h, x)) != NULL) it.event_json = (jd_str){ entry, (uint32_t)strlen(entry) };
+                      { x->p->key, x->p->key_len }, now, h->lsn, event_json(h), profile_json(h) };
+    json_object *entry = NULL;
+    const char *kept;
+    if (!it.event && (kept = jh__entry(h, x)) != NULL) {
+        json_tokener_reset(h->tok);
+        it.event = entry = json_tokener_parse_ex(h->tok, kept, (int)strlen(kept));
+    }
     h->out.intent(h->out.self, &it);
+    json_object_put(entry);
 }
 
 /* A value computed by an update node, as JSON text for prof_update. */

@@ -775,23 +775,29 @@ static int f_size(rctx *r, const xfilter *f, const tv *in, const tv *a, const tv
     return JD_OK;
 }
 
-/* Array(input): a list as it is, nil as [], anything else as [input]. */
-static size_t as_list(const tv *in, size_t *n)
+/* Array(input) in a fresh list the filter may rework in place: a list's
+ * items, nil as [], anything else as [input]. */
+static int array_of(rctx *r, const xfilter *f, const tv *in, tv **items, size_t *n)
 {
-    if (tpl__is_list(in)) return *n = tpl__list_len(in), 1;
-    *n = in->k == TV_NIL ? 0 : 1;
-    return 0;
+    bool list = tpl__is_list(in);
+    *n = list ? tpl__list_len(in) : in->k == TV_NIL ? 0 : 1;
+    int rc = mklist(r, f, *n, items);
+    for (size_t i = 0; rc == JD_OK && i < *n; i++) (*items)[i] = list ? tpl__list_at(in, i) : *in;
+    return rc;
 }
 
 static int f_reverse(rctx *r, const xfilter *f, const tv *in, const tv *a, const tv *kw, tv *out)
 {
     (void)a; (void)kw;
     size_t n;
-    bool list = as_list(in, &n);
     tv *items;
-    int rc = mklist(r, f, n, &items);
+    int rc = array_of(r, f, in, &items, &n);
     if (rc != JD_OK) return rc;
-    for (size_t i = 0; i < n; i++) items[i] = list ? tpl__list_at(in, n - 1 - i) : *in;
+    for (size_t i = 0; i < n / 2; i++) {
+        tv t = items[i];
+        items[i] = items[n - 1 - i];
+        items[n - 1 - i] = t;
+    }
     *out = listv(items, n);
     return JD_OK;
 }
@@ -800,14 +806,11 @@ static int f_compact(rctx *r, const xfilter *f, const tv *in, const tv *a, const
 {
     (void)a; (void)kw;
     size_t n, k = 0;
-    bool list = as_list(in, &n);
     tv *items;
-    int rc = mklist(r, f, n, &items);
+    int rc = array_of(r, f, in, &items, &n);
     if (rc != JD_OK) return rc;
-    for (size_t i = 0; i < n; i++) {
-        tv x = list ? tpl__list_at(in, i) : *in;
-        if (x.k != TV_NIL) items[k++] = x;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (items[i].k != TV_NIL) items[k++] = items[i];
     *out = listv(items, k);
     return JD_OK;
 }
@@ -816,15 +819,13 @@ static int f_uniq(rctx *r, const xfilter *f, const tv *in, const tv *a, const tv
 {
     (void)a; (void)kw;
     size_t n, k = 0;
-    bool list = as_list(in, &n);
     tv *items;
-    int rc = mklist(r, f, n, &items);
+    int rc = array_of(r, f, in, &items, &n);
     if (rc != JD_OK) return rc;
     for (size_t i = 0; i < n; i++) {
-        tv x = list ? tpl__list_at(in, i) : *in;
         bool seen = false;
-        for (size_t j = 0; j < k && !seen; j++) seen = tpl__equal(&items[j], &x);
-        if (!seen) items[k++] = x;
+        for (size_t j = 0; j < k && !seen; j++) seen = tpl__equal(&items[j], &items[i]);
+        if (!seen) items[k++] = items[i];
     }
     *out = listv(items, k);
     return JD_OK;
@@ -834,18 +835,14 @@ static int f_map(rctx *r, const xfilter *f, const tv *in, const tv *a, const tv 
 {
     (void)kw;
     size_t n;
-    bool list = as_list(in, &n);
     tv *items;
-    int rc = mklist(r, f, n, &items);
+    int rc = array_of(r, f, in, &items, &n);
     if (rc != JD_OK) return rc;
     const char *p;
     size_t pn;
     TO_S(&a[0], p, pn);
     tv key = tv_str(p, pn);
-    for (size_t i = 0; i < n; i++) {
-        tv x = list ? tpl__list_at(in, i) : *in;
-        items[i] = x.k == TV_JSON ? tpl__lookup(r, &x, &key) : tv_nil();
-    }
+    for (size_t i = 0; i < n; i++) items[i] = items[i].k == TV_JSON ? tpl__lookup(r, &items[i], &key) : tv_nil();
     *out = listv(items, n);
     return JD_OK;
 }

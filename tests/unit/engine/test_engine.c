@@ -2,91 +2,15 @@
  * ingest parser, log, shards and profiles: acknowledgement after fsync, reads
  * after writes, dedupe, restart from snapshot, recovery from the log alone (a
  * crash), a refused group on a failing disk, back-pressure, periodic snapshots. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
-#include <cmocka.h>
 
-#include "journeyd/engine.h"
-
-typedef struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t  cv;
-    int             done, rc;
-    char           *json;
-} waiter;
-
-static void waiter_init(waiter *w)
-{
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-    w->done = 0;
-    w->rc = 0;
-    w->json = NULL;
-}
-
-static void waiter_release(waiter *w)
-{
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
-    free(w->json);
-}
-
-static void on_done(void *ctx, int status, const jd_err *err, uint64_t lsn)
-{
-    (void)err;
-    waiter *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    w->rc = status;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void on_read(void *ctx, int rc, const char *json, size_t n)
-{
-    waiter *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    w->rc = rc;
-    w->json = rc == JD_OK ? jd_xstrndup(json, n) : NULL;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void wait_for(waiter *w)
-{
-    pthread_mutex_lock(&w->mu);
-    while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static const int64_t T0 = INT64_C(1767225600000000);   /* 2026-01-01T00:00:00Z */
+#include "engine/fixture.h"
 
 /* Parses a batch body and submits it as one transaction; returns the status. */
 static int submit(eng *e, const char *body)
 {
-    ingest_limits lim;
-    ingest_limits_default(&lim);
-    ingest_batch *b = NULL;
-    jd_err err;
-    int rc = ingest_parse(&lim, INGEST_ROUTE_BATCH, body, strlen(body), T0, NULL, NULL, &b, &err);
-    if (rc != JD_OK) fail_msg("parse: %s at %s", err.msg, err.where);
-    eng_txn *t = eng_txn_create();
-    for (size_t i = 0; i < b->n; i++) eng_txn_add_event(t, e, &b->msgs[i]);
-    ingest_batch_destroy(b);
-    waiter w;
-    waiter_init(&w);
-    eng_submit(e, t, on_done, &w);
-    wait_for(&w);
-    rc = w.rc;
-    waiter_release(&w);
-    return rc;
+    return submit_body(e, INGEST_ROUTE_BATCH, body, T0);
 }
 
 /* Returns the profile JSON (owned) or NULL. */
@@ -95,11 +19,7 @@ static char *get(eng *e, const char *id)
     waiter w;
     waiter_init(&w);
     eng_profile_get(e, id, on_read, &w);
-    wait_for(&w);
-    char *json = w.json;
-    w.json = NULL;
-    waiter_release(&w);
-    return json;
+    return waiter_take(&w, NULL);
 }
 
 static char *track_batch(int first, int n, const char *user)
@@ -114,32 +34,9 @@ static char *track_batch(int first, int n, const char *user)
     return jd_buf_detach(&b, NULL);
 }
 
-typedef struct fixture {
-    char     dir[64];
-    eng_opts o;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/jd-engine-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    f->o = (eng_opts){ .data_dir = f->dir, .partitions = 8, .shards = 2, .max_pending = 1000,
-                       .snapshot_every = 1000000, .dedupe_window_us = 24 * JD_HOUR, .dedupe_max_entries = 4096,
-                       .log = { .segment_bytes = 1 << 20 } };
-    prof_limits_default(&f->o.prof);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    char *cmd = jd_strfmt("rm -rf %s", f->dir);
-    int rc = system(cmd);
-    free(cmd);
-    free(f);
-    return rc == 0 ? 0 : -1;
+    return fixture_setup(state, "/tmp/jd-engine-XXXXXX", false);
 }
 
 static void test_ack_then_read_your_write(void **state)
@@ -494,7 +391,7 @@ static void test_backpressure_when_pending_is_full(void **state)
     g.open = 1;
     pthread_cond_broadcast(&g.cv);
     pthread_mutex_unlock(&g.mu);
-    wait_for(&w1);
+    waiter_wait(&w1);
     assert_int_equal(w1.rc, JD_OK);
     waiter_release(&w1);
     waiter_release(&w2);
@@ -529,16 +426,16 @@ static void test_backlog_holds_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ack_then_read_your_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_merge_across_partitions_and_restarts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_merge_is_visible, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicates_dropped_and_remembered_across_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recovery_from_log_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_disk_full_refuses_then_recovers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_periodic_snapshot_trims_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partitions_fixed_per_data_folder, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backpressure_when_pending_is_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backlog_holds_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_then_read_your_write, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_merge_across_partitions_and_restarts, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_merge_is_visible, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_dropped_and_remembered_across_restart, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_from_log_alone, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_refuses_then_recovers, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_periodic_snapshot_trims_log, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_partitions_fixed_per_data_folder, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_backpressure_when_pending_is_full, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_holds_requests, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

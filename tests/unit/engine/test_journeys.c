@@ -5,19 +5,10 @@
  * (log replay alone). The committer is the only reader of the clock, so
  * moving the virtual clock is how a test moves time; a test then waits (with
  * a deadline) for the committer to notice, never for a fixed time. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <cmocka.h>
 #include <json-c/json.h>
 
-#include "journeyd/engine.h"
-
-static const int64_t T0 = INT64_C(1767225600000000);   /* 2026-01-01T00:00:00Z */
+#include "engine/fixture.h"
 
 static const char CART[] =
     "id: cart\n"
@@ -33,117 +24,30 @@ static const char CART[] =
     "  done:\n"
     "    exit: ordered\n";
 
-typedef struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t  cv;
-    int             done, rc;
-    uint64_t        lsn;
-    char           *json;
-} waiter;
-
-static void w_init(waiter *w)
-{
-    memset(w, 0, sizeof *w);
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-}
-
-static void w_release(waiter *w)
-{
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
-    free(w->json);
-}
-
-static void w_wait(waiter *w)
-{
-    pthread_mutex_lock(&w->mu);
-    while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void on_json(void *ctx, int rc, const jd_err *err, const char *json, size_t n)
-{
-    waiter *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    w->rc = rc;
-    w->json = json ? jd_xstrndup(json, n) : NULL;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void on_done(void *ctx, int status, const jd_err *err, uint64_t lsn)
-{
-    waiter *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    w->rc = status;
-    w->lsn = lsn;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* An engine call answered with JSON: returns rc, *json owned (or NULL). */
-typedef void (*json_call)(eng *e, const void *arg, waiter *w);
-
+/* Publishes text as journey "cart": returns rc, *json owned (or NULL). */
 static int publish(eng *e, const char *text, char **json)
 {
-    waiter w;
-    w_init(&w);
     eng_journey_req req = { "publish", "cart", text, strlen(text), "test", true, false, false };
-    eng_journey_change(e, &req, on_json, &w);
-    w_wait(&w);
-    int rc = w.rc;
-    if (json) { *json = w.json; w.json = NULL; }
-    w_release(&w);
+    return journey_change(e, &req, json);
+}
+
+/* eng_journey_enter, waited for: returns rc, *json owned (or NULL). */
+static int enter(eng *e, const char *journey, const char *who, char **json)
+{
+    waiter w;
+    waiter_init(&w);
+    eng_journey_enter(e, journey, who, on_json, &w);
+    int rc;
+    *json = waiter_take(&w, &rc);
     return rc;
 }
 
 static char *intents(eng *e, const char *who)
 {
     waiter w;
-    w_init(&w);
+    waiter_init(&w);
     eng_intents_get(e, who, 100, on_json, &w);
-    w_wait(&w);
-    char *j = w.json;
-    w.json = NULL;
-    w_release(&w);
-    return j;
-}
-
-static char *where(eng *e, const char *who)
-{
-    waiter w;
-    w_init(&w);
-    eng_profile_journeys(e, who, on_json, &w);
-    w_wait(&w);
-    char *j = w.json;
-    w.json = NULL;
-    w_release(&w);
-    return j;
-}
-
-static int track(eng *e, const char *user, const char *event, const char *msg_id, int64_t at)
-{
-    ingest_limits lim;
-    ingest_limits_default(&lim);
-    ingest_batch *b = NULL;
-    jd_err err;
-    char *body = jd_strfmt("{\"userId\":\"%s\",\"event\":\"%s\",\"messageId\":\"%s\"}", user, event, msg_id);
-    int rc = ingest_parse(&lim, INGEST_ROUTE_TRACK, body, strlen(body), at, NULL, NULL, &b, &err);
-    free(body);
-    if (rc != JD_OK) fail_msg("parse: %s", err.msg);
-    eng_txn *t = eng_txn_create();
-    eng_txn_add_event(t, e, &b->msgs[0]);
-    ingest_batch_destroy(b);
-    waiter w;
-    w_init(&w);
-    eng_submit(e, t, on_done, &w);
-    w_wait(&w);
-    rc = w.rc;
-    w_release(&w);
-    return rc;
+    return waiter_take(&w, NULL);
 }
 
 static size_t count_in(const char *json)
@@ -180,35 +84,9 @@ static char *intent_field(const char *json, size_t i, const char *key)
     return s;
 }
 
-typedef struct fixture {
-    char      dir[64];
-    jd_vclock vc;
-    eng_opts  o;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/jd-journeys-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    jd_vclock_init(&f->vc, (uint64_t)T0);
-    f->o = (eng_opts){ .data_dir = f->dir, .partitions = 8, .shards = 2, .max_pending = 1000,
-                       .snapshot_every = 1000000, .dedupe_window_us = 24 * JD_HOUR, .dedupe_max_entries = 4096,
-                       .log = { .segment_bytes = 1 << 20 }, .tick_us = 1000, .recent_intents = 64,
-                       .clock = &f->vc.clock };
-    prof_limits_default(&f->o.prof);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    char *cmd = jd_strfmt("rm -rf %s %s-copy %s-b", f->dir, f->dir, f->dir);
-    int rc = system(cmd);
-    free(cmd);
-    free(f);
-    return rc == 0 ? 0 : -1;
+    return fixture_setup(state, "/tmp/jd-journeys-XXXXXX", true);
 }
 
 static void test_publish_enter_wait_fire(void **state)
@@ -325,62 +203,36 @@ static void test_enter_through_api_and_reentry(void **state)
     jd_err err;
     assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
     const char *doc = "id: vip\nentry: { api: true }\nnodes:\n  hi:\n    send: { channel: email, template: vip }\n";
-    waiter w;
-    w_init(&w);
+    char *j = NULL;
     eng_journey_req req = { "publish", "vip", doc, strlen(doc), "test", false, false, false };
-    eng_journey_change(e, &req, on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_OK);
-    w_release(&w);
+    assert_int_equal(journey_change(e, &req, NULL), JD_OK);
 
-    w_init(&w);
-    eng_journey_enter(e, "vip", "alice", on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_OK);
-    assert_non_null(strstr(w.json, "\"entered\":true"));
-    w_release(&w);
+    assert_int_equal(enter(e, "vip", "alice", &j), JD_OK);
+    assert_non_null(strstr(j, "\"entered\":true"));
+    free(j);
     char *got = intents(e, "alice");
     assert_int_equal(count_in(got), 1);
     free(got);
     /* reentry: never (the default) refuses a second time, with the reason */
-    w_init(&w);
-    eng_journey_enter(e, "vip", "alice", on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_EBUSY);
-    assert_non_null(strstr(w.json, "re-entry"));
-    w_release(&w);
+    assert_int_equal(enter(e, "vip", "alice", &j), JD_EBUSY);
+    assert_non_null(strstr(j, "re-entry"));
+    free(j);
     /* unknown journey */
-    w_init(&w);
-    eng_journey_enter(e, "nope", "alice", on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_ENOTFOUND);
-    w_release(&w);
+    assert_int_equal(enter(e, "nope", "alice", &j), JD_ENOTFOUND);
+    free(j);
     /* pause: entering is refused; archive is final */
     eng_journey_req p = { "pause", "vip", NULL, 0, NULL, false, false, false };
-    w_init(&w);
-    eng_journey_change(e, &p, on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_OK);
-    assert_non_null(strstr(w.json, "\"status\":\"paused\""));
-    w_release(&w);
-    w_init(&w);
-    eng_journey_enter(e, "vip", "bob", on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_EBUSY);
-    w_release(&w);
+    assert_int_equal(journey_change(e, &p, &j), JD_OK);
+    assert_non_null(strstr(j, "\"status\":\"paused\""));
+    free(j);
+    assert_int_equal(enter(e, "vip", "bob", &j), JD_EBUSY);
+    free(j);
     eng_journey_req a = { "archive", "vip", NULL, 0, NULL, false, false, false };
-    w_init(&w);
-    eng_journey_change(e, &a, on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_OK);
-    w_release(&w);
+    assert_int_equal(journey_change(e, &a, NULL), JD_OK);
     eng_journey_req r = { "resume", "vip", NULL, 0, NULL, false, false, false };
-    w_init(&w);
-    eng_journey_change(e, &r, on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_EBUSY);
-    assert_non_null(strstr(w.json, "archived"));
-    w_release(&w);
+    assert_int_equal(journey_change(e, &r, &j), JD_EBUSY);
+    assert_non_null(strstr(j, "archived"));
+    free(j);
     eng_close(e);
 }
 
@@ -391,23 +243,21 @@ static void test_bad_document_lists_every_error(void **state)
     jd_err err;
     assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
     const char *bad = "id: bad\nentry: { event: X }\nnodes:\n  a:\n    send: { channel: emial, template: t }\n    next: zz\n";
-    waiter w;
-    w_init(&w);
+    char *j = NULL;
     eng_journey_req req = { "draft", "bad", bad, strlen(bad), "api", false, true, false };
-    eng_journey_change(e, &req, on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_EINVAL);
-    json_object *o = json_tokener_parse(w.json), *errs;
+    assert_int_equal(journey_change(e, &req, &j), JD_EINVAL);
+    json_object *o = json_tokener_parse(j), *errs;
     assert_true(json_object_object_get_ex(o, "errors", &errs));
     assert_true(json_object_array_length(errs) >= 2);   /* the channel and the missing node */
     json_object_put(o);
-    w_release(&w);
+    free(j);
     /* nothing was stored */
-    w_init(&w);
+    waiter w;
+    waiter_init(&w);
     eng_journeys_get(e, "bad", false, on_json, &w);
-    w_wait(&w);
+    waiter_wait(&w);
     assert_int_equal(w.rc, JD_ENOTFOUND);
-    w_release(&w);
+    waiter_release(&w);
     eng_close(e);
 }
 
@@ -422,20 +272,13 @@ static void test_segment_flips_on_the_clock(void **state)
     assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
     const char *seg = "id: inactive-3d\nwhen: days_since(timestamp(profile.last_seen)) >= 3\n";
     const char *jdoc = "id: winback\nentry: { segment_enter: inactive-3d }\nnodes:\n  m: { send: { channel: email, template: miss_you } }\n";
-    waiter w;
-    w_init(&w);
+    char *j = NULL;
     eng_journey_req rs = { "segment", "inactive-3d", seg, strlen(seg), "test", false, false, false };
-    eng_journey_change(e, &rs, on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_OK);
-    assert_non_null(strstr(w.json, "\"timed\":true"));
-    w_release(&w);
-    w_init(&w);
+    assert_int_equal(journey_change(e, &rs, &j), JD_OK);
+    assert_non_null(strstr(j, "\"timed\":true"));
+    free(j);
     eng_journey_req rj = { "publish", "winback", jdoc, strlen(jdoc), "test", false, false, false };
-    eng_journey_change(e, &rj, on_json, &w);
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_OK);
-    w_release(&w);
+    assert_int_equal(journey_change(e, &rj, NULL), JD_OK);
     assert_int_equal(track(e, "sam", "Logged In", "s1", T0), JD_OK);
     jd_vclock_set(&f->vc, (uint64_t)(T0 + 3 * (int64_t)JD_DAY - 10 * (int64_t)JD_SEC));
     char *none = intents(e, "sam");
@@ -449,11 +292,12 @@ static void test_segment_flips_on_the_clock(void **state)
     free(at);
     free(journey);
     free(got);
-    w_init(&w);
+    waiter w;
+    waiter_init(&w);
     eng_segments_get(e, "inactive-3d", on_json, &w);
-    w_wait(&w);
+    waiter_wait(&w);
     assert_non_null(strstr(w.json, "\"size\":1"));
-    w_release(&w);
+    waiter_release(&w);
     eng_close(e);
 }
 
@@ -463,14 +307,9 @@ static void test_segment_flips_on_the_clock(void **state)
 static char *history(eng *e, const char *id, bool daily, int64_t from, int64_t to, int *rc)
 {
     waiter w;
-    w_init(&w);
+    waiter_init(&w);
     eng_segment_history(e, id, daily, from, to, on_json, &w);
-    w_wait(&w);
-    char *j = w.json;
-    *rc = w.rc;
-    w.json = NULL;
-    w_release(&w);
-    return j;
+    return waiter_take(&w, rc);
 }
 
 static void test_segment_history(void **state)
@@ -481,13 +320,8 @@ static void test_segment_history(void **state)
     int rc;
     assert_int_equal(eng_open(&e, &f->o, NULL, &err), JD_OK);
     const char *seg = "id: active\nwhen: days_since(timestamp(profile.last_seen)) < 3\n";
-    waiter w;
-    w_init(&w);
     eng_journey_req rs = { "segment", "active", seg, strlen(seg), "test", false, false, false };
-    eng_journey_change(e, &rs, on_json, &w);   /* at T0, 00:00: points from 01:00 */
-    w_wait(&w);
-    assert_int_equal(w.rc, JD_OK);
-    w_release(&w);
+    assert_int_equal(journey_change(e, &rs, NULL), JD_OK);   /* at T0, 00:00: points from 01:00 */
     jd_vclock_set(&f->vc, (uint64_t)(T0 + 10 * (int64_t)JD_MIN));
     assert_int_equal(track(e, "ana", "Logged In", "h1", T0 + 10 * (int64_t)JD_MIN), JD_OK);
     jd_vclock_set(&f->vc, (uint64_t)(T0 + 130 * (int64_t)JD_MIN));
@@ -518,10 +352,9 @@ static void test_segment_history(void **state)
 static void sync_all(eng *e)
 {
     waiter w;
-    w_init(&w);
+    waiter_init(&w);
     eng_journeys_get(e, NULL, false, on_json, &w);
-    w_wait(&w);
-    w_release(&w);
+    free(waiter_take(&w, NULL));
 }
 
 static void test_delete_person(void **state)
@@ -540,30 +373,27 @@ static void test_delete_person(void **state)
     eng_txn *t = eng_txn_create();
     eng_txn_add_event(t, e, &b->msgs[0]);
     ingest_batch_destroy(b);
+    submit_txn(e, t);
     waiter w;
-    w_init(&w);
-    eng_submit(e, t, on_done, &w);
-    w_wait(&w);
-    w_release(&w);
     char *in = where(e, "dora");
     assert_non_null(strstr(in, "\"waiting_for\""));
     free(in);
 
-    w_init(&w);
+    waiter_init(&w);
     eng_profile_delete(e, "dev-1", on_json, &w);   /* by the anonymousId */
-    w_wait(&w);
+    waiter_wait(&w);
     assert_int_equal(w.rc, JD_OK);
-    w_release(&w);
-    w_init(&w);
+    waiter_release(&w);
+    waiter_init(&w);
     eng_profile_journeys(e, "dora", on_json, &w);
-    w_wait(&w);
+    waiter_wait(&w);
     assert_int_equal(w.rc, JD_ENOTFOUND);   /* history forgotten too */
-    w_release(&w);
-    w_init(&w);
+    waiter_release(&w);
+    waiter_init(&w);
     eng_journeys_get(e, "cart", false, on_json, &w);
-    w_wait(&w);
+    waiter_wait(&w);
     assert_non_null(strstr(w.json, "\"deleted\":1"));   /* counted as an exit reason */
-    w_release(&w);
+    waiter_release(&w);
     /* late events: by the key and by the old anonymousId alone */
     assert_int_equal(track(e, "dora", "Cart Updated", "d2", T0 + 1), JD_OK);
     char *late = jd_strfmt("{\"anonymousId\":\"dev-1\",\"event\":\"Cart Updated\",\"messageId\":\"d3\"}");
@@ -572,10 +402,7 @@ static void test_delete_person(void **state)
     t = eng_txn_create();
     eng_txn_add_event(t, e, &b->msgs[0]);
     ingest_batch_destroy(b);
-    w_init(&w);
-    eng_submit(e, t, on_done, &w);
-    w_wait(&w);
-    w_release(&w);
+    submit_txn(e, t);
     sync_all(e);
     eng_stats s;
     eng_get_stats(e, &s);
@@ -590,24 +417,24 @@ static void test_delete_person(void **state)
     sync_all(e);
     eng_get_stats(e, &s);
     assert_int_equal(s.suppressed, 1);
-    w_init(&w);
+    waiter_init(&w);
     eng_profile_delete(e, "dora", on_json, &w);
-    w_wait(&w);
+    waiter_wait(&w);
     assert_int_equal(w.rc, JD_ENOTFOUND);
-    w_release(&w);
+    waiter_release(&w);
     eng_close(e);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_publish_enter_wait_fire, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_mid_wait_same_intent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_enter_through_api_and_reentry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_document_lists_every_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_segment_flips_on_the_clock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_segment_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_person, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_enter_wait_fire, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_mid_wait_same_intent, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_enter_through_api_and_reentry, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_document_lists_every_error, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_segment_flips_on_the_clock, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_segment_history, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_person, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

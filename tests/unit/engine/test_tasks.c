@@ -4,19 +4,9 @@
  * JD_EBUSY); the completion's `Task Completed` event moves the journey on;
  * the same tasks, byte for byte, after a clean restart (snapshot, format 4)
  * and from the log alone (no snapshot). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <cmocka.h>
 #include <json-c/json.h>
 
-#include "journeyd/engine.h"
-
-static const int64_t T0 = INT64_C(1767225600000000);   /* 2026-01-01T00:00:00Z */
+#include "engine/fixture.h"
 
 static const char TRIAL[] =
     "id: trial\n"
@@ -31,101 +21,10 @@ static const char TRIAL[] =
     "  won:\n"
     "    exit: won\n";
 
-typedef struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t  cv;
-    int             done, rc;
-    uint64_t        lsn;
-    char           *json;
-} waiter;
-
-static void w_init(waiter *w)
-{
-    memset(w, 0, sizeof *w);
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-}
-
-static void w_release(waiter *w)
-{
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
-    free(w->json);
-}
-
-static void w_wait(waiter *w)
-{
-    pthread_mutex_lock(&w->mu);
-    while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void on_json(void *ctx, int rc, const jd_err *err, const char *json, size_t n)
-{
-    waiter *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    w->rc = rc;
-    w->json = json ? jd_xstrndup(json, n) : NULL;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void on_done(void *ctx, int status, const jd_err *err, uint64_t lsn)
-{
-    waiter *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    w->rc = status;
-    w->lsn = lsn;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
 static int publish(eng *e)
 {
-    waiter w;
-    w_init(&w);
     eng_journey_req req = { "publish", "trial", TRIAL, strlen(TRIAL), "test", true, false, false };
-    eng_journey_change(e, &req, on_json, &w);
-    w_wait(&w);
-    int rc = w.rc;
-    w_release(&w);
-    return rc;
-}
-
-static char *where(eng *e, const char *who)
-{
-    waiter w;
-    w_init(&w);
-    eng_profile_journeys(e, who, on_json, &w);
-    w_wait(&w);
-    char *j = w.json;
-    w.json = NULL;
-    w_release(&w);
-    return j;
-}
-
-static int track(eng *e, const char *user, const char *event, const char *msg_id, int64_t at)
-{
-    ingest_limits lim;
-    ingest_limits_default(&lim);
-    ingest_batch *b = NULL;
-    jd_err err;
-    char *body = jd_strfmt("{\"userId\":\"%s\",\"event\":\"%s\",\"messageId\":\"%s\"}", user, event, msg_id);
-    int rc = ingest_parse(&lim, INGEST_ROUTE_TRACK, body, strlen(body), at, NULL, NULL, &b, &err);
-    free(body);
-    if (rc != JD_OK) fail_msg("parse: %s", err.msg);
-    eng_txn *t = eng_txn_create();
-    eng_txn_add_event(t, e, &b->msgs[0]);
-    ingest_batch_destroy(b);
-    waiter w;
-    w_init(&w);
-    eng_submit(e, t, on_done, &w);
-    w_wait(&w);
-    rc = w.rc;
-    w_release(&w);
-    return rc;
+    return journey_change(e, &req, NULL);
 }
 
 /* One task call: returns rc, *json owned. */
@@ -133,31 +32,24 @@ static int task_call(eng *e, const char *op, const char *id, const char *assigne
                      char **json)
 {
     waiter w;
-    w_init(&w);
+    waiter_init(&w);
     if (!op) {
         eng_task_get(e, id, on_json, &w);
     } else {
         eng_task_req q = { id, op, assignee, outcome, outcome ? "a note" : NULL, at };
         eng_task_change(e, &q, on_json, &w);
     }
-    w_wait(&w);
-    int rc = w.rc;
-    *json = w.json;
-    w.json = NULL;
-    w_release(&w);
+    int rc;
+    *json = waiter_take(&w, &rc);
     return rc;
 }
 
 static char *list(eng *e, const char *status)
 {
     waiter w;
-    w_init(&w);
+    waiter_init(&w);
     eng_tasks_list(e, "sales", status, 100, on_json, &w);
-    w_wait(&w);
-    char *j = w.json;
-    w.json = NULL;
-    w_release(&w);
-    return j;
+    return waiter_take(&w, NULL);
 }
 
 /* The id of the first task in a list answer (owned). */
@@ -172,35 +64,9 @@ static char *first_id(const char *json)
     return s;
 }
 
-typedef struct fixture {
-    char      dir[64];
-    jd_vclock vc;
-    eng_opts  o;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/jd-tasks-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    jd_vclock_init(&f->vc, (uint64_t)T0);
-    f->o = (eng_opts){ .data_dir = f->dir, .partitions = 8, .shards = 2, .max_pending = 1000,
-                       .snapshot_every = 1000000, .dedupe_window_us = 24 * JD_HOUR, .dedupe_max_entries = 4096,
-                       .log = { .segment_bytes = 1 << 20 }, .tick_us = 1000, .recent_intents = 64,
-                       .clock = &f->vc.clock };
-    prof_limits_default(&f->o.prof);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    char *cmd = jd_strfmt("rm -rf %s", f->dir);
-    int rc = system(cmd);
-    free(cmd);
-    free(f);
-    return rc == 0 ? 0 : -1;
+    return fixture_setup(state, "/tmp/jd-tasks-XXXXXX", true);
 }
 
 static void test_task_life(void **state)
@@ -307,8 +173,8 @@ static void test_max_open(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_task_life, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_life, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_max_open, setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
